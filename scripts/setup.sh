@@ -26,10 +26,14 @@ stamp=.venv/.trm_tvm_setup
 want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing Python packages into .venv (torch CPU wheel first, so nothing pulls a CUDA build)"
-  .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q torch==2.13.0
+  log=.venv/setup-pip.log
   # torch is pinned for every later resolution: a dependency asking for 'torch' must not pull another build.
   echo "torch==2.13.0" > .venv/torch-pin.txt
-  .venv/bin/pip install -q -c .venv/torch-pin.txt -e ".[dev]"
+  if ! { .venv/bin/pip install --upgrade pip && .venv/bin/pip install torch==2.13.0 &&
+         .venv/bin/pip install -c .venv/torch-pin.txt -e ".[dev]"; } > "$log" 2>&1; then
+    tail -n 20 "$log"
+    echo "error: pip install failed (full log: $log) -- check the package registry is reachable and rerun make setup" >&2
+    exit 1
+  fi
   echo "$want" > "$stamp"
 fi
