@@ -8,6 +8,7 @@
  *
  * Shapes are row-major. `scratch` is arena memory the executor reserves for kernels that need it (size from the
  * back end's scratch function in Python); ref kernels take NULL. No kernel allocates or keeps state.
+ * `bias` may be NULL (the linear layers inside `net` have none).
  */
 #ifndef TRM_KERNELS_H
 #define TRM_KERNELS_H

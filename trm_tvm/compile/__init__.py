@@ -1,0 +1,1 @@
+"""The compile stage: quantised artifact -> Relax/TIR -> plain C model library (see docs/compile.md)."""
