@@ -1,0 +1,158 @@
+"""The hand-written dsp and mve kernels (project_templates/kernels/handwritten/) on the host, 0 LSB.
+
+The SAME C source as on the boards, with the Arm intrinsics replaced by the exact plain-C emulations of
+trm_simd.h. Every case is checked against trm_tvm.quant.spec and against the ref twin on the same vectors: small
+odd shapes (kernel_cases.linear_case), shapes with several token blocks and chunks plus tails, the model's shapes,
+saturation and rounding ties, unaligned activation / weight / output / scratch buffers, and that a kernel never
+writes outside its output and its declared scratch.
+"""
+import ctypes
+
+import numpy as np
+import pytest
+
+from kernel_cases import linear_case, requant_params
+from trm_tvm.boards import load_board
+from trm_tvm.compile.backends import handwritten
+from trm_tvm.compile.hostcc import build_shared
+from trm_tvm.compile.kernel_abi import KERNELS_DIR, REF_SOURCES
+from trm_tvm.quant import spec
+
+N = 1000
+VARIANTS = ("dsp", "mve")
+SENTINEL = 0x5A
+
+
+@pytest.fixture(scope="module")
+def lib():
+    srcs = [handwritten.HANDWRITTEN_DIR / s for s in handwritten.SOURCES.values()] + REF_SOURCES
+    return build_shared(srcs, [KERNELS_DIR, handwritten.HANDWRITTEN_DIR])
+
+
+def call_linear(lib, variant, a, w, bias, mult, shift, packed_s4, offset=0):
+    """Run trm_linear_<s8|s4>_<variant> with every int8 buffer starting `offset` bytes past an aligned address;
+    check the bytes around the output and past the declared scratch are untouched. Returns the int8 output."""
+    tokens, n_in = a.shape
+    n_out = w.shape[0]
+
+    def place(arr, extra=0):
+        raw = np.full(arr.nbytes + offset + extra + 16, SENTINEL, np.uint8)
+        base = (-raw.ctypes.data) % 16 + offset  # 16-byte aligned start, then the offset
+        view = raw[base:base + arr.nbytes]
+        view[:] = np.ascontiguousarray(arr).view(np.uint8).ravel()
+        return raw, base, view
+
+    _, _, a_buf = place(a)
+    _, _, w_buf = place(w)
+    out_raw, out_base, out_buf = place(np.zeros((tokens, n_out), np.int8))
+    scratch_n = handwritten.linear_scratch_bytes(variant, tokens, n_in, n_out)
+    s_raw, s_base, _ = place(np.zeros(scratch_n, np.uint8))
+    i32 = lambda x: np.ascontiguousarray(x, np.int32)  # noqa: E731 -- int32 arrays are aligned by contract
+    bias_c, mult_c, shift_c = (None if bias is None else i32(bias)), i32(mult), i32(shift)
+    p = lambda x: None if x is None else x.ctypes.data_as(ctypes.c_void_p)  # noqa: E731
+    fn = getattr(lib, f"trm_linear_{'s4' if packed_s4 else 's8'}_{variant}")
+    fn(p(a_buf), p(w_buf), p(bias_c), p(mult_c), p(shift_c), p(out_buf), tokens, n_in, n_out,
+       p(s_raw[s_base:]) if scratch_n else None)
+    assert (out_raw[:out_base] == SENTINEL).all() and (out_raw[out_base + out_buf.size:] == SENTINEL).all()
+    assert (s_raw[:s_base] == SENTINEL).all() and (s_raw[s_base + scratch_n:] == SENTINEL).all()
+    return out_buf.view(np.int8).reshape(tokens, n_out).copy()
+
+
+def ref_linear(lib, a, w, bias, mult, shift, packed_s4):
+    return call_linear(lib, "ref", a, w, bias, mult, shift, packed_s4)
+
+
+def want_linear(a, w, bias, mult, sh, packed_s4):
+    """(spec output, weights as the kernel takes them)"""
+    b = np.zeros(w.shape[0], np.int64) if bias is None else bias
+    if packed_s4:
+        wp = spec.pack_s4(w)
+        return spec.linear_s4(a, wp, a.shape[1], b, mult, sh), wp
+    return spec.linear_s8(a, w, b, mult, sh), w
+
+
+def model_case(rng, tokens, n_in, n_out, packed_s4):
+    """A case at a given shape with kernel_cases' value and requantisation distributions."""
+    a = rng.integers(-128, 128, size=(tokens, n_in)).astype(np.int8)
+    lim = 8 if packed_s4 else 128
+    w = rng.integers(-lim, lim, size=(n_out, n_in)).astype(np.int8)
+    bias = rng.integers(-(1 << 20), 1 << 20, size=n_out).astype(np.int32)
+    mult, sh = requant_params(rng, n_out, 50.0 * (8 if packed_s4 else 70) * np.sqrt(n_in))
+    return a, w, bias, mult, sh
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("packed_s4", [False, True], ids=["s8", "s4"])
+def test_linear_small_odd_shapes(lib, variant, packed_s4):
+    """1000 cases of kernel_cases.linear_case (tokens 1-5, n_in/n_out 1-39, extremes, ties), unaligned by case."""
+    rng = np.random.default_rng(80 + 2 * packed_s4 + (variant == "mve"))
+    saturated = 0
+    for i in range(N):
+        a, w, bias, mult, sh = linear_case(rng, packed_s4)
+        want, wk = want_linear(a, w, bias, mult, sh, packed_s4)
+        got = call_linear(lib, variant, a, wk, bias, mult, sh, packed_s4, offset=i % 4)
+        np.testing.assert_array_equal(got, want, err_msg=f"case {i} shape {a.shape}x{w.shape}")
+        np.testing.assert_array_equal(got, ref_linear(lib, a, wk, bias, mult, sh, packed_s4))
+        saturated += int(np.isin(want, [-128, 127]).sum())
+    assert saturated > 100
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("packed_s4", [False, True], ids=["s8", "s4"])
+def test_linear_blocks_and_tails(lib, variant, packed_s4):
+    """Every token tail of both blockings (3 and 4 tokens) and k tails of both chunkings (8 and 16), several
+    blocks and chunks per call, each buffer offset 0-3 bytes."""
+    rng = np.random.default_rng(90 + 2 * packed_s4 + (variant == "mve"))
+    for tokens in range(1, 14):
+        for n_in in (1, 7, 8, 9, 15, 16, 17, 31, 33, 47, 64, 71):
+            n_out = int(rng.integers(1, 12))
+            a, w, bias, mult, sh = model_case(rng, tokens, n_in, n_out, packed_s4)
+            want, wk = want_linear(a, w, bias, mult, sh, packed_s4)
+            got = call_linear(lib, variant, a, wk, bias, mult, sh, packed_s4, offset=(tokens + n_in) % 4)
+            np.testing.assert_array_equal(got, want, err_msg=f"{tokens}x{n_in}x{n_out}")
+
+
+# (tokens, n_in, n_out) of the ECG model (hidden 48, H 96, 16/32 tokens; token mixing on the transpose)
+MODEL_SHAPES = [(16, 48, 96), (16, 96, 48), (48, 16, 32), (48, 32, 16), (32, 48, 96), (32, 96, 48), (48, 32, 64)]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("packed_s4", [False, True], ids=["s8", "s4"])
+def test_linear_model_shapes(lib, variant, packed_s4):
+    rng = np.random.default_rng(100 + 2 * packed_s4 + (variant == "mve"))
+    for shape in MODEL_SHAPES:
+        a, w, bias, mult, sh = model_case(rng, *shape, packed_s4)
+        want, wk = want_linear(a, w, bias, mult, sh, packed_s4)
+        np.testing.assert_array_equal(call_linear(lib, variant, a, wk, bias, mult, sh, packed_s4), want)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_linear_extreme_accumulators(lib, variant):
+    """All -128 activations against all -128 / 127 weights at n_in 1024: the largest sums, both signs."""
+    rng = np.random.default_rng(7)
+    for wv in (-128, 127):
+        a = np.full((5, 1024), -128, np.int8)
+        w = np.full((3, 1024), wv, np.int8)
+        bias = np.array([0, 1 << 20, -(1 << 20)], np.int32)
+        mult, sh = np.array([1 << 30, 1, 1 << 29], np.int32), np.array([40, 1, 62], np.int32)
+        want, _ = want_linear(a, w, bias, mult, sh, False)
+        np.testing.assert_array_equal(call_linear(lib, variant, a, w, bias, mult, sh, False, int(rng.integers(4))),
+                                      want)
+
+
+def test_scratch_size_matches_c(lib):
+    """The executor's arena plan (Python) and the kernels (C) agree on the scratch size."""
+    for variant in VARIANTS:
+        fn = getattr(lib, f"trm_linear_{variant}_scratch_bytes")
+        for tokens, n_in, n_out in [(1, 1, 1), (16, 48, 96), (48, 17, 5), (3, 1024, 2)]:
+            assert fn(tokens, n_in, n_out) == handwritten.linear_scratch_bytes(variant, tokens, n_in, n_out)
+
+
+def test_backend_picks_variant_by_board():
+    assert handwritten.variant(load_board("cortex-m4")) == "dsp"
+    assert handwritten.variant(load_board("cortex-m55")) == "mve"
+    m4 = load_board("cortex-m4")
+    assert handwritten.kernel("linear_s8", m4) == "trm_linear_s8_dsp"
+    assert handwritten.kernel("rmsnorm_s32", m4) == "trm_rmsnorm_s32_ref"
+    assert handwritten.scratch_bytes("linear_s8", m4, 16, 48, 96) == 2 * 48 * 17 + 3
+    assert handwritten.scratch_bytes("linear_s8", load_board("cortex-m55"), 16, 48, 96) == 0

@@ -1,0 +1,59 @@
+"""The `handwritten` back end: which hand-written C kernels a board gets, their sources and their scratch.
+
+The kernels live in project_templates/kernels/handwritten/ (docs/kernels.md): `dsp` variants for cores with the
+Arm DSP extension (Cortex-M4/M7/M33), `mve` variants for Helium (Cortex-M55). Only the linear layers have
+hand-written variants; every other op uses its `ref` kernel (trm_kernels.h), so a board without DSP gets the
+reference kernels throughout. The executor calls `kernel(op, board)` and reserves `scratch_bytes(...)` of arena
+for each call (the C function `trm_linear_<variant>_scratch_bytes` computes the same number; a test checks it).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from trm_tvm.boards import Board
+
+REPO = Path(__file__).resolve().parents[3]
+KERNELS_DIR = REPO / "project_templates" / "kernels"
+HANDWRITTEN_DIR = KERNELS_DIR / "handwritten"
+HEADERS = ["trm_kernels_handwritten.h", "trm_requant.h", "trm_simd.h"]
+SOURCES = {"dsp": "trm_kernels_dsp.c", "mve": "trm_kernels_mve.c"}
+OPS = ("linear_s8", "linear_s4")   # ops with a hand-written variant; others fall back to ref
+
+
+def variant(board: Board) -> str:
+    """'mve' with Helium, else 'dsp' with the DSP extension, else 'ref'."""
+    features = set(board.core.features)
+    return "mve" if "mve" in features else ("dsp" if "dsp" in features else "ref")
+
+
+def kernel(op: str, board: Board) -> str:
+    """C function name of `op` ('linear_s8', 'rmsnorm_s32', ...) on this board."""
+    v = variant(board)
+    return f"trm_{op}_{v if op in OPS and v != 'ref' else 'ref'}"
+
+
+def sources(board: Board) -> list[Path]:
+    """C sources to compile into the model library (the ref kernels for the other ops come from the ref back end)."""
+    v = variant(board)
+    return [HANDWRITTEN_DIR / SOURCES[v]] if v in SOURCES else []
+
+
+def headers(board: Board) -> list[Path]:
+    return [HANDWRITTEN_DIR / h for h in HEADERS] if variant(board) in SOURCES else []
+
+
+def pad8(n: int) -> int:
+    return (n + 7) // 8 * 8
+
+
+def scratch_bytes(op: str, board: Board, tokens: int, n_in: int, n_out: int) -> int:
+    """Arena bytes one call of `kernel(op, board)` needs as `scratch` (any alignment; 0: pass NULL)."""
+    return linear_scratch_bytes(variant(board), tokens, n_in, n_out) if op in OPS else 0
+
+
+def linear_scratch_bytes(variant: str, tokens: int, n_in: int, n_out: int) -> int:
+    """dsp: int16 activations of every token and one int16 weight row, n_in padded to 8, +3 bytes to align the
+    start to a word. mve: none (int8 operands are used as they are)."""
+    if variant == "dsp":
+        return 2 * pad8(n_in) * (tokens + 1) + 3
+    return 0
