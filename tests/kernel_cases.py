@@ -58,12 +58,14 @@ def pack_s4(w: np.ndarray) -> np.ndarray:
     return (nib[:, 0::2] | (nib[:, 1::2] << 4)).astype(np.uint8)
 
 
-def rmsnorm_case(rng, max_dim: int = 70):
-    tokens, dim = int(rng.integers(1, 5)), int(rng.integers(1, max_dim))
+def rmsnorm_case(rng, max_dim: int = 70, dims: tuple | None = None):
+    tokens, dim = dims or (int(rng.integers(1, 5)), int(rng.integers(1, max_dim)))
     mag = int(rng.choice([1 << 4, 1 << 12, 1 << 20, (1 << 24) - 1]))
     r = rng.integers(-mag, mag + 1, size=(tokens, dim)).astype(np.int32)
     if rng.random() < 0.05:
         r[0] = 0  # ss == eps (or 0 with eps == 0: all outputs 0)
+    if rng.random() < 0.05:
+        r[-1] = r[-1, 0]  # one value repeated: r/d exactly 1/sqrt(D)
     eps = int(rng.choice([0, 1, int(rng.integers(0, 1 << 16))]))
     mult, sh = requant_params(rng, dim, (1 << 15) / np.sqrt(dim) * 2)
     return r, eps, mult, sh

@@ -1,0 +1,170 @@
+"""TIR kernels of the `tvm` back end against the integer spec (0 LSB), at the naive and default schedules.
+
+Each kernel family sees >= 1000 random vectors with saturation, rounding ties and extreme values, over a few
+specialised shapes (odd sizes included). The C comes out of TVM's C code generator (no TVM runtime) and is
+compiled with the host gcc -Werror.
+"""
+import ctypes
+
+import numpy as np
+import pytest
+
+from kernel_cases import int8, pack_s4, requant_params, rmsnorm_case
+from oracle import O
+from trm_tvm.compile import strategies
+from trm_tvm.compile.hostcc import build_shared
+from trm_tvm.compile.lower_c import to_c
+from trm_tvm.compile.strategies.eltwise import EltShape
+from trm_tvm.compile.strategies.linear import LinearShape
+from trm_tvm.compile.strategies.rmsnorm import RMSNormShape
+
+LEVELS = ("naive", "default")
+LINEAR_SHAPES = [LinearShape(3, 17, 12, 8), LinearShape(4, 16, 8, 4, bias=True), LinearShape(2, 9, 5, 4),
+                 LinearShape(1, 24, 5, 8, "int16", True), LinearShape(5, 16, 8, 8, a_trans=True),
+                 LinearShape(6, 8, 4, 4, a_trans=True, out_trans=True)]
+ELT_SHAPES = [EltShape("add_s8", (37,), 3), EltShape("add_s8", (16,), 2), EltShape("add_s32", (37,), 2),
+              EltShape("mul", (33,)), EltShape("lut", (40,)), EltShape("mean_pool", (7, 12)),
+              EltShape("transpose", (5, 8)), EltShape("patch", (2, 24, 4)), EltShape("embed", (9, 6, 10))]
+NORM_SHAPES = [RMSNormShape(3, 37), RMSNormShape(2, 48)]
+
+
+class Built:
+    """Every test kernel at every level in one generated C file, compiled once."""
+
+    def __init__(self, tmp):
+        self.funcs, self.scratch = {}, {}
+        for shape in LINEAR_SHAPES + ELT_SHAPES + NORM_SHAPES:
+            for level in LEVELS:
+                knobs = strategies.knobs_for(strategies.family_of(shape), level)
+                name, func, scratch = strategies.build(shape, knobs)
+                name = f"{name}_{level}"
+                self.funcs[name], self.scratch[(shape, level)] = func, scratch
+        self.src = to_c(self.funcs)
+        (tmp / "kernels_tvm.c").write_text(self.src)
+        self.lib = build_shared([tmp / "kernels_tvm.c"], flags=["-Wno-unused-variable"])
+
+    def call(self, shape, level, *args):
+        name = f"{strategies.kernel_name(shape, None)}_{level}"
+        func = self.funcs[name]
+        c_args = []
+        for p, a in zip(func.params, args):
+            if isinstance(a, np.ndarray):
+                c_args.append(a.ctypes.data_as(ctypes.c_void_p))
+            else:
+                c_args.append({"int32": ctypes.c_int32, "int64": ctypes.c_int64}[str(p.ty.dtype)](int(a)))
+        getattr(self.lib, name)(*c_args)
+
+
+@pytest.fixture(scope="module")
+def K(tmp_path_factory):
+    return Built(tmp_path_factory.mktemp("tvm_kernels"))
+
+
+def c(a, dtype):
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("shape", LINEAR_SHAPES, ids=lambda s: s.key)
+def test_linear(K, shape, level):
+    rng = np.random.default_rng(hash(shape.key) % 2**32)
+    s, vectors, ties = shape, 0, 0
+    lim = 8 if s.wbits == 4 else 128
+    while vectors < 1000:
+        extreme = rng.random() < 0.1
+        a = int8(rng, (s.tokens, s.n_in), extreme)
+        w = rng.integers(-lim, lim, size=(s.n_out, s.n_in)).astype(np.int8)
+        bias = rng.integers(-(1 << 20), 1 << 20, size=s.n_out).astype(np.int32) if s.bias else None
+        mult, sh = requant_params(rng, s.n_out, 50.0 * lim * 0.6 * np.sqrt(s.n_in))
+        if s.out_dtype == "int16":
+            sh = np.maximum(sh - 8, 1).astype(np.int32)
+        want = O.linear(a, w, bias, mult, sh, out_bits=16 if s.out_dtype == "int16" else 8)
+        out = np.zeros(want.T.shape if s.out_trans else want.shape, want.dtype)
+        args = [c(a.T if s.a_trans else a, np.int8), c(pack_s4(w) if s.wbits == 4 else w, np.uint8 if s.wbits == 4 else np.int8)]
+        args += ([c(bias, np.int32)] if s.bias else []) + [c(mult, np.int32), c(sh, np.int32), out]
+        scratch = K.scratch[(shape, level)]
+        if scratch:
+            args.append(np.zeros(scratch // 4, np.int32))
+        K.call(shape, level, *args)
+        np.testing.assert_array_equal(out.T if s.out_trans else out, want)
+        vectors += s.tokens
+        ties += O.tie_count(O.acc(a, w, bias), mult, sh)
+    assert ties > 20
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("shape", NORM_SHAPES, ids=lambda s: s.key)
+def test_rmsnorm(K, shape, level):
+    rng = np.random.default_rng(7)
+    for _ in range(1000 // shape.tokens + 1):
+        r, eps, mult, sh = rmsnorm_case(rng, dims=(shape.tokens, shape.dim))
+        out = np.zeros(r.shape, np.int8)
+        K.call(shape, level, c(r, np.int32), eps, mult, sh, out)
+        np.testing.assert_array_equal(out, O.rmsnorm(r, eps, mult, sh))
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("shape", ELT_SHAPES, ids=lambda s: s.key)
+def test_eltwise(K, shape, level):
+    rng = np.random.default_rng(11)
+    for _ in range(1000):
+        op, d = shape.op, shape.dims
+        if op.startswith("add"):
+            ins = [int8(rng, d, rng.random() < 0.1) for _ in range(shape.n_in)]
+            m = rng.integers(0, 1 << 15, size=shape.n_in).astype(np.int32)
+            s = int(rng.integers(1, 20))
+            want = O.add(ins, m, s if op == "add_s8" else None)
+            out = np.zeros_like(want)
+            K.call(shape, level, *ins, m, *([s] if op == "add_s8" else []), out)
+        elif op == "mul":
+            a, b = int8(rng, d), int8(rng, d)
+            (mult,), (sh,) = requant_params(rng, 1, 128 * 128)
+            want = O.mul(a, b, mult, sh)
+            out = np.zeros_like(want)
+            K.call(shape, level, a, b, mult, sh, out)
+        elif op == "lut":
+            a, table = int8(rng, d), int8(rng, 256)
+            want, out = table[a.astype(np.int64) + 128], np.zeros(d, np.int8)
+            K.call(shape, level, a, table, out)
+        elif op == "mean_pool":
+            a = int8(rng, d, rng.random() < 0.1)
+            (mult,), (sh,) = requant_params(rng, 1, 128 * d[0])
+            want = O.mean_pool(a, mult, sh)
+            out = np.zeros_like(want)
+            K.call(shape, level, a, mult, sh, out)
+        elif op == "transpose":
+            a = int8(rng, d)
+            want, out = a.T.copy(), np.zeros(d[::-1], np.int8)
+            K.call(shape, level, a, out)
+        elif op == "patch":
+            ch, samples, p = d
+            x = int8(rng, (ch, samples))
+            want = x.reshape(ch, samples // p, p).transpose(1, 0, 2).reshape(samples // p, ch * p)
+            out = np.zeros_like(want)
+            K.call(shape, level, x, out)
+        else:  # embed
+            tokens, dim, vocab = d
+            digits, table = rng.integers(0, vocab, size=tokens).astype(np.uint8), int8(rng, (vocab, dim))
+            want, out = table[digits], np.zeros((tokens, dim), np.int8)
+            K.call(shape, level, digits, table, out)
+        np.testing.assert_array_equal(out, want)
+
+
+def test_sources_come_from_tvm_and_follow_the_knobs(K):
+    shape = LINEAR_SHAPES[1]  # n_in, n_out divisible by the default tile and unroll
+    base = strategies.knobs_for("linear", "default")
+    srcs = {to_c({"k": strategies.build(shape, dict(base, **change))[1]})
+            for change in ({}, {"tile_o": 1}, {"unroll_k": 1}, {"order": "ot"}, {"fuse": False})}
+    assert len(srcs) == 5  # every knob changes the generated code
+    for src in srcs | {K.src}:
+        assert "// tvm target" in src  # emitted by TVM's C code generator
+        assert "TVMFFI" not in src and "tvm/" not in src and "malloc" not in src
+
+
+def test_naive_scratch_comes_from_the_arena():
+    shape = LINEAR_SHAPES[0]
+    naive = strategies.knobs_for("linear", "naive")
+    name, func, scratch = strategies.build(shape, naive)
+    assert scratch == 4 * shape.tokens * shape.n_out and len(func.params) == 6
+    src = to_c({name: func})
+    assert "int32_t* acc" in src  # accumulator tensor is a pointer argument, not a stack array

@@ -1,0 +1,30 @@
+"""TIR building blocks shared by the strategies: the spec's rounding and saturation as TIR expressions."""
+from __future__ import annotations
+
+from tvm import tirx
+
+
+def i64(x):
+    return tirx.Cast("int64", x)
+
+
+def rq(v, mult, shift):
+    """rq(v, M, sh) = (v*M + 2^(sh-1)) >> sh, in int64 with an arithmetic shift (docs/integer-spec.md)."""
+    sh = i64(shift)
+    one = tirx.const(1, "int64")
+    return tirx.shift_right(i64(v) * i64(mult) + tirx.shift_left(one, sh - one), sh)
+
+
+def sat(v, dtype: str):
+    """Clamp an int64 expression to the range of int8/int16 and cast."""
+    bits = {"int8": 8, "int16": 16}[dtype]
+    lo, hi = tirx.const(-(1 << (bits - 1)), "int64"), tirx.const((1 << (bits - 1)) - 1, "int64")
+    return tirx.Cast(dtype, tirx.max(tirx.min(v, hi), lo))
+
+
+def s4_nibble(byte_u8, k):
+    """Element k of a packed-int4 row from its byte: low nibble for even k, high for odd; sign-extended by
+    mask arithmetic (no shifts on negative values)."""
+    w = tirx.Cast("int32", byte_u8)
+    nib = tirx.if_then_else(tirx.floormod(k, 2) == 0, tirx.bitwise_and(w, 15), tirx.shift_right(w, 4))
+    return nib - tirx.bitwise_and(nib, 8) * 2

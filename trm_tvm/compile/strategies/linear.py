@@ -1,0 +1,94 @@
+"""Strategy for linear layers: int8 or packed-int4 weights x int8 activations, int32 accumulation, per-channel
+requantisation to int8 (or int16 for the heads).
+
+Compute (tensor expression) + schedule (s_tir.Schedule) with the knobs the tuner searches:
+  order     "to" (tokens outer) | "ot" (output channels outer)
+  tile_o    output channels computed together (register blocking), 1 = none
+  unroll_k  inner unroll factor of the reduction (s4: even, so the nibble select folds away), 1 = none
+  fuse      requantise right after each accumulation (accumulator stays in registers); False = naive: a full
+            int32 accumulator tensor, passed in as arena scratch (never on the stack)
+Layout variants for token mixing: `a_trans` reads the input as [n_in][tokens] (i.e. transpose(h) without moving
+data), `out_trans` writes [n_out][tokens].
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tvm import s_tir, te, tirx
+
+from trm_tvm.compile.strategies.common import rq, s4_nibble, sat
+
+NAIVE = {"order": "to", "tile_o": 1, "unroll_k": 1, "fuse": False}
+
+
+@dataclass(frozen=True)
+class LinearShape:
+    tokens: int
+    n_in: int
+    n_out: int
+    wbits: int = 8          # 8 | 4 (packed)
+    out_dtype: str = "int8"  # int8 | int16 (heads)
+    bias: bool = False
+    a_trans: bool = False
+    out_trans: bool = False
+
+    @property
+    def key(self) -> str:
+        lay = ("t" if self.a_trans else "") + ("T" if self.out_trans else "")
+        return (f"linear_s{self.wbits}{'_o16' if self.out_dtype == 'int16' else ''}{'_b' if self.bias else ''}"
+                f"_{self.tokens}x{self.n_in}x{self.n_out}{'_' + lay if lay else ''}")
+
+
+def compute(s: LinearShape, fuse: bool):
+    """The tensor expression of the op: its parameter tensors in C argument order."""
+    ain = te.placeholder((s.n_in, s.tokens) if s.a_trans else (s.tokens, s.n_in), "int8", name="a")
+    if s.wbits == 8:
+        w = te.placeholder((s.n_out, s.n_in), "int8", name="w")
+        weight = lambda o, k: tirx.Cast("int32", w[o, k])  # noqa: E731
+    else:
+        w = te.placeholder((s.n_out, (s.n_in + 1) // 2), "uint8", name="w")
+        weight = lambda o, k: s4_nibble(w[o, tirx.floordiv(k, 2)], k)  # noqa: E731
+    bias = te.placeholder((s.n_out,), "int32", name="bias") if s.bias else None
+    mult = te.placeholder((s.n_out,), "int32", name="mult")
+    shift = te.placeholder((s.n_out,), "int32", name="shift")
+    k = te.reduce_axis((0, s.n_in), name="k")
+    a_at = (lambda t, kk: ain[kk, t]) if s.a_trans else (lambda t, kk: ain[t, kk])
+    acc = te.compute((s.tokens, s.n_out),
+                     lambda t, o: te.sum(tirx.Cast("int32", a_at(t, k)) * weight(o, k), axis=k), name="acc")
+
+    def requant(t, o):
+        v = acc[t, o] + (bias[o] if bias is not None else 0)
+        return sat(rq(v, mult[o], shift[o]), s.out_dtype)
+
+    oshape = (s.n_out, s.tokens) if s.out_trans else (s.tokens, s.n_out)
+    out = te.compute(oshape, (lambda o, t: requant(t, o)) if s.out_trans else requant, name="out")
+    params = [ain, w] + ([bias] if bias is not None else []) + [mult, shift, out]
+    if not fuse:
+        params.append(acc)  # naive: the accumulator tensor is arena scratch
+    return params
+
+
+def scratch_bytes(s: LinearShape, knobs: dict) -> int:
+    return 0 if knobs["fuse"] else 4 * s.tokens * s.n_out
+
+
+def schedule(s: LinearShape, knobs: dict) -> tirx.PrimFunc:
+    func = te.create_prim_func(compute(s, knobs["fuse"]))
+    sch = s_tir.Schedule(func)
+    acc = sch.get_sblock("acc")
+    t, o, k = sch.get_loops(acc)
+    if knobs["order"] == "ot":
+        sch.reorder(o, t)
+    inner, lane = (t if knobs["order"] == "ot" else o), None
+    if knobs["tile_o"] > 1 and s.n_out % knobs["tile_o"] == 0 and knobs["order"] == "to":
+        inner, lane = sch.split(o, [None, knobs["tile_o"]])
+        sch.reorder(inner, k, lane)
+    if knobs["fuse"]:
+        sch.reverse_compute_at(sch.get_sblock("out"), inner)
+        sch.decompose_reduction(acc, k)
+    if knobs["unroll_k"] > 1 and s.n_in % knobs["unroll_k"] == 0:
+        _, ki = sch.split(k, [None, knobs["unroll_k"]])
+        sch.unroll(ki)
+    if lane is not None:
+        sch.unroll(lane)
+    return sch.mod["main"]
