@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from trm_tvm.quant.spec import pack_s4  # noqa: F401  (re-exported for the kernel tests)
+
 I8 = np.iinfo(np.int8)
 
 
@@ -47,15 +49,6 @@ def linear_case(rng, packed_s4: bool = False, max_dim: int = 40):
     acc_scale = 50.0 * (8 if packed_s4 else 70) * np.sqrt(n_in)
     mult, sh = requant_params(rng, n_out, acc_scale)
     return a, w, bias, mult, sh
-
-
-def pack_s4(w: np.ndarray) -> np.ndarray:
-    """[n_out][n_in] int4 values -> [n_out][ceil(n_in/2)] bytes (docs/integer-spec.md packing)."""
-    n_out, n_in = w.shape
-    wp = np.zeros((n_out, (n_in + 1) // 2 * 2), np.int64)
-    wp[:, :n_in] = w
-    nib = wp & 15
-    return (nib[:, 0::2] | (nib[:, 1::2] << 4)).astype(np.uint8)
 
 
 def rmsnorm_case(rng, max_dim: int = 70, dims: tuple | None = None):

@@ -1,17 +1,8 @@
-"""The integer ops of docs/integer-spec.md as the kernel tests' oracle, in numpy int64 (exact)."""
-import math
-
+"""The kernel tests' oracle: trm_tvm/quant/spec.py (the integer spec in numpy), with the argument conventions of
+the C kernel tests (bias may be None, add with s=None means the int32 residual add)."""
 import numpy as np
 
-
-def _rq(v, mult, sh):
-    v, mult, sh = (np.asarray(x).astype(np.int64).astype(object) for x in (v, mult, sh))
-    return ((v * mult + (1 << (sh - 1))) >> sh).astype(np.int64)  # Python ints: exact, arithmetic >>
-
-
-def _sat(v, bits):
-    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    return np.clip(v, lo, hi).astype(np.int8 if bits == 8 else np.int16)
+from trm_tvm.quant import spec
 
 
 class O:
@@ -22,39 +13,28 @@ class O:
 
     @staticmethod
     def linear(a, w, bias, mult, sh, out_bits=8):
-        return _sat(_rq(O.acc(a, w, bias), mult, sh), out_bits)
+        bias = np.zeros(w.shape[0], np.int32) if bias is None else bias
+        return spec.linear_s8(a, w, bias, mult, sh, out_bits=out_bits)
 
     @staticmethod
     def tie_count(acc, mult, sh):
-        prod = np.asarray(acc, dtype=object) * np.asarray(mult, dtype=object)
-        half = np.asarray([1 << (int(s) - 1) for s in sh], dtype=object)
+        """How many requantisations land exactly on a .5 (the round-half-up edge)."""
+        prod = np.asarray(acc, dtype=np.int64).astype(object) * np.asarray(mult, np.int64).astype(object)
+        half = np.asarray([1 << (int(s) - 1) for s in np.asarray(sh).ravel()], dtype=object)
         return int(((prod % (2 * half)) == half).sum())
 
     @staticmethod
     def add(ins, m, s):
-        v = sum(x.astype(np.int64) * int(mi) for x, mi in zip(ins, m))
-        if s is None:
-            return v.astype(np.int32)
-        return _sat((v + (1 << (s - 1))) >> s, 8)
+        return spec.add_s32(ins, m).astype(np.int32) if s is None else spec.add_s8(ins, m, s)
 
     @staticmethod
     def mul(a, b, mult, sh):
-        return _sat(_rq(a.astype(np.int64) * b.astype(np.int64), mult, sh), 8)
+        return spec.mul_s8(a, b, mult, sh)
 
     @staticmethod
     def mean_pool(a, mult, sh):
-        return _sat(_rq(a.astype(np.int64).sum(0), mult, sh), 8)
+        return spec.mean_pool_s8(a, mult, sh)
 
     @staticmethod
     def rmsnorm(r, eps, mult, sh):
-        out = np.zeros(r.shape, np.int8)
-        for t, row in enumerate(r.astype(object)):
-            ss = sum(int(x) * int(x) for x in row) + int(eps)
-            if ss == 0:
-                continue
-            d = math.isqrt(ss)
-            b = d.bit_length()
-            inv = (1 << (b + 29)) // d
-            n = np.array([(int(x) * inv + (1 << (b + 13))) >> (b + 14) for x in row], dtype=object)
-            out[t] = _sat(_rq(n, mult, sh), 8)
-        return out
+        return spec.rmsnorm_s32(r, eps, mult, sh)
