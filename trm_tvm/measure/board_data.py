@@ -76,3 +76,15 @@ def energy_data(board: Any) -> dict:
             raise UserError(f"board {board_name(board)}: field energy.{k} must be a number > 0, got {v!r}",
                             "fix the board file (fields: docs/measurement.md)")
     return en
+
+
+def fit_limits(board: Any) -> dict[str, list[tuple[str, int]]]:
+    """{"flash": [(what, bytes)...], "ram": [...]}: the real part's memory and, when emulated, the emulator's."""
+    if hasattr(board, "fit_limits"):
+        return board.fit_limits()
+    p, e = board.get("part", {}), board.get("emulator")
+    limits = {"flash": [(f"{p['name']} flash", p["flash"]["bytes"])], "ram": [(f"{p['name']} RAM", p["ram"]["bytes"])]}
+    if e:
+        limits["flash"].append((f"{e['machine']} code memory", e["code"]["bytes"]))
+        limits["ram"].append((f"{e['machine']} data memory", e["data"]["bytes"]))
+    return limits
