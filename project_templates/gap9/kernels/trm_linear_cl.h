@@ -1,0 +1,33 @@
+/* Cluster-parallel tiled linear layer for GAP9 (int8 activations, int8 or packed int4 weights).
+ *
+ * Called on the cluster master core inside a cluster task. Tensors live in L2; the kernel allocates its L1 tiles,
+ * streams them with the cluster DMA (weights double-buffered when `double_buffer`), forks the team and splits
+ * each tile over the cores by output channel or by token. Semantics: trm_linear_s8_ref / trm_linear_s4_ref of
+ * project_templates/kernels/trm_kernels.h, bit for bit. Tile sizes come from trm_tvm/gap9/tiling.py, which
+ * computes the same L1 budget as trm_linear_cl_l1_bytes() below.
+ */
+#ifndef TRM_LINEAR_CL_H
+#define TRM_LINEAR_CL_H
+#include <stdint.h>
+
+typedef struct {
+  const int8_t *in;     /* L2 [tokens][n_in] */
+  const void *w;        /* L2 [n_out][row bytes]: n_in (wbits 8) or (n_in+1)/2 (wbits 4) */
+  const int32_t *bias;  /* L2 [n_out] (pass zeros for no bias) */
+  const int32_t *mult;  /* L2 [n_out] */
+  const int32_t *shift; /* L2 [n_out] */
+  int8_t *out;          /* L2 [tokens][n_out] */
+  int tokens, n_in, n_out, wbits;
+  int tile_tokens, tile_out; /* L1 tile: tokens x output channels */
+  int split_tokens;          /* 0: a tile's output channels are split over the cores; 1: its tokens */
+  int double_buffer;         /* 1: next weight tile and previous output tile move while the cores compute */
+} trm_linear_cl_args_t;
+
+enum { TRM_CL_OK = 0, TRM_CL_E_L1 = -1, TRM_CL_E_ARGS = -2 };
+
+/* L1 bytes the kernel allocates for these tiles (each block rounded up to 8 bytes). */
+uint32_t trm_linear_cl_l1_bytes(const trm_linear_cl_args_t *a);
+/* Runs the layer on the whole team; returns TRM_CL_OK or a negative TRM_CL_E_* (L1 full, bad tile sizes). */
+int trm_linear_cl(const trm_linear_cl_args_t *a);
+
+#endif

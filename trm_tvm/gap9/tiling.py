@@ -1,0 +1,75 @@
+"""L1 tiling planner for the GAP9 cluster kernels.
+
+The planner and the C kernel (project_templates/gap9/kernels/trm_linear_cl.c, `trm_linear_cl_l1_bytes`) compute
+the same L1 budget, so a plan the planner accepts is exactly what the kernel allocates; a layer whose smallest
+tile does not fit is refused with one line instead of emitting a tile that overflows L1.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from trm_tvm.errors import UserError
+
+MAX_DMA_BYTES = 65535     # pi_cl_dma_copy_t.size is 16 bits (PMSIS cl_dma.h)
+
+
+def _r8(n: int) -> int:
+    return (n + 7) // 8 * 8
+
+
+def row_bytes(n_in: int, wbits: int) -> int:
+    """Bytes of one weight row: int8, or packed int4 (two per byte, docs/integer-spec.md)."""
+    return (n_in + 1) // 2 if wbits == 4 else n_in
+
+
+@dataclass(frozen=True)
+class LinearTiling:
+    tokens: int
+    n_in: int
+    n_out: int
+    wbits: int
+    tile_tokens: int
+    tile_out: int
+    split_tokens: bool = False     # False: a tile's output channels are split over the cores; True: its tokens
+    double_buffer: bool = True
+
+    @property
+    def buffers(self) -> int:
+        return 2 if self.double_buffer else 1
+
+    @property
+    def l1_bytes(self) -> int:
+        """Mirror of trm_linear_cl_l1_bytes(): input tile + per buffer (weights, bias/mult/shift, output tile)."""
+        rb = row_bytes(self.n_in, self.wbits)
+        return (_r8(self.tile_tokens * self.n_in) + self.buffers * _r8(self.tile_out * rb)
+                + self.buffers * _r8(12 * self.tile_out) + self.buffers * _r8(self.tile_tokens * self.tile_out))
+
+    @property
+    def n_tiles(self) -> int:
+        return -(-self.tokens // self.tile_tokens) * -(-self.n_out // self.tile_out)
+
+    def dma_ok(self) -> bool:
+        rb = row_bytes(self.n_in, self.wbits)
+        return max(self.tile_out * rb, self.tile_tokens * self.n_in, self.tile_tokens * self.tile_out) <= MAX_DMA_BYTES
+
+    def c_args(self) -> dict[str, int]:
+        """The tiling fields of trm_linear_cl_args_t."""
+        return {"tile_tokens": self.tile_tokens, "tile_out": self.tile_out,
+                "split_tokens": int(self.split_tokens), "double_buffer": int(self.double_buffer)}
+
+
+def plan_linear(tokens: int, n_in: int, n_out: int, wbits: int, l1_budget: int, cores: int = 8,
+                split_tokens: bool = False, double_buffer: bool = True) -> LinearTiling:
+    """The default schedule: all tokens in one tile if possible, then the widest output tile that fits L1
+    (a multiple of `cores` when wider than `cores`, so every core gets the same number of channels)."""
+    for tile_tokens in range(tokens, 0, -1):
+        for tile_out in range(n_out, 0, -1):
+            if cores < tile_out < n_out and tile_out % cores:
+                continue
+            t = LinearTiling(tokens, n_in, n_out, wbits, tile_tokens, tile_out, split_tokens, double_buffer)
+            if t.l1_bytes <= l1_budget and t.dma_ok():
+                return t
+    smallest = LinearTiling(tokens, n_in, n_out, wbits, 1, 1, split_tokens, double_buffer)
+    raise UserError(f"linear layer {tokens}x{n_in}->{n_out} (w{wbits}) does not fit GAP9 L1: even a 1x1 tile "
+                    f"needs {smallest.l1_bytes} B of {l1_budget} B",
+                    "use a smaller hidden size or expansion for the GAP9 target")
