@@ -12,8 +12,8 @@
 
 #define TRM_INLINE static inline __attribute__((always_inline))
 
-/* Word loads/stores that may be unaligned (memcpy compiles to one LDR/STR on cores that allow it). */
-TRM_INLINE uint32_t trm_read_u32(const void *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+/* A word load that may be unaligned: one LDR on cores that allow it (the builtin, also under -ffreestanding). */
+TRM_INLINE uint32_t trm_read_u32(const void *p) { uint32_t v; __builtin_memcpy(&v, p, 4); return v; }
 
 /* ---- DSP extension (32-bit SIMD on halfwords) ------------------------------------------------------------- */
 #if defined(__ARM_FEATURE_DSP)

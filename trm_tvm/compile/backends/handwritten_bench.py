@@ -1,0 +1,228 @@
+"""Self-test and benchmark of the hand-written kernels on the emulated boards (QEMU, semihosting firmware).
+
+    python -m trm_tvm.compile.backends.handwritten_bench --boards cortex-m4,cortex-m55 --out reports/kernels/hw
+
+Self-test: the firmware (project_templates/kernels/handwritten/selftest/) generates random cases from the shared
+seeded PRNG (xorshift32; `Prng` mirrors it), runs the hand-written and the ref kernel on each and prints CRC-32s;
+`check_selftest` regenerates every case here and compares with trm_tvm.quant.spec (0 LSB). Bench: each kernel at
+the model's shapes under QEMU `-icount`; SysTick ticks around one call minus an empty call give **emulated**
+executed instructions (exact: the board's SysTick runs on the virtual clock, one instruction = 2^shift ns).
+This firmware is temporary: the cortex_m project template's RPC SELF_TEST mode and the bench CLI replace it.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import subprocess
+import tempfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from trm_tvm.boards import Board, load_board
+from trm_tvm.compile.backends import handwritten
+from trm_tvm.errors import UserError, atomic_write_text, cli_main
+from trm_tvm.jsonio import write_json
+from trm_tvm.provenance import figure, fmt
+from trm_tvm.quant import spec
+
+SELFTEST_DIR = handwritten.HANDWRITTEN_DIR / "selftest"
+REF_SOURCE = handwritten.KERNELS_DIR / "reference" / "trm_kernels_ref.c"
+SEED = 0x7E57C0DE
+ICOUNT_SHIFT = 7  # 128 ns per instruction: 3.2 (M4) / 4.1 (M55) SysTick ticks each, 2^24 ticks = 5M instructions
+# (tokens, n_in, n_out) of the ECG model's linear layers: hidden 48, H 96; L = 16 or 32 tokens; token mixing runs
+# on the transpose (48 "tokens" of L features, Ht = 2L)
+MODEL_SHAPES = [(16, 48, 96), (16, 96, 48), (48, 16, 32), (48, 32, 16),
+                (32, 48, 96), (32, 96, 48), (48, 32, 64), (48, 64, 32)]
+CFLAGS = ["-O2", "-std=c99", "-ffreestanding", "-fno-tree-loop-distribute-patterns", "-Wall", "-Wextra",
+          "-Werror", "-nostdlib", "-Wl,--gc-sections", "-ffunction-sections"]
+
+
+# -- firmware --------------------------------------------------------------------------------------------------------
+def link_script(board: Board) -> str:
+    code, data = board.emulator.code, board.emulator.data
+    return f"""MEMORY {{ CODE (rx) : ORIGIN = {code.origin:#x}, LENGTH = {code.bytes:#x}
+         RAM (rwx) : ORIGIN = {data.origin:#x}, LENGTH = {data.bytes:#x} }}
+SECTIONS {{
+  .text : {{ KEEP(*(.vectors)) *(.text*) *(.rodata*) . = ALIGN(4); }} > CODE
+  .data : {{ __data_start = .; *(.data*) . = ALIGN(4); __data_end = .; }} > RAM AT > CODE
+  __data_load = LOADADDR(.data);
+  .bss (NOLOAD) : {{ __bss_start = .; *(.bss*) *(COMMON) . = ALIGN(4); __bss_end = .; }} > RAM
+  __stack_top = ORIGIN(RAM) + LENGTH(RAM);
+}}
+"""
+
+
+def build_firmware(board: Board, out_dir: Path, bench: bool = False, cases: int = 1000, seed: int = SEED,
+                   shapes=MODEL_SHAPES) -> Path:
+    """Compile the self-test (or bench) firmware of the board's hand-written variant; returns the ELF."""
+    variant = handwritten.variant(board)
+    if variant == "ref":
+        raise UserError(f"board {board.name} has no hand-written kernels (no DSP or MVE)", "pick a Cortex-M board")
+    gcc = shutil.which("arm-none-eabi-gcc")
+    if gcc is None:
+        raise UserError("arm-none-eabi-gcc not found", "run `make setup` (installs gcc-arm-none-eabi)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ld = out_dir / "link.ld"
+    ld.write_text(link_script(board))
+    elf = out_dir / f"kernels_{'bench' if bench else 'selftest'}_{board.name}.elf"
+    defines = [f"-DTRM_VARIANT={variant}", f"-DTRM_SEED={seed:#x}u", f"-DTRM_CASES={cases}"]
+    if bench:
+        defines += ["-DTRM_BENCH", "-DTRM_BENCH_SHAPES=" + ",".join("{%d,%d,%d}" % s for s in shapes)]
+    srcs = [SELFTEST_DIR / "startup.c", SELFTEST_DIR / "main.c", handwritten.HANDWRITTEN_DIR /
+            handwritten.SOURCES[variant], REF_SOURCE]
+    cmd = [gcc, *board.core.cflags, *CFLAGS, *defines, f"-I{handwritten.KERNELS_DIR}",
+           f"-I{handwritten.HANDWRITTEN_DIR}", *map(str, srcs), "-T", str(ld), "-lgcc", "-o", str(elf)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"firmware build failed:\n{' '.join(cmd)}\n{res.stderr}")
+    return elf
+
+
+def run_qemu(board: Board, elf: Path, icount_shift: int | None = None, timeout: float = 600) -> str:
+    cmd = [*board.emulator.command, "-kernel", str(elf)]
+    if icount_shift is not None:
+        cmd += ["-icount", f"shift={icount_shift}"]
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError:
+        raise UserError(f"{cmd[0]} not found", "run `make setup` (installs qemu-system-arm)") from None
+    text = res.stdout + res.stderr  # QEMU writes the semihosting console to stderr
+    if res.returncode != 0 or "done" not in text:
+        raise RuntimeError(f"firmware failed (exit {res.returncode}):\n{text[-3000:]}")
+    return text
+
+
+# -- the self-test's cases, regenerated on the host -----------------------------------------------------------------
+class Prng:
+    """xorshift32 and the case generator of selftest/main.c, step for step."""
+
+    def __init__(self, seed: int):
+        self.s = seed & 0xFFFFFFFF
+
+    def next(self) -> int:
+        s = self.s
+        s ^= (s << 13) & 0xFFFFFFFF
+        s ^= s >> 17
+        s ^= (s << 5) & 0xFFFFFFFF
+        self.s = s
+        return s
+
+    def range(self, lo: int, hi: int) -> int:
+        return lo + self.next() % (hi - lo + 1)
+
+    def value(self, extreme: bool, lo: int, hi: int) -> int:
+        return (hi if self.next() & 1 else lo) if extreme else self.range(lo, hi)
+
+    def requant(self, n_out: int, base: int):
+        mult, shift = np.zeros(n_out, np.int64), np.zeros(n_out, np.int64)
+        for o in range(n_out):
+            kind = self.range(0, 7)
+            if kind == 0:
+                p = self.range(0, 3)
+                mult[o], shift[o] = 1 << p, p + self.range(1, 3)
+            else:
+                m = self.range(1 << 30, 0x7FFFFFFF)
+                mult[o], shift[o] = (-m if kind == 1 else m), base + self.range(-1, 2)
+        return mult, shift
+
+
+def selftest_case(rng: Prng):
+    """One case: (a, w8, w4, bias, (mult8, shift8), (mult4, shift4))."""
+    tokens, n_in, n_out = rng.range(1, 7), rng.range(1, 70), rng.range(1, 20)
+    extreme = rng.range(0, 7) == 0
+    a = np.array([rng.value(extreme, -128, 127) for _ in range(tokens * n_in)], np.int64).reshape(tokens, n_in)
+    w8 = np.array([rng.value(extreme, -128, 127) for _ in range(n_out * n_in)], np.int64).reshape(n_out, n_in)
+    w4 = np.array([rng.value(extreme, -8, 7) for _ in range(n_out * n_in)], np.int64).reshape(n_out, n_in)
+    bias = np.array([rng.range(-(1 << 20), 1 << 20) for _ in range(n_out)], np.int64)
+    q8 = rng.requant(n_out, 34 + n_in.bit_length() // 2)
+    q4 = rng.requant(n_out, 31 + n_in.bit_length() // 2)
+    return a, w8, w4, bias, q8, q4
+
+
+def check_selftest(output: str, cases: int, seed: int = SEED) -> dict:
+    """Compare every case line with the spec; returns counts and the first mismatches."""
+    lines = [ln.split() for ln in output.splitlines() if ln.startswith("C ")]
+    if len(lines) != cases:
+        raise AssertionError(f"expected {cases} case lines, got {len(lines)}")
+    rng = Prng(seed)
+    bad, saturated = [], 0
+    for i, fields in enumerate(lines):
+        a, w8, w4, bias, (m8, s8), (m4, s4) = selftest_case(rng)
+        want8 = spec.linear_s8(a, w8, bias, m8, s8)
+        want4 = spec.linear_s4(a, spec.pack_s4(w4), a.shape[1], bias, m4, s4)
+        saturated += int(np.isin(want8, [-128, 127]).sum() + np.isin(want4, [-128, 127]).sum())
+        crc8, crc4 = zlib.crc32(want8.tobytes()), zlib.crc32(want4.tobytes())
+        got = [int(x, 16) for x in fields[1:]]
+        expect = [i, crc8, crc8, crc4, crc4]
+        for name, g, e in zip(["index", "s8_hw", "s8_ref", "s4_hw", "s4_ref"], got, expect):
+            if g != e:
+                bad.append(f"case {i} {name} shape {a.shape}x{w8.shape}")
+    return {"cases": cases, "mismatches": bad, "saturated_outputs": saturated}
+
+
+# -- bench -----------------------------------------------------------------------------------------------------------
+def bench_board(board: Board, work: Path, shapes=MODEL_SHAPES) -> list[dict]:
+    """Emulated instructions per call and per MAC of each kernel at each shape (requantisation included)."""
+    elf = build_firmware(board, work, bench=True, shapes=shapes)
+    out = run_qemu(board, elf, icount_shift=ICOUNT_SHIFT)
+    ticks_per_insn = board.emulator.systick_hz * (1 << ICOUNT_SHIFT) / 1e9
+    rows, empty = [], {}
+    for ln in out.splitlines():
+        if not ln.startswith("B "):
+            continue
+        _, name, t, k, o, ticks = ln.split()
+        shape = (int(t, 16), int(k, 16), int(o, 16))
+        insns = int(ticks, 16) / ticks_per_insn
+        if name == "empty":
+            empty[shape] = insns
+            continue
+        n = round(insns - empty[shape])
+        macs = math.prod(shape)
+        kernel = f"trm_linear_{name[:2]}_{handwritten.variant(board) if name.endswith('hw') else 'ref'}"
+        rows.append({"board": board.name, "kernel": kernel, "tokens": shape[0], "n_in": shape[1],
+                     "n_out": shape[2], "macs": macs,
+                     "instructions": figure(n, "instructions", "emulated", f"QEMU {board.emulator.machine} "
+                                            f"-icount shift={ICOUNT_SHIFT}, SysTick around one call"),
+                     "instructions_per_mac": figure(n / macs, "instructions/MAC", "emulated",
+                                                    "QEMU -icount, SysTick")})
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    head = "| board | kernel | tokens x n_in x n_out | MACs | instructions | instructions/MAC |\n|---|---|---|---|---|---|\n"
+    return head + "".join(
+        f"| {r['board']} | {r['kernel']} | {r['tokens']}x{r['n_in']}x{r['n_out']} | {r['macs']} | "
+        f"{fmt(r['instructions'])} | {fmt(r['instructions_per_mac'])} |\n" for r in rows)
+
+
+@cli_main
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m trm_tvm.compile.backends.handwritten_bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--boards", default="cortex-m4,cortex-m55")
+    p.add_argument("--out", required=True, help="report directory (bench.json, bench.md)")
+    p.add_argument("--selftest", type=int, default=0, metavar="N", help="also run the on-device self-test, N cases")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    rows, selftests = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.boards.split(","):
+            board = load_board(name)
+            work = Path(tmp) / name
+            rows += bench_board(board, work)
+            if args.selftest:
+                elf = build_firmware(board, work, cases=args.selftest)
+                selftests[name] = check_selftest(run_qemu(board, elf), args.selftest)
+    write_json(out / "bench.json", {"rows": rows, "selftest": selftests})
+    atomic_write_text(out / "bench.md", "# Hand-written kernels at the model's shapes\n\n" + table(rows))
+    print(table(rows))
+    for name, res in selftests.items():
+        print(f"{name}: self-test {res['cases']} cases, {len(res['mismatches'])} mismatches")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
