@@ -105,3 +105,15 @@ def test_float_ref_matches_torch_model():
     for k, st in enumerate(steps):
         assert np.allclose(ref.logits[:, k], st.logits.numpy(), atol=1e-9)
         assert np.allclose(ref.q[:, k], st.q.numpy(), atol=1e-9)
+
+
+@pytest.mark.parametrize("kw,min_cos", [(dict(state_bits=16), 0.98), (dict(bits=4, act_bits=4), 0.5)])
+def test_study_variants_run_in_the_golden_model_only(kw, min_cos):
+    art, params, dims = random_artifact(hidden=16, tokens=8, classes=5, seed=4, **kw)
+    assert not art.on_device
+    if kw.get("state_bits") == 16:
+        assert art["y_init"].dtype == np.int16 and art.header["activations"]["out"]["dtype"] == "int16"
+    f, d = golden_inputs(art, 32, seed=3)
+    res = Golden(art).infer(d, max_steps=1, q_thr=spec.INT32_MAX)
+    ref = fr.forward(params, dims, f, n_sup=1).logits[:, 0]
+    assert cosine(res.logits * art.header["io"]["logit_scale"], ref) > min_cos

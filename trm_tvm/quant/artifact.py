@@ -292,15 +292,18 @@ def _validate_schedule(art: Artifact, dims: Dims, shapes: dict) -> None:
         _need(math.isclose(cur[u], last_out[u], rel_tol=1e-9),
               f"{u}_init scale {cur[u]:g} differs from the last {u}-call's output scale {last_out[u]:g}")
     out_names = set()
+    wide = art.numerics["state_bits"] > 8       # study-only: see docs/integer-spec.md
+    limit, max_shift = (spec.WIDE_ADD_MULT_LIMIT, 38) if wide else (spec.ADD_MULT_LIMIT, 30)
     for i, (c, u) in enumerate(zip(calls, want)):
         where = f"schedule.calls[{i}]"
         _need(c.get("update") == u, f"{where}: update {c.get('update')!r}, expected {u!r} (z^n y, T times)")
         ins = ["x", "y", "z"] if u == "z" else ["y", "z"]
         _need(c.get("inputs") == ins, f"{where}: inputs {c.get('inputs')} expected {ins}")
         m = c.get("in_mult")
-        _need(isinstance(m, list) and len(m) == len(ins) and all(isinstance(v, int) and 0 <= v for v in m),
-              f"{where}: in_mult must be {len(ins)} non-negative ints")
-        _need(isinstance(c.get("in_shift"), int) and 1 <= c["in_shift"] <= 30, f"{where}: in_shift out of [1, 30]")
+        _need(isinstance(m, list) and len(m) == len(ins) and all(isinstance(v, int) and 0 <= v < limit for v in m),
+              f"{where}: in_mult must be {len(ins)} ints in [0, {limit})")
+        _need(isinstance(c.get("in_shift"), int) and 1 <= c["in_shift"] <= max_shift,
+              f"{where}: in_shift out of [1, {max_shift}]")
         _tensor(art, c.get("out_mult"), "int32", (dims.hidden,), where)
         _tensor(art, c.get("out_shift"), "int32", (dims.hidden,), where)
         out_names.add((c["out_mult"], c["out_shift"]))

@@ -49,7 +49,8 @@ class Golden:
         op, art, ab = node["op"], self.art, self.act_bits
         if node.get("per_call"):
             if op == "add_s8":
-                return spec.add_s8([env[s] for s in call["inputs"]], call["in_mult"], call["in_shift"], ab)
+                return spec.add_s8([env[s] for s in call["inputs"]], call["in_mult"], call["in_shift"], ab,
+                                   wide=self.state_bits > 8)
             return spec.rmsnorm_s32(env[node["inputs"][0]], node["eps"], art[call["out_mult"]],
                                     art[call["out_shift"]], self.state_bits)
         ins = [self._value(s, env) for s in node["inputs"]]

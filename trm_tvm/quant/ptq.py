@@ -291,11 +291,12 @@ def quantise(params: Params, dims: Dims, calib_inputs: np.ndarray, qc: QuantConf
             M, sh_ = spec.rmsnorm_multipliers(gamma, D, state_scale[i])
             out_sets[key] = (b.tensor(f"{key}.mult", M, "multipliers"), b.tensor(f"{key}.shift", sh_, "multipliers"))
     cur = {"x": scale["x"], "y": init_scale["y"], "z": init_scale["z"]}
+    wide_add = (spec.WIDE_ADD_MULT_LIMIT, 38) if sb == 16 else ()     # study-only 16-bit state keeps precision
     calls = []
     for i, u in enumerate(updates):
         ins = ["x", "y", "z"] if u == "z" else ["y", "z"]
         in_scales = [cur[s] for s in ins]
-        m, sh = spec.add_multipliers(in_scales, scale["h0"])
+        m, sh = spec.add_multipliers(in_scales, scale["h0"], *wide_add)
         key = "state" if qc.state_scale_mode == "shared" else f"state.{i}"
         calls.append({"update": u, "inputs": ins, "in_mult": m.tolist(), "in_shift": sh, "in_scales": in_scales,
                       "out_mult": out_sets[key][0], "out_shift": out_sets[key][1], "out_scale": state_scale[i]})

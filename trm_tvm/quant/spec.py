@@ -19,6 +19,7 @@ import numpy as np
 
 INT32_MIN, INT32_MAX = -(2 ** 31), 2 ** 31 - 1
 ADD_MULT_LIMIT = 2 ** 15          # add multipliers are in [0, 2^15)
+WIDE_ADD_MULT_LIMIT = 2 ** 23     # study-only 16-bit state: wider input-add multipliers (int64 sums, golden only)
 RESIDUAL_SHIFT = 14               # residual scale = max input scale / 2^14
 RMS_MAX = 2 ** 24                 # |r| < 2^24 at the RMSNorm input
 
@@ -106,18 +107,20 @@ def head_s8(a, w, bias, mult, shift) -> np.ndarray:
     return linear_s8(a, w, bias, mult, shift, out_bits=16)
 
 
-def add_s8(inputs: Sequence[np.ndarray], m, s: int, out_bits: int = 8) -> np.ndarray:
-    """sat((sum_i q_i * m_i + 2^(s-1)) >> s): rescaled sum of operands with different scales (broadcasting)."""
-    return sat(rq(add_s32(inputs, m), 1, s), out_bits)
+def add_s8(inputs: Sequence[np.ndarray], m, s: int, out_bits: int = 8, wide: bool = False) -> np.ndarray:
+    """sat((sum_i q_i * m_i + 2^(s-1)) >> s): rescaled sum of operands with different scales (broadcasting).
+
+    wide: int64 sum (study-only 16-bit state input add; no device kernel can do this)."""
+    return sat(rq(add_s32(inputs, m, wide), 1, s), out_bits)
 
 
-def add_s32(inputs: Sequence[np.ndarray], m) -> np.ndarray:
+def add_s32(inputs: Sequence[np.ndarray], m, wide: bool = False) -> np.ndarray:
     """sum_i q_i * m_i kept in int32 (the residual feeding RMSNorm); returned as int64 values."""
     m = _i64(m)
     if len(inputs) != m.size:
         raise ValueError(f"{len(inputs)} inputs but {m.size} multipliers")
     v = sum(_i64(q) * m[i] for i, q in enumerate(inputs))
-    return _check_i32(v, "add accumulator")
+    return v if wide else _check_i32(v, "add accumulator")
 
 
 def mul_s8(a, b, mult, shift, out_bits: int = 8) -> np.ndarray:
@@ -235,15 +238,16 @@ def decode_multiplier(M, sh) -> np.ndarray:
     return np.asarray(M, dtype=np.float64) / np.exp2(np.asarray(sh, dtype=np.float64))
 
 
-def add_multipliers(in_scales: Sequence[float], out_scale: float) -> tuple[np.ndarray, int]:
-    """add_s8 parameters: m_i = round(s_i / s_out * 2^s) < 2^15 with the largest s in [1, 30]."""
+def add_multipliers(in_scales: Sequence[float], out_scale: float, limit: int = ADD_MULT_LIMIT,
+                    max_shift: int = 30) -> tuple[np.ndarray, int]:
+    """add_s8 parameters: m_i = round(s_i / s_out * 2^s) < limit (2^15) with the largest s in [1, max_shift]."""
     ratios = np.asarray(in_scales, dtype=np.float64) / float(out_scale)
     top = float(ratios.max())
-    s = min(30, math.floor(math.log2((ADD_MULT_LIMIT - 0.5) / top)))
-    while s >= 1 and _round_half_up(top * 2.0 ** s) >= ADD_MULT_LIMIT:
+    s = min(max_shift, math.floor(math.log2((limit - 0.5) / top)))
+    while s >= 1 and _round_half_up(top * 2.0 ** s) >= limit:
         s -= 1
     if s < 1:
-        raise ValueError(f"add input/output scale ratio {top:g} too large (needs < 2^14)")
+        raise ValueError(f"add input/output scale ratio {top:g} too large (needs < {limit // 2})")
     return _round_half_up(ratios * 2.0 ** s).astype(np.int32), s
 
 
