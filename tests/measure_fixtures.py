@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "measure"
+LINK_LD = Path(__file__).resolve().parent.parent / "trm_tvm" / "measure" / "calibration" / "link.ld"
 QEMU_M4 = ["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-semihosting-config", "enable=on,target=native"]
 
 
@@ -18,6 +19,6 @@ def build_elf(out_dir: Path, *sources: str, extra: tuple[str, ...] = ()) -> Path
         pytest.skip("arm-none-eabi-gcc missing (make setup installs it)")
     elf = out_dir / (Path(sources[0]).stem + ".elf")
     subprocess.run([gcc, "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-O2",
-                    "-nostdlib", "-T", str(FIXTURES / "link.ld"), *extra, "-o", str(elf),
+                    "-nostdlib", "-T", str(LINK_LD), *extra, "-o", str(elf),
                     *(str(FIXTURES / s) for s in sources)], check=True)
     return elf

@@ -123,3 +123,14 @@ def test_icount_systick_conversion():
     fig = timing.icount_ticks_to_instructions(50, shift=0, systick_hz=25e6)
     assert fig["value"] == 2000 and fig["provenance"] == "emulated"
     assert timing.icount_ticks_to_instructions(8, shift=3, systick_hz=25e6)["value"] == 40
+
+
+@pytest.mark.qemu
+def test_model_against_published_cortex_m4_figures():
+    """Arm-documented sequence timings and a measured loop (trm_tvm/measure/calibration): within 1 %."""
+    from trm_tvm.measure import calibration
+
+    rows = calibration.check_published(load_board("cortex-m4"))
+    assert {r["case"] for r in rows} == set(calibration.PUBLISHED)
+    for r in rows:
+        assert abs(r["error"]) <= 0.01, calibration.format_rows(rows)

@@ -188,18 +188,19 @@ static void classify32(unsigned hw1, unsigned hw2, insn_class_t *c, bool mve)
         return;
     }
     if ((hw1 & 0xfe40) == 0xe840) {                                                    /* dual, exclusive, TBB */
-        if ((hw1 & 0x0180) == 0) {
-            if ((hw1 & 0x0070) == 0x0010 && (hw2 & 0x00e0) == 0) {                    /* TBB/TBH */
-                add(c, C_load, 1);
-                add(c, C_alu, 1);
-                add(c, C_pc_load, 1);
-                return;
-            }
-            single_ls(c, hw1 & 0x10, hw2 >> 12, hw1 & 0xf, -1);                        /* LDREX/STREX family */
+        unsigned op1 = (hw1 >> 7) & 3, op2 = (hw1 >> 4) & 3;
+        if ((op1 & 2) || (op2 & 2)) {                                                  /* LDRD/STRD */
+            add(c, C_lsm, 1);
+            add(c, C_lsm_regs, 2);
             return;
         }
-        add(c, C_lsm, 1);                                                              /* LDRD/STRD */
-        add(c, C_lsm_regs, 2);
+        if (op1 == 1 && op2 == 1 && (hw2 & 0x00e0) == 0) {                             /* TBB/TBH */
+            add(c, C_load, 1);
+            add(c, C_alu, 1);
+            add(c, C_pc_load, 1);
+            return;
+        }
+        single_ls(c, op2 & 1, hw2 >> 12, hw1 & 0xf, -1);                               /* LDREX/STREX family */
         return;
     }
     if ((hw1 & 0xe000) == 0xe000 && (hw1 & 0x0c00) == 0x0c00 && (hw1 & 0x1800) != 0x1000) {
