@@ -134,3 +134,19 @@ def test_model_against_published_cortex_m4_figures():
     assert {r["case"] for r in rows} == set(calibration.PUBLISHED)
     for r in rows:
         assert abs(r["error"]) <= 0.01, calibration.format_rows(rows)
+
+
+@pytest.mark.qemu
+def test_marks_split_the_run_into_intervals(tmp_path):
+    """Snapshots at function entries: the interval kernel_loop -> kernel_mix is kernel_loop plus the `bl` to mix."""
+    elf = build_elf(tmp_path, "loop.S")
+    run = timing.prepare_plugin(elf, load_board("cortex-m4"), tmp_path / "w", marks=("kernel_loop", "kernel_mix"))
+    subprocess.run(QEMU_M4 + ["-kernel", str(elf)] + run.qemu_args, check=True, timeout=60)
+    snaps = run.snapshots()
+    assert [m for m, _ in snaps] == ["kernel_loop", "kernel_mix"]
+    (between,) = timing.intervals(snaps, "kernel_loop", "kernel_mix")
+    assert nonzero(between["kernel_loop"]) == KERNEL_LOOP
+    assert nonzero(between["reset"]) == {"branch_taken": 1, "insns": 1, "fetch_bytes": 4}
+    assert set(between) == {"kernel_loop", "reset"}
+    with pytest.raises(UserError, match="not a function"):
+        timing.prepare_plugin(elf, load_board("cortex-m4"), tmp_path / "w", marks=("trm_phase_begin",))

@@ -116,6 +116,7 @@ class PluginRun:
     regions: list[Region]
     plugin: Path
     mve: bool
+    marks: tuple[str, ...] = ()
 
     @property
     def out_path(self) -> Path:
@@ -124,6 +125,8 @@ class PluginRun:
     @property
     def qemu_args(self) -> list[str]:
         args = f"{self.plugin},ranges={self.workdir / 'ranges.txt'},out={self.out_path}"
+        start = {r.name: r.lo for r in self.regions}
+        args += "".join(f",mark={start[m]:x}" for m in self.marks)
         return ["-plugin", args + (",mve=on" if self.mve else "")]
 
     def counts(self) -> dict[str, dict[str, int]]:
@@ -132,15 +135,64 @@ class PluginRun:
                             "QEMU did not exit normally; see its stderr")
         return parse_counts(self.out_path.read_text(), self.regions)
 
+    def snapshots(self) -> list[tuple[str, dict[str, dict[str, int]]]]:
+        """(mark function, cumulative counts per function) each time a mark function was entered, in order."""
+        path = Path(f"{self.out_path}.marks")
+        text = path.read_text() if path.is_file() else ""
+        names = [r.name for r in self.regions] + [OTHER_REGION]
+        out, rows, mark = [], {}, None
+        for line in text.splitlines():
+            head, *rest = line.split()
+            if head == "mark":
+                mark, rows = self.marks[int(rest[0])], {}
+            elif head == "end":
+                out.append((mark, rows))
+            else:
+                rows[names[int(head)]] = dict(zip(CLASSES, map(int, rest)))
+        return out
 
-def prepare_plugin(elf: str | os.PathLike, board: Any, workdir: str | os.PathLike) -> PluginRun:
-    """Build the plugin, write the ELF's function ranges into `workdir`, return the QEMU arguments to add."""
+
+def prepare_plugin(elf: str | os.PathLike, board: Any, workdir: str | os.PathLike,
+                   marks: tuple[str, ...] = ()) -> PluginRun:
+    """Build the plugin, write the ELF's function ranges into `workdir`, return the QEMU arguments to add.
+
+    `marks`: function names; each entry into one snapshots the counts (see `intervals`), e.g. the firmware's
+    ("trm_phase_begin", "trm_phase_end") to get counts per executed phase.
+    """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     regions = function_regions(elf)
+    missing = sorted(set(marks) - {r.name for r in regions})
+    if missing:
+        raise UserError(f"mark function {missing[0]} is not a function of {elf}",
+                        "mark only functions the firmware defines (and keep them out of line: noinline)")
     (workdir / "ranges.txt").write_text("".join(f"{r.lo:x} {r.hi:x}\n" for r in regions))
-    (workdir / "insn_classes.txt").unlink(missing_ok=True)
-    return PluginRun(workdir, regions, build_plugin(), has_mve(board))
+    for stale in ("insn_classes.txt", "insn_classes.txt.marks"):
+        (workdir / stale).unlink(missing_ok=True)
+    return PluginRun(workdir, regions, build_plugin(), has_mve(board), tuple(marks))
+
+
+def difference(later: Mapping[str, Mapping[str, int]], earlier: Mapping[str, Mapping[str, int]]) -> dict:
+    """Counts executed between two snapshots (per function)."""
+    out = {}
+    for fn, row in later.items():
+        base = earlier.get(fn, {})
+        d = {k: v - base.get(k, 0) for k, v in row.items()}
+        if d["insns"]:
+            out[fn] = d
+    return out
+
+
+def intervals(snapshots: list[tuple[str, dict]], start: str, end: str) -> list[dict[str, dict[str, int]]]:
+    """Counts of every interval from an entry into `start` to the next entry into `end`, in order."""
+    out, opened = [], None
+    for mark, rows in snapshots:
+        if mark == start:
+            opened = rows
+        elif mark == end and opened is not None:
+            out.append(difference(rows, opened))
+            opened = None
+    return out
 
 
 def run_with_plugin(qemu_cmd: list[str], elf: str | os.PathLike, board: Any, workdir: str | os.PathLike | None = None,

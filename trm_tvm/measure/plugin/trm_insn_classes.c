@@ -4,6 +4,8 @@
  *
  * Arguments:  ranges=<file>  one region per line, "lo hi" in hex, half-open [lo, hi), sorted, not overlapping
  *             out=<file>     written at exit: "trm-insn-classes 1", the class names, then one line per region
+ *             mark=<hex>     (repeatable) each time the instruction at this address runs, append a snapshot of
+ *                            the counts so far to <out>.marks: "mark <index>", non-zero region rows, "end"
  * Instructions outside every range go to an extra last region ("other").
  *
  * Classes are counted by inline ops at translation time (no callback per instruction). Whether a conditional
@@ -42,6 +44,8 @@ typedef void (*qemu_plugin_vcpu_tb_trans_cb_t)(qemu_plugin_id_t id, struct qemu_
 void qemu_plugin_register_vcpu_tb_trans_cb(qemu_plugin_id_t id, qemu_plugin_vcpu_tb_trans_cb_t cb);
 void qemu_plugin_register_vcpu_tb_exec_cb(struct qemu_plugin_tb *tb, qemu_plugin_vcpu_udata_cb_t cb,
                                           enum qemu_plugin_cb_flags flags, void *userdata);
+void qemu_plugin_register_vcpu_insn_exec_cb(struct qemu_plugin_insn *insn, qemu_plugin_vcpu_udata_cb_t cb,
+                                            enum qemu_plugin_cb_flags flags, void *userdata);
 void qemu_plugin_register_vcpu_insn_exec_inline(struct qemu_plugin_insn *insn, enum qemu_plugin_op op,
                                                 void *ptr, uint64_t imm);
 void qemu_plugin_register_atexit_cb(qemu_plugin_id_t id, qemu_plugin_udata_cb_t cb, void *userdata);
@@ -248,6 +252,10 @@ static size_t n_ranges;
 static uint64_t *counts;           /* (n_ranges + 1) x N_CLASSES */
 static char *out_path;
 static bool has_mve;
+#define MAX_MARKS 16
+static uint64_t marks[MAX_MARKS];
+static int n_marks;
+static FILE *marks_file;
 
 static size_t region_of(uint64_t pc)
 {
@@ -262,6 +270,26 @@ static size_t region_of(uint64_t pc)
 }
 
 static uint64_t *counter(size_t region, int cls) { return &counts[region * N_CLASSES + cls]; }
+
+/* ---- output: one row per region, the classes in order ---- */
+static void write_rows(FILE *f, bool skip_zero)
+{
+    for (size_t r = 0; r <= n_ranges; r++) {
+        if (skip_zero && *counter(r, C_insns) == 0)
+            continue;
+        fprintf(f, "%zu", r);
+        for (int k = 0; k < N_CLASSES; k++) fprintf(f, " %" PRIu64, *counter(r, k));
+        fprintf(f, "\n");
+    }
+}
+
+static void on_mark(unsigned int vcpu_index, void *userdata)
+{
+    (void)vcpu_index;
+    fprintf(marks_file, "mark %d\n", (int)(intptr_t)userdata);
+    write_rows(marks_file, true);
+    fprintf(marks_file, "end\n");
+}
 
 /* ---- conditional branches: settled by the block that runs next ---- */
 typedef struct {
@@ -321,6 +349,9 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
         for (int k = 0; k < c.n; k++)
             qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64,
                                                        counter(region, c.cls[k]), c.amount[k]);
+        for (int m = 0; m < n_marks; m++)
+            if (pc == marks[m])
+                qemu_plugin_register_vcpu_insn_exec_cb(insn, on_mark, QEMU_PLUGIN_CB_NO_REGS, (void *)(intptr_t)m);
         if (c.conditional_branch && i == n - 1) {
             info->fallthrough = pc + size;
             info->branch_region = region;
@@ -348,13 +379,11 @@ static void write_counts(qemu_plugin_id_t id, void *userdata)
     fprintf(f, "trm-insn-classes 1\nclasses");
     for (int k = 0; k < N_CLASSES; k++) fprintf(f, " %s", class_names[k]);
     fprintf(f, "\n");
-    for (size_t r = 0; r <= n_ranges; r++) {
-        fprintf(f, "%zu", r);
-        for (int k = 0; k < N_CLASSES; k++) fprintf(f, " %" PRIu64, *counter(r, k));
-        fprintf(f, "\n");
-    }
+    write_rows(f, false);
     fclose(f);
     rename(tmp, out_path);
+    if (marks_file)
+        fflush(marks_file);
 }
 
 static bool read_ranges(const char *path)
@@ -392,12 +421,20 @@ TRM_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info,
         if (strncmp(argv[i], "ranges=", 7) == 0) ranges = argv[i] + 7;
         else if (strncmp(argv[i], "out=", 4) == 0) out_path = strdup(argv[i] + 4);
         else if (strcmp(argv[i], "mve=on") == 0) has_mve = true;
+        else if (strncmp(argv[i], "mark=", 5) == 0 && n_marks < MAX_MARKS)
+            marks[n_marks++] = strtoull(argv[i] + 5, NULL, 16);
         else { fprintf(stderr, "trm_insn_classes: unknown argument %s\n", argv[i]); return -1; }
     }
     if (!out_path) { fprintf(stderr, "trm_insn_classes: needs out=<file>\n"); return -1; }
     if (ranges && !read_ranges(ranges)) {
         fprintf(stderr, "trm_insn_classes: cannot read ranges file %s\n", ranges);
         return -1;
+    }
+    if (n_marks) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s.marks", out_path);
+        marks_file = fopen(path, "w");
+        if (!marks_file) { fprintf(stderr, "trm_insn_classes: cannot write %s\n", path); return -1; }
     }
     counts = calloc((n_ranges + 1) * N_CLASSES, sizeof(uint64_t));
     qemu_plugin_register_vcpu_tb_trans_cb(id, tb_trans);
