@@ -43,6 +43,13 @@ def require_toolchain() -> None:
             raise UserError(f"{tool} not found", f"run `make setup` (installs {pkg})")
 
 
+def _libgcc() -> str:
+    """libgcc of the rv32imac/ilp32 multilib (64-bit division): gcc picks no multilib for rv32imac_zicsr itself."""
+    out = subprocess.run([CC, "-march=rv32imac", "-mabi=ilp32", "-print-libgcc-file-name"], capture_output=True,
+                         text=True, check=True).stdout.strip()
+    return out
+
+
 def build(out_elf: Path, sources: list[Path], include_dirs: list[Path], defines: dict[str, int | str],
           opt: str = "-O2") -> Path:
     """Compile `sources` with the compatibility layer into a bare-metal RV32 ELF for QEMU virt."""
@@ -58,7 +65,7 @@ def build(out_elf: Path, sources: list[Path], include_dirs: list[Path], defines:
            f"-Wl,--defsym=COMPAT_L1_BYTES={L1_BYTES}", f"-Wl,--defsym=COMPAT_L2_HEAP_BYTES={L2_HEAP_BYTES}",
            f"-Wl,--defsym=COMPAT_STACK_BYTES={STACK_BYTES}", "-Wl,--gc-sections",
            *[f"-I{p}" for p in incs], *[f"-D{k}={v}" for k, v in defs.items()],
-           str(compat / "start.S"), str(compat / "pmsis_compat.c"), str(compat / "mem.c"), *map(str, sources), "-lgcc",
+           str(compat / "start.S"), str(compat / "pmsis_compat.c"), str(compat / "mem.c"), *map(str, sources), _libgcc(),
            "-o", str(out_elf)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
