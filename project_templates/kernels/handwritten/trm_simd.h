@@ -58,7 +58,7 @@ TRM_INLINE int32_t trm_ssat8(int32_t x) {
 #define TRM_DEFINE_LDM4(name, R0, R1, R2, R3)                                                                 \
   TRM_INLINE const uint32_t *name(const uint32_t *p, uint32_t x[4]) {                                         \
     register uint32_t x0 __asm__(R0), x1 __asm__(R1), x2 __asm__(R2), x3 __asm__(R3);                          \
-    __asm__("ldmia %[p]!, {%[x0], %[x1], %[x2], %[x3]}"                                                        \
+    __asm__ volatile("ldmia %[p]!, {%[x0], %[x1], %[x2], %[x3]}"                                                     \
             : [p] "+r"(p), [x0] "=r"(x0), [x1] "=r"(x1), [x2] "=r"(x2), [x3] "=r"(x3)                          \
             : "m"(*(const uint32_t(*)[4])p));                                                                 \
     x[0] = x0, x[1] = x1, x[2] = x2, x[3] = x3;                                                               \

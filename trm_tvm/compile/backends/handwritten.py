@@ -42,8 +42,8 @@ def headers(board: Board) -> list[Path]:
     return [HANDWRITTEN_DIR / h for h in HEADERS] if variant(board) in SOURCES else []
 
 
-def pad8(n: int) -> int:
-    return (n + 7) // 8 * 8
+def pad16(n: int) -> int:
+    return (n + 15) // 16 * 16
 
 
 def scratch_bytes(op: str, board: Board, tokens: int, n_in: int, n_out: int) -> int:
@@ -52,8 +52,8 @@ def scratch_bytes(op: str, board: Board, tokens: int, n_in: int, n_out: int) -> 
 
 
 def linear_scratch_bytes(variant: str, tokens: int, n_in: int, n_out: int) -> int:
-    """dsp: int16 activations of every token and one int16 weight row, n_in padded to 8, +3 bytes to align the
-    start to a word. mve: none (int8 operands are used as they are)."""
+    """dsp: the int32 sums of one row, one int16 weight row and the int16 activations of every token (n_in
+    padded to 16), +3 bytes to align the start to a word. mve: none (int8 operands are used as they are)."""
     if variant == "dsp":
-        return 2 * pad8(n_in) * (tokens + 1) + 3
+        return 4 * tokens + 2 * pad16(n_in) * (tokens + 1) + 3
     return 0
