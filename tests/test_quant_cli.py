@@ -1,0 +1,69 @@
+"""python -m trm_tvm.quantize: PTQ of a (tiny, untrained) checkpoint end to end, evaluation, one-line errors."""
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from trm_tvm import quantize  # noqa: E402
+from trm_tvm.config import Config, ModelConfig, TaskConfig, to_dict  # noqa: E402
+from trm_tvm.model import TRM, Shape, checkpoint_dict  # noqa: E402
+from trm_tvm.quant.artifact import Artifact  # noqa: E402
+from trm_tvm.tasks import Dataset  # noqa: E402
+
+
+@pytest.fixture()
+def ckpt(tmp_path, monkeypatch):
+    cfg = Config(task=TaskConfig(name="ecg", seq_len=64, patch=16),
+                 model=ModelConfig(hidden=12, layers=2, n=1, T=2, N_sup=3))
+    shape = Shape(tokens=4, classes=3, channels=1, patch=16)
+    torch.manual_seed(0)
+    model = TRM(cfg.model, shape)
+    with torch.no_grad():
+        model.halt.weight.normal_()
+    path = tmp_path / "model.pt"
+    torch.save(checkpoint_dict(model, to_dict(cfg), {}), path)
+    rng = np.random.default_rng(0)
+    data = Dataset(shape, rng.normal(size=(64, 1, 64)).astype(np.float32), rng.integers(0, 3, 64),
+                   rng.normal(size=(40, 1, 64)).astype(np.float32), rng.integers(0, 3, 40), ["a", "b", "c"])
+    monkeypatch.setattr(quantize, "_dataset", lambda cfg: data)
+    return path
+
+
+def test_run_eval_and_reload(ckpt, tmp_path, capsys):
+    out, js = tmp_path / "a.npz", tmp_path / "e.json"
+    assert quantize.main(["run", "--checkpoint", str(ckpt), "--recipe", "qat/w8a8.yaml", "--out", str(out),
+                          "--calib-samples", "32", "--eval", "--json", str(js)]) == 0
+    art = Artifact.load(out)
+    prov = art.header["provenance"]
+    assert prov["source"]["sha256"] and prov["calibration"]["samples"] == 32 and "--recipe" in prov["command"]
+    assert art.header["halting"]["threshold"] == 0.5 and art.schedule["N_sup"] == 3
+    res = json.loads(js.read_text())
+    assert res["halting"]["quant"]["n"] == 40 and len(res["fixed"]) == 3
+    assert res["fixed"][0]["agreement"] > 0.8            # W8A8 tracks the float model
+    assert "measured" in capsys.readouterr().out
+    assert quantize.main(["eval", "--checkpoint", str(ckpt), "--artifact", str(out), "--limit", "10"]) == 0
+
+
+def test_w4a8_packs_weights(ckpt, tmp_path):
+    out = tmp_path / "w4.npz"
+    assert quantize.main(["run", "--checkpoint", str(ckpt), "--recipe", "qat/w4a8.yaml", "--out", str(out),
+                          "--calib-samples", "16"]) == 0
+    art = Artifact.load(out)
+    assert art["net.layers.0.ch.up.weight"].dtype == np.uint8 and art["embed.weight"].dtype == np.int8
+
+
+def test_errors_are_one_line(ckpt, tmp_path, capsys):
+    qat = tmp_path / "q.yaml"
+    qat.write_text("method: qat\n")
+    assert quantize.main(["run", "--checkpoint", str(ckpt), "--recipe", str(qat), "--out", "x.npz"]) == 2
+    bad = tmp_path / "b.yaml"
+    bad.write_text("weight_bits: 3\n")
+    assert quantize.main(["run", "--checkpoint", str(ckpt), "--recipe", str(bad), "--out", "x.npz"]) == 2
+    other = tmp_path / "r.npz"
+    assert quantize.main(["random", "--out", str(other), "--hidden", "8"]) == 0
+    assert quantize.main(["eval", "--checkpoint", str(ckpt), "--artifact", str(other)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("error: ") for line in err)
+    assert "QAT" in err[0] and "weight_bits" in err[1] and "not made from" in err[2]

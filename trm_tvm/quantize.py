@@ -1,0 +1,183 @@
+"""Quantise a trained TRM into an integer artifact, check its accuracy, or make a random-weight one.
+
+    python -m trm_tvm.quantize run --checkpoint checkpoints/ecg/model.pt --recipe qat/w8a8.yaml --out artifacts/ecg_w8a8.npz [--eval]
+    python -m trm_tvm.quantize eval --checkpoint checkpoints/ecg/model.pt --artifact artifacts/ecg_w8a8.npz [--json out.json]
+    python -m trm_tvm.quantize random --out /tmp/r.npz --hidden 48 --tokens 32 --classes 5 [--bits 4] ...
+
+Accuracy is the golden model's (bit-exact with what the device computes) against the float model on the task's
+test set, with 95 % Wilson intervals and the paired McNemar test.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from trm_tvm.errors import UserError, cli_main
+from trm_tvm.jsonio import REPO_ROOT, run_info, write_json
+
+
+
+def load_recipe(path: str | Path):
+    from trm_tvm.config import from_dict
+    from trm_tvm.quant.ptq import QuantConfig
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"recipe {path} does not exist", "pick one of qat/*.yaml")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise UserError(f"recipe {path} is not valid YAML ({str(e).splitlines()[0]})", "fix the YAML syntax")
+    if not isinstance(data, dict):
+        raise UserError(f"recipe {path} must be a mapping", "see qat/w8a8.yaml")
+    qc = from_dict(QuantConfig, data, where=path.name)
+    try:
+        qc.check()
+    except ValueError as e:
+        raise UserError(f"recipe {path}: {e}", "fix the recipe") from None
+    if qc.method == "qat":
+        raise UserError(f"recipe {path} asks for QAT, which is not implemented yet", "use method: ptq")
+    return qc
+
+
+def _checkpoint(path: str):
+    from trm_tvm.model import load_checkpoint
+    from trm_tvm.quant.float_ref import Dims
+
+    model, cfg, ckpt = load_checkpoint(path)
+    params = {k: v.detach().double().numpy() for k, v in model.state_dict().items()}
+    return params, Dims.from_model(cfg.model, model.shape), cfg
+
+
+def _dataset(cfg):
+    from trm_tvm.tasks import load_task
+    return load_task(cfg.task)
+
+
+def _rel(p: str | Path) -> str:
+    p = Path(p).resolve()
+    try:
+        return str(p.relative_to(REPO_ROOT))
+    except ValueError:
+        return str(p)
+
+
+def cmd_run(a) -> int:
+    from trm_tvm.quant.artifact import file_sha256
+    from trm_tvm.quant.ptq import quantise
+
+    qc = load_recipe(a.recipe)
+    if a.calib_samples:
+        qc = dataclasses.replace(qc, calib_samples=a.calib_samples)
+    params, dims, cfg = _checkpoint(a.checkpoint)
+    data = _dataset(cfg)
+    rng = np.random.default_rng(qc.seed)
+    idx = np.sort(rng.choice(len(data.x_train), min(qc.calib_samples, len(data.x_train)), replace=False))
+    t0 = time.time()
+    art = quantise(params, dims, data.x_train[idx], qc, cfg.model.halt_threshold, provenance={
+        "source": {"checkpoint": _rel(a.checkpoint), "sha256": file_sha256(a.checkpoint)},
+        "recipe_file": _rel(a.recipe),
+        "calibration": {"data": f"{cfg.task.name} train split", "samples": int(len(idx)), "seed": qc.seed},
+        "command": "python -m trm_tvm.quantize " + " ".join(shlex.quote(s) for s in a.argv),
+        "run": run_info()})
+    sha = art.save(a.out)
+    wb = art.weight_bytes()
+    print(f"wrote {a.out} ({qc.name}, {sum(wb.values())} constant bytes: {wb}; sha256 {sha[:12]}) "
+          f"in {time.time() - t0:.1f} s")
+    if a.eval:
+        return _evaluate(art, params, dims, cfg, data, a)
+    return 0
+
+
+def cmd_eval(a) -> int:
+    from trm_tvm.quant.artifact import Artifact
+
+    art = Artifact.load(a.artifact)
+    params, dims, cfg = _checkpoint(a.checkpoint)
+    if art.dims != dims:
+        raise UserError(f"artifact {a.artifact} was not made from a model of this shape ({art.dims} vs {dims})",
+                        "pass the checkpoint the artifact was quantised from")
+    return _evaluate(art, params, dims, cfg, _dataset(cfg), a)
+
+
+def _evaluate(art, params, dims, cfg, data, a) -> int:
+    from trm_tvm.provenance import figure, fmt
+    from trm_tvm.quant.evaluation import compare, float_run, golden_run
+
+    x, y = data.x_test, data.y_test
+    if a.limit:
+        x, y = x[:a.limit], y[:a.limit]
+    t0 = time.time()
+    fp = float_run(params, dims, x, art.header["halting"]["threshold"])
+    q = golden_run(art, x)
+    res = compare(fp, q, y)
+    h = res["halting"]
+    src = "golden model / numpy float reference on the host"
+    acc = {k: figure(round(100 * h[k]["accuracy"], 2), "%", "measured", src) for k in ("fp", "quant")}
+    print(f"{art.header['precision']} on {len(y)} {cfg.task.name} test samples, learned halting: "
+          f"FP {fmt(acc['fp'])}, quantised {fmt(acc['quant'])}, McNemar p = {h['mcnemar']['p_value']:.3g}, "
+          f"agreement {100 * h['agreement']:.1f} %, mean steps FP {h['mean_steps']['fp']:.2f} / "
+          f"quantised {h['mean_steps']['quant']:.2f} ({time.time() - t0:.0f} s)")
+    for s in res["fixed"]:
+        print(f"  fixed {s['steps']} step(s): FP {100 * s['fp']['accuracy']:.2f} %, "
+              f"quantised {100 * s['quant']['accuracy']:.2f} %, agreement {100 * s['agreement']:.1f} %")
+    if a.json:
+        write_json(a.json, {"artifact": art.path, "precision": art.header["precision"], "task": cfg.task.name,
+                            "n_test": int(len(y)), "provenance": "measured", "source": src, **res,
+                            "run": run_info()})
+    return 0
+
+
+def cmd_random(a) -> int:
+    from trm_tvm.quant.fixtures import random_artifact
+
+    bits = a.bits if a.bits in (4, 8) else None
+    if bits is None:
+        raise UserError(f"--bits must be 4 or 8, got {a.bits}", "use --bits 8 or --bits 4")
+    art, _, _ = random_artifact(hidden=a.hidden, tokens=a.tokens, classes=a.classes, input_kind=a.input_kind,
+                                n=a.n, T=a.T, N_sup=a.N_sup, bits=bits, state_scale_mode=a.state_scale_mode,
+                                seed=a.seed, channels=a.channels, patch=a.patch, vocab=a.vocab, layers=a.layers)
+    sha = art.save(a.out)
+    print(f"wrote {a.out} (random weights, seed {a.seed}, {sum(art.weight_bytes().values())} constant bytes, "
+          f"sha256 {sha[:12]})")
+    return 0
+
+
+@cli_main
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(prog="python -m trm_tvm.quantize", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="PTQ a checkpoint with a recipe into an artifact")
+    r.add_argument("--checkpoint", required=True)
+    r.add_argument("--recipe", required=True, help="qat/<recipe>.yaml")
+    r.add_argument("--out", required=True, help="artifact path (.npz)")
+    r.add_argument("--calib-samples", type=int, default=0, help="override the recipe's calibration sample count")
+    r.add_argument("--eval", action="store_true", help="then compare golden vs float accuracy on the test set")
+    for p in (r, sub.add_parser("eval", help="golden vs float accuracy of an artifact on the test set")):
+        p.add_argument("--json", help="write the comparison here")
+        p.add_argument("--limit", type=int, default=0, help="only the first N test samples")
+        if p is not r:
+            p.add_argument("--checkpoint", required=True)
+            p.add_argument("--artifact", required=True)
+    rnd = sub.add_parser("random", help="a random-weight artifact of any size (tests, compile work)")
+    rnd.add_argument("--out", required=True)
+    for name, default in (("hidden", 16), ("tokens", 8), ("classes", 5), ("n", 2), ("T", 2), ("N-sup", 4),
+                          ("channels", 1), ("patch", 8), ("vocab", 10), ("layers", 2), ("bits", 8), ("seed", 0)):
+        rnd.add_argument(f"--{name}", type=int, default=default)
+    rnd.add_argument("--input-kind", choices=("series", "tokens"), default="series")
+    rnd.add_argument("--state-scale-mode", choices=("shared", "per_step"), default="shared")
+    a = ap.parse_args(argv)
+    a.argv = argv
+    return {"run": cmd_run, "eval": cmd_eval, "random": cmd_random}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
