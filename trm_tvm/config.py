@@ -27,6 +27,7 @@ class TaskConfig:
     seq_len: int = 512                # time series: samples per series after resampling
     patch: int = 16                   # time series: samples per token
     sample_rate: int = 128            # ecg: Hz
+    noise: float = 1.0                # ecg: scale of the added noise (baseline wander, powerline, EMG)
     min_clues: int = 35               # sudoku
     max_clues: int = 50
     augment: bool = True              # sudoku: the paper's validity-preserving augmentations
@@ -58,6 +59,8 @@ class TrainConfig:
     eval_every: int = 1               # epochs
     wall_time_min: float = 60.0       # stop (and checkpoint) after this budget
     threads: int = 0                  # 0: all cores of the machine
+    baseline: bool = True             # also train the same-size non-recursive baseline (n=1, T=1, N_sup=1)
+    baseline_wall_time_min: float = 10.0
     seed: int = 0
 
 
