@@ -1,0 +1,93 @@
+"""The generated GAP9 project: syntax-checked against our PMSIS prototypes (the SDK view), and its functional build
+on 9 QEMU harts matches the golden model with 0 LSB difference (logits, q, steps, prediction) with fixed compute
+and with halting, for W8A8 / W4A8, series and token inputs, parallel and shuffled-sequential, tiled and untiled."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from trm_tvm.errors import UserError
+from trm_tvm.gap9 import functional, project
+from trm_tvm.gap9.board import load_gap9
+from trm_tvm.quant.fixtures import random_artifact
+from trm_tvm.quant.golden import Golden
+
+pytestmark = [pytest.mark.qemu, pytest.mark.xdist_group("gap9")]
+INT32_MAX = 2 ** 31 - 1
+
+
+def _median_step1_q(art, inputs) -> int:
+    """A threshold that stops about half the inputs after step 1, so both halting outcomes are exercised."""
+    q1 = Golden(art).infer(inputs, q_thr=INT32_MAX, all_steps=True).q[:, 0]
+    return int(np.median(q1))
+
+
+def _run(tmp_path, art, n_inputs=12, board=None, sequential=False, checks=1):
+    inputs = project.quantized_inputs(art, n_inputs, seed=5)
+    thr = _median_step1_q(art, inputs)
+    plan = project.generate_project(art, tmp_path / "proj", inputs, board=board, q_threshold=thr)
+    project.syntax_check(tmp_path / "proj")
+    elf = project.build_functional(tmp_path / "proj", checks=checks, sequential=sequential)
+    r = functional.run(elf, timeout_s=300)
+    assert r.exit_code == 0 and r.compat_error is None, r.output[-2000:]
+    log = project.parse_log(r.output)
+    assert log["end"] == 0
+    return plan, log, project.compare_with_golden(art, inputs, log, thr)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(bits=8),
+    dict(bits=4),
+    dict(bits=8, input_kind="tokens", tokens=9, classes=10, vocab=10),     # Sudoku-like: per-token logits
+], ids=["w8a8-series", "w4a8-series", "w8a8-tokens"])
+def test_generated_project_is_bit_exact(tmp_path, kw):
+    base = dict(hidden=16, tokens=8, classes=5, layers=2, n=2, T=2, N_sup=3, seed=11)
+    art, _, _ = random_artifact(**{**base, **kw})
+    plan, log, cmp = _run(tmp_path, art)
+    assert cmp["runs"] == 24 and cmp["mismatches"] == 0, cmp["first_mismatch"]
+    steps = {v["steps"] for (i, mode), v in log["runs"].items() if mode == "H"}
+    assert len(steps) > 1, "halting threshold should stop some inputs early and run others longer"
+    calls = len(art.calls)
+    assert log["phases"][1]["tasks"] >= 24 * calls          # one cluster task per net call
+    assert plan["l1_peak"] <= load_gap9().l1_budget
+
+
+def test_tiled_model_in_small_l1_is_bit_exact_sequential(tmp_path):
+    """With a 3 kB L1 budget every linear layer is split into several tiles (ragged ones too); run in the shuffled
+    sequential fallback with all checks, including L1 poisoning at every barrier."""
+    art, _, _ = random_artifact(hidden=24, tokens=12, classes=3, layers=1, n=1, T=2, N_sup=2, seed=3)
+    board = dataclasses.replace(load_gap9(), l1_reserve_bytes=load_gap9().l1_bytes - 3072)
+    plan, _, cmp = _run(tmp_path, art, n_inputs=4, board=board, sequential=True, checks=2)
+    assert cmp["mismatches"] == 0, cmp["first_mismatch"]
+    assert all(p["l1_bytes"] <= 3072 for p in plan["linear"].values())
+    assert sum(p["n_tiles"] > 1 for p in plan["linear"].values()) >= 3
+
+
+def test_model_too_big_for_l2_is_refused_with_one_line(tmp_path):
+    art, _, _ = random_artifact(hidden=16, tokens=8, layers=1, n=1, T=1, N_sup=1)
+    board = dataclasses.replace(load_gap9(), l2_usable_bytes=2000)
+    with pytest.raises(UserError) as e:
+        project.generate_project(art, tmp_path / "p", project.quantized_inputs(art, 1, 0), board=board)
+    assert "L2" in e.value.what and "2000" in e.value.what and "\n" not in e.value.line()
+
+
+def test_layer_that_cannot_fit_l1_is_refused(tmp_path):
+    art, _, _ = random_artifact(hidden=16, tokens=8, layers=1, n=1, T=1, N_sup=1)
+    board = dataclasses.replace(load_gap9(), l1_reserve_bytes=load_gap9().l1_bytes - 64)
+    with pytest.raises(UserError, match="does not fit GAP9 L1"):
+        project.generate_project(art, tmp_path / "p", project.quantized_inputs(art, 1, 0), board=board)
+
+
+def test_golden_comparison_detects_a_wrong_logit(tmp_path):
+    """The checker itself can fail: one flipped logit LSB in the device log is a mismatch."""
+    art, _, _ = random_artifact(hidden=8, tokens=4, classes=3, layers=1, n=1, T=1, N_sup=2, patch=4, channels=2)
+    inputs = project.quantized_inputs(art, 2, seed=1)
+    ref = Golden(art).infer(inputs, q_thr=INT32_MAX)
+    runs = {(i, m): {"steps": int(ref.steps[i]), "q": int(ref.q[i, ref.steps[i] - 1]), "pred": int(ref.pred[i]),
+                     "logits": ref.logits[i].astype(np.int16).copy()} for i in range(2) for m in "FH"}
+    log = {"runs": runs}
+    assert project.compare_with_golden(art, inputs, log, INT32_MAX)["mismatches"] == 0
+    runs[(1, "F")]["logits"][0] ^= 1
+    assert project.compare_with_golden(art, inputs, log, INT32_MAX)["mismatches"] == 1
