@@ -190,3 +190,14 @@ def test_q_threshold_and_host_input():
             assert (q >= thr) == (1 / (1 + math.exp(-q * s_q)) >= tau)
     assert spec.quantize_input([0.5, -0.5, 1.5, 1000], 1.0).tolist() == [1, 0, 2, 127]
     assert spec.halt_decision(np.array([-5, 3]), 3).tolist() == [False, True]
+
+
+def test_int_matmul_is_exact_integer_arithmetic():
+    for lo, hi, K in ((-128, 128, 48), (-128, 128, 4096), (-2 ** 15, 2 ** 15, 700)):
+        a = rng.integers(lo, hi, (3, 5, K))
+        w = rng.integers(-128, 128, (7, K))
+        a[0, 0] = lo                                   # extremes: every product at its largest magnitude
+        w[0] = -128
+        assert np.array_equal(spec.int_matmul(a, w), a.astype(np.int64) @ w.astype(np.int64).T)
+    big = np.full((1, 3), 2 ** 40)                      # beyond the float64 bound: the int64 path
+    assert spec.int_matmul(big, np.full((1, 3), 2 ** 12))[0, 0] == 3 * 2 ** 52
