@@ -215,7 +215,8 @@ static void classify32(unsigned hw1, unsigned hw2, insn_class_t *c, bool mve)
     if ((hw1 & 0xf800) == 0xf000 && (hw2 & 0x8000)) {                                  /* branches, misc control */
         switch (hw2 & 0x5000) {
         case 0x0000:
-            if ((hw1 & 0x0380) == 0x0380) add(c, C_system, 1);                         /* MSR/MRS/hints/barriers */
+            if (hw1 == 0xf3af && (hw2 & 0x07ff) == 0) add(c, C_alu, 1);               /* NOP.W */
+            else if ((hw1 & 0x0380) == 0x0380) add(c, C_system, 1);                    /* MSR/MRS/hints/barriers */
             else c->conditional_branch = true;                                          /* B<c>.W */
             return;
         case 0x4000: add(c, mve ? C_lob : C_branch_taken, 1); return;                  /* v8.1-M DLS/WLS/LE */
