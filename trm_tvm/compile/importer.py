@@ -69,8 +69,11 @@ def section_ops(art: Artifact, section: str) -> list[Op]:
         inputs = list(BOUNDARY["net"][0]) if node.get("per_call") and node["op"] == "add_s8" else list(node["inputs"])
         shapes, dtypes = zip(*(_shape_dtype(art, n, section) for n in inputs))
         out_shape, out_dtype = _shape_dtype(art, node["output"], section)
-        ops.append(Op(node["op"], node.get("name", node["output"]), inputs, node["output"], node, list(shapes),
-                      list(dtypes), out_shape, out_dtype, _consts(node), bool(node.get("per_call"))))
+        op = Op(node["op"], node.get("name", node["output"]), inputs, node["output"], node, list(shapes),
+                list(dtypes), out_shape, out_dtype, _consts(node), bool(node.get("per_call")))
+        if op.kind == "embed":
+            op.attrs["vocab"] = int(art.tensors[node["table"]].shape[0])
+        ops.append(op)
     return ops
 
 

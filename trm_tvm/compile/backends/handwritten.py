@@ -53,7 +53,10 @@ def scratch_bytes(op: str, board: Board, tokens: int, n_in: int, n_out: int) -> 
 
 def linear_scratch_bytes(variant: str, tokens: int, n_in: int, n_out: int) -> int:
     """dsp: the int32 sums of one row, one int16 weight row and the int16 activations of every token (n_in
-    padded to 16), +3 bytes to align the start to a word. mve: none (int8 operands are used as they are)."""
+    padded to 16), +3 bytes to align the start to a word. mve: the int32 sums of one row, padded to whole
+    4-lane vectors, +3 (the int8 operands are used as they are)."""
     if variant == "dsp":
         return 4 * tokens + 2 * pad16(n_in) * (tokens + 1) + 3
+    if variant == "mve":
+        return 4 * ((tokens + 3) // 4 * 4) + 3
     return 0

@@ -1,0 +1,88 @@
+"""compile_artifact: artifact + board + kernel back end -> build directory (docs/build-dir.md)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from trm_tvm.boards import Board, load_board
+from trm_tvm.compile import memory
+from trm_tvm.compile.aot import Executor
+from trm_tvm.compile.backends import get_backend
+from trm_tvm.compile.importer import import_artifact
+from trm_tvm.errors import UserError, atomic_write_text
+from trm_tvm.jsonio import run_info, write_json
+from trm_tvm.quant.artifact import Artifact, file_sha256
+
+OPTS = ("-Os", "-O2")
+
+
+def precision(art: Artifact) -> str:
+    bits = {n.get("bits", 8) for sec in ("prologue", "net") for n in art.graph[sec] if n["op"] == "linear"}
+    w = "mixed" if len(bits) > 1 else f"w{bits.pop()}"
+    return f"{w}a{art.numerics['act_bits']}" if w != "mixed" else "mixed"
+
+
+def check_fit(board: Board, arena: int, weight_bytes: int) -> None:
+    """Arena must fit the board's RAM and the constants its flash (code comes on top; the project API checks
+    the linked ELF)."""
+    if board.part is None:
+        return
+    for what, limit in board.fit_limits()["ram"]:
+        if arena > limit:
+            raise UserError(f"model too big for {board.name}: arena {arena} bytes > {limit} bytes of {what}",
+                            "use a smaller model or a board with more RAM")
+    for what, limit in board.fit_limits()["flash"]:
+        if weight_bytes > limit:
+            raise UserError(f"model too big for {board.name}: constants {weight_bytes} bytes > {limit} bytes of {what}",
+                            "use a smaller model, 4-bit weights, or a board with more flash")
+
+
+def compile_artifact(artifact: str | Path, board: str, kernels: str, out: str | Path, schedule: str = "default",
+                     opt: str = "-O2", profile_layers: bool = False) -> dict:
+    if opt not in OPTS:
+        raise UserError(f"unknown optimisation level {opt!r}", f"use one of {', '.join(OPTS)}")
+    brd = load_board(board)
+    art = Artifact.load(artifact)
+    backend = get_backend(kernels, brd, schedule)
+    sections, mod = import_artifact(art, backend.scratch)
+    arena = memory.layout(sections, memory.relax_plan(mod))
+    bound = memory.lower_bound(sections)
+    ex = Executor(art, sections, arena, backend)
+    out = Path(out)
+    model = out / "model"
+    files = {"trm_model.h": ex.model_h(), "trm_model.c": ex.model_c()}
+    files["trm_weights.h"], files["trm_weights.c"] = ex.weights.header(), ex.weights.source()
+    files.update(backend.files())
+    wb = ex.weights.bytes_by_kind()
+    check_fit(brd, arena.bytes, sum(wb.values()))
+    for name, text in files.items():
+        atomic_write_text(model / name, text)
+    sources = [f"model/{n}" for n in files if n.endswith(".c")]
+    io = art.header["io"]
+    plan = {
+        "arena_bytes": arena.bytes, "lower_bound_bytes": bound, "ratio": round(arena.bytes / bound, 4),
+        "lower_bound_method": "persistent tensors + max over sections and calls of simultaneously live tensors "
+                              "(artifact graph order, no in-place kernels), kernel scratch included",
+        "persistent": {k: {"offset": o, "bytes": b} for k, (o, b) in arena.persistent.items()},
+        "region_offset": arena.region_offset, "region_bytes": arena.region_bytes,
+        "sections": {sec: {"bytes": p.bytes, "method": p.method, "relax_storages_bytes": p.relax_bytes,
+                           "tensors": p.offsets, "relax_storages": p.storages} for sec, p in arena.sections.items()},
+        "provenance": run_info(),
+    }
+    write_json(out / "memory_plan.json", plan)
+    build = {
+        "schema": "trm-tvm-build", "version": 1, "board": brd.name,
+        "artifact": {"path": str(artifact), "sha256": file_sha256(artifact), "precision": precision(art)},
+        "kernels": kernels, "schedule": schedule if kernels == "tvm" else "n/a", "opt": opt,
+        "sources": sources, "include_dirs": ["model"], "defines": {"TRM_PROFILE_LAYERS": int(profile_layers)},
+        "arena_bytes": arena.bytes, "weight_bytes": wb,
+        "io": {"input_bytes": int(__import__("numpy").prod(io["input_shape"])), "input_dtype": io["input_dtype"],
+               "input_shape": io["input_shape"], "output_len": int(__import__("numpy").prod(io["output_shape"])),
+               "output_dtype": "int16", "num_classes": io["classes"], "per_token": io["per_token"]},
+        "schedule_info": {"n": art.schedule["n"], "T": art.schedule["T"], "N_sup": art.schedule["N_sup"],
+                          "calls_per_step": len(art.calls)},
+        "halting": {"q_thr": art.header["halting"]["q_thr"], "threshold": art.header["halting"]["threshold"]},
+        "phases": ["prologue", "net", "heads"],
+        "provenance": run_info(),
+    }
+    write_json(out / "build.json", build)
+    return build
