@@ -205,15 +205,62 @@ def _clip(obs: dict, key, qc: QuantConfig, bits: int) -> float:
     return obs[key].clip(qc.act_observer, bits, qc.percentile)
 
 
-def quantise(params: Params, dims: Dims, calib_inputs: np.ndarray, qc: QuantConfig, halt_threshold: float = 0.5,
-             provenance: dict | None = None) -> Artifact:
-    """PTQ: calibrate on `calib_inputs` (float series (B, C, S) or digits (B, L)) and build the artifact."""
-    qc.check()
-    params = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+@dataclass
+class Scales:
+    """Every calibrated activation scale; everything else in an artifact follows from these and the weights."""
+    act: dict[str, float]         # graph activation name -> scale
+    input: float | None           # series input (int8 whatever act_bits is)
+    state: list[float]            # output (state) scale of each call position
+    init: dict[str, float]        # y_init / z_init scales (= the last y- / z-call's)
+    logit: float
+    q: float
+
+
+def calibrate(params: Params, dims: Dims, calib_inputs: np.ndarray, qc: QuantConfig) -> Scales:
+    """Observe the float model on `calib_inputs` (float series (B, C, S) or digits (B, L)) and pick the scales."""
     obs = observe(params, dims, calib_inputs, qc.calib_batch, qc.seed)
     ab, sb = qc.act_bits, qc.state_bits
+    act = {k: act_scale(_clip(obs, k, qc, ab), ab) for k in obs if not isinstance(k, tuple) and k != "input"}
+    s_in = act_scale(_clip(obs, "input", qc, 8), 8) if dims.input_kind == "series" else None
+    # state scales per call position; y_init / z_init must fit the scale the last y / z call leaves
+    updates = call_updates(dims)
+    qmax_s = 2 ** (sb - 1) - 1
+    inits = {"y": float(np.abs(params["y_init"]).max()), "z": float(np.abs(params["z_init"]).max())}
+    last_call = {u: max(i for i, x in enumerate(updates) if x == u) for u in set(updates)}
+    clips = [max([_clip(obs, ("state", i), qc, sb)] + [inits[u] for u in last_call if last_call[u] == i])
+             for i in range(len(updates))]
+    if qc.state_scale_mode == "shared":
+        state = [max(*clips, *inits.values()) / qmax_s] * len(updates)
+    else:
+        state = [(c if c > 0 else 1.0) / qmax_s for c in clips]
+    init = {u: state[last_call[u]] if u in last_call else (inits[u] or 1.0) / qmax_s for u in ("y", "z")}
+    return Scales(act, s_in, state, init,
+                  logit=LOGIT_HEADROOM * max(obs["logits"].absmax, 1e-6) / (2 ** 15 - 1),
+                  q=LOGIT_HEADROOM * max(obs["q"].absmax, 1e-3) / (2 ** 15 - 1))
+
+
+def scales_of(art: Artifact) -> Scales:
+    """The scales an artifact was built with (to rebuild it from changed weights, e.g. during QAT)."""
+    h = art.header
+    return Scales({k: v["scale"] for k, v in h["activations"].items() if v["scale"] is not None},
+                  h["io"]["input_scale"], [c["out_scale"] for c in h["schedule"]["calls"]],
+                  dict(h["state_init_scales"]), h["io"]["logit_scale"], h["halting"]["q_scale"])
+
+
+def quantise(params: Params, dims: Dims, calib_inputs: np.ndarray, qc: QuantConfig, halt_threshold: float = 0.5,
+             provenance: dict | None = None) -> Artifact:
+    """PTQ: calibrate on `calib_inputs`, then build the artifact."""
+    qc.check()
+    params = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+    return build(params, dims, calibrate(params, dims, calib_inputs, qc), qc, halt_threshold, provenance)
+
+
+def build(params: Params, dims: Dims, scales: Scales, qc: QuantConfig, halt_threshold: float = 0.5,
+          provenance: dict | None = None) -> Artifact:
+    """The integer graph, tensors and schedule from float weights and fixed activation scales."""
+    ab, sb = qc.act_bits, qc.state_bits
     a_t, s_t = "int8", "int8" if sb == 8 else "int16"
-    scale = {k: act_scale(_clip(obs, k, qc, ab), ab) for k in obs if not isinstance(k, tuple) and k != "input"}
+    scale = dict(scales.act)
     b = _Builder(qc, dims)
     L, D = dims.tokens, dims.hidden
     updates = call_updates(dims)
@@ -221,7 +268,7 @@ def quantise(params: Params, dims: Dims, calib_inputs: np.ndarray, qc: QuantConf
     # -- prologue
     prologue = []
     if dims.input_kind == "series":
-        s_in = act_scale(_clip(obs, "input", qc, 8), 8)       # the input is int8 whatever act_bits is
+        s_in = scales.input
         C, S, P = dims.channels, dims.samples, dims.patch
         prologue.append({"op": "patch", "name": "patch", "inputs": ["input"], "output": "patches",
                          "channels": C, "samples": S, "patch": P})
@@ -244,21 +291,8 @@ def quantise(params: Params, dims: Dims, calib_inputs: np.ndarray, qc: QuantConf
                      "mult": m.tolist(), "shift": sh})
     b.act("x", (L, D), a_t, scale["x"])
 
-    # -- state scales (per call position), y_init / z_init at the scale the last y / z call leaves
-    qmax_s = 2 ** (sb - 1) - 1
-    inits = {"y": np.abs(params["y_init"]).max(), "z": np.abs(params["z_init"]).max()}
-    last_call = {u: max(i for i, x in enumerate(updates) if x == u) for u in set(updates)}
-    state_clip = {}
-    for i in range(len(updates)):
-        c = _clip(obs, ("state", i), qc, sb)
-        state_clip[i] = max([c] + [float(inits[u]) for u in last_call if last_call[u] == i])
-    if qc.state_scale_mode == "shared":
-        shared = max([*state_clip.values(), *map(float, inits.values())])
-        state_scale = {i: shared / qmax_s for i in state_clip}
-    else:
-        state_scale = {i: (c if c > 0 else 1.0) / qmax_s for i, c in state_clip.items()}
-    init_scale = {u: state_scale[last_call[u]] if u in last_call else float(inits[u] or 1.0) / qmax_s
-                  for u in ("y", "z")}
+    # -- y_init / z_init at the scale the last y / z call leaves
+    state_scale, init_scale = scales.state, scales.init
     for u in ("y", "z"):
         v = np.floor(params[f"{u}_init"] / init_scale[u] + 0.5)
         b.tensor(f"{u}_init", spec.sat(v, sb), "other")
@@ -309,8 +343,7 @@ def quantise(params: Params, dims: Dims, calib_inputs: np.ndarray, qc: QuantConf
     heads.append({"op": "mean_pool", "name": "pool", "inputs": ["y"], "output": "p",
                   "mult": int(M), "shift": int(sh)})
     b.act("p", (D,), a_t, scale["p"])
-    s_logit = LOGIT_HEADROOM * max(obs["logits"].absmax, 1e-6) / (2 ** 15 - 1)
-    s_q = LOGIT_HEADROOM * max(obs["q"].absmax, 1e-3) / (2 ** 15 - 1)
+    s_logit, s_q = scales.logit, scales.q
     head_in, s_head_in, rows = ("y", s_y, (L,)) if dims.per_token else ("p", scale["p"], ())
     heads.append(b.linear("head", "head", head_in, "logits", params["head.weight"], params["head.bias"],
                           s_head_in, s_logit, rows, "int16"))
