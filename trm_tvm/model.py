@@ -210,10 +210,16 @@ CHECKPOINT_FORMAT = "trm-tvm-checkpoint/1"
 
 def checkpoint_dict(model: TRM, config: dict, meta: dict, baseline: TRM | None = None) -> dict:
     ckpt = {"format": CHECKPOINT_FORMAT, "config": config, "shape": vars(model.shape).copy(),
-            "model": model.state_dict(), "meta": meta}
+            "model": model.state_dict(), "meta": _plain(meta)}
     if baseline is not None:
         ckpt["baseline"] = {"model_config": vars(baseline.cfg).copy(), "model": baseline.state_dict()}
     return ckpt
+
+
+def _plain(obj):
+    """Metadata as plain Python types (numpy scalars -> numbers) so the file loads with weights_only=True."""
+    import json
+    return json.loads(json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
 
 
 def load_checkpoint(path) -> tuple[TRM, "Config", dict]:

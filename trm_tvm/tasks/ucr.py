@@ -76,7 +76,7 @@ def load(cfg: TaskConfig):
 
     tr_series, tr_labels = _load_split(cfg, "train")
     te_series, te_labels = _load_split(cfg, "test")
-    names = sorted(set(tr_labels))
+    names = sorted({str(v) for v in tr_labels})
     unknown = sorted(set(te_labels) - set(names))
     if unknown:
         raise UserError(f"test labels {unknown} never occur in the training set", "check the .ts pair")
