@@ -129,16 +129,18 @@ def flash_command(project: Project, tool: str | None = None) -> list[str]:
     return [a.replace("{elf}", str(project.elf)) for a in b.flash.commands[tool]]
 
 
-def flash(project: Project, *, port: str | None = None, tool: str | None = None, dry_run: bool = False) -> Device:
+def flash(project: Project, *, port: str | None = None, tool: str | None = None, dry_run: bool = False,
+          extra_args: tuple[str, ...] | list[str] = ()) -> Device:
     """Put the firmware on the board. QEMU: start the emulator (UART on a free loopback port unless `port` is
-    given); hardware: run openocd/pyOCD (`dry_run` only builds the command) and use the board's tty."""
+    given; `extra_args` e.g. a timing plugin); hardware: run openocd/pyOCD (`dry_run` only builds the command)
+    and use the board's tty (or `port`)."""
     b = project.board
     if not dry_run and not project.elf.is_file():
         raise UserError(f"{project.elf} does not exist", "build the project first (trm_tvm.project.build)")
     if b.emulated and tool is None:
         host = b.transport.host
         tcp = port or str(_free_port())
-        cmd = qemu_command(b, str(project.elf), f"tcp:{host}:{tcp},server=on,wait=off,nodelay=on")
+        cmd = qemu_command(b, str(project.elf), f"tcp:{host}:{tcp},server=on,wait=off,nodelay=on") + list(extra_args)
         url = f"socket://{host}:{tcp}"
         if dry_run:
             return Device(url, cmd, dry_run=True)
