@@ -91,3 +91,29 @@ def test_golden_comparison_detects_a_wrong_logit(tmp_path):
     assert project.compare_with_golden(art, inputs, log, INT32_MAX)["mismatches"] == 0
     runs[(1, "F")]["logits"][0] ^= 1
     assert project.compare_with_golden(art, inputs, log, INT32_MAX)["mismatches"] == 1
+
+
+def test_deploy_cli_writes_a_labelled_report(tmp_path):
+    """python -m trm_tvm.gap9 deploy: 0 LSB on every run, every number labelled, published figures beside."""
+    from trm_tvm.gap9.__main__ import main
+
+    art, _, _ = random_artifact(hidden=16, tokens=8, layers=1, n=1, T=2, N_sup=2, seed=4)
+    art.save(tmp_path / "a.npz")
+    assert main(["deploy", "--artifact", str(tmp_path / "a.npz"), "--out", str(tmp_path / "d"), "--inputs", "6"]) == 0
+    import json
+
+    r = json.loads((tmp_path / "d" / "gap9_deploy.json").read_text())
+    assert r["functional"]["golden"]["bit_exact"] and r["functional"]["golden"]["runs"] == 12
+    assert r["modeled"]["fixed_compute"]["latency_ms"]["provenance"] == "modeled"
+    assert r["functional"]["phases"]["net"]["counter"]["provenance"] == "emulated"
+    assert r["memory"]["l1_peak"]["value"] <= r["memory"]["l1_budget"]
+    assert r["published"]["label"] == "published" and r["published"]["pulpnn_int8_macs_per_cycle_8cores"]["value"] == 15.5
+
+
+def test_deploy_cli_bad_artifact_is_one_line(tmp_path, capsys):
+    from trm_tvm.gap9.__main__ import main
+
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    assert main(["deploy", "--artifact", str(tmp_path / "bad.npz"), "--out", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:")
