@@ -237,6 +237,45 @@ def parse_counts(text: str, regions: list[Region]) -> dict[str, dict[str, int]]:
     return out
 
 
+# The firmware's marks and the order in which the model's executor runs its phases (docs/build-dir.md).
+SESSION_MARKS = ("trm_run", "trm_phase_begin", "trm_phase_end")
+
+
+def per_inference(snapshots: list[tuple[str, dict]], calls_per_step: int) -> list[dict[str, Any]]:
+    """Split a session's snapshots (marks SESSION_MARKS) into inferences, and each into its phases.
+
+    Every entry into `trm_run` starts an inference; inside it the phase intervals come in the executor's order:
+    prologue, then per supervision step `calls_per_step` net calls and the heads (build.json schedule_info).
+    Returns per inference {"phases": {"prologue"|"net"|"heads": counts per function}, "calls": {...},
+    "steps": n, "run": counts from trm_run entry to the end of the last phase}.
+    """
+    runs: list[list[tuple[str, dict]]] = []
+    for mark, rows in snapshots:
+        if mark == "trm_run":
+            runs.append([])
+        if runs:
+            runs[-1].append((mark, rows))
+    out = []
+    for i, snaps in enumerate(runs):
+        spans = intervals(snaps, "trm_phase_begin", "trm_phase_end")
+        per_step = calls_per_step + 1
+        if not spans or (len(spans) - 1) % per_step:
+            raise UserError(f"inference {i}: {len(spans)} phase intervals do not fit prologue + k x "
+                            f"({calls_per_step} net + heads)", "the firmware's phase hooks and build.json disagree")
+        labels = ["prologue"] + (["net"] * calls_per_step + ["heads"]) * ((len(spans) - 1) // per_step)
+        phases: dict[str, dict] = {}
+        for label, span in zip(labels, spans):
+            acc = phases.setdefault(label, {})
+            for fn, row in span.items():
+                tot = acc.setdefault(fn, dict.fromkeys(CLASSES, 0))
+                for k, v in row.items():
+                    tot[k] += v
+        last_end = [rows for mark, rows in snaps if mark == "trm_phase_end"][-1]
+        out.append({"phases": phases, "calls": {lab: labels.count(lab) for lab in phases},
+                    "steps": labels.count("heads"), "run": difference(last_end, snaps[0][1])})
+    return out
+
+
 # ---- grouping into phases ----
 
 def group_regions(counts: Mapping[str, Mapping[str, int]], groups: Mapping[str, list[str]],
