@@ -1,9 +1,10 @@
 /* Hand-written linear kernels for Helium (MVE, Cortex-M55): VMLADAVA sums 16 int8 products per instruction.
  *
  * The blocking (docs/kernels.md): one weight row chunk of 16 k stays in a vector register while TRM_MVE_TOKENS
- * tokens stream past it, each token one load and one VMLADAVA. The int8 operands need no widening, so there is
- * no scratch. Full chunks run unpredicated; the last partial chunk is the same code with VCTP tail predication
+ * tokens stream past it, each token one load and one VMLADAVA. The int8 operands need no widening. Full chunks run unpredicated; the last partial chunk is the same code with VCTP tail predication
  * (inactive lanes load as 0 and are not read). Packed int4 rows are unpacked to 16 int8 lanes in 4 instructions.
+ * The raw sums of a row go to scratch; a vector loop requantises them 4 tokens at a time (exact int64 rq from
+ * 32-bit lanes) and scatters the bytes into the output column.
  */
 #include <stddef.h>
 #include "trm_kernels_handwritten.h"
@@ -12,9 +13,11 @@
 
 #define TRM_MVE_TOKENS 4 /* tokens per block */
 
+static inline int trm_pad4(int n) { return (n + 3) & ~3; }
+
 int trm_linear_mve_scratch_bytes(int tokens, int n_in, int n_out) {
-  (void)tokens, (void)n_in, (void)n_out;
-  return 0;
+  (void)n_in, (void)n_out;
+  return 4 * trm_pad4(tokens) + 3; /* the int32 sums of one row, padded to whole vectors; +3 to align */
 }
 
 /* 16 int8 weights starting at element k of a row (predicate p: lanes below n_in - k) */
@@ -31,69 +34,102 @@ TRM_INLINE int8x16_t trm_mve_weights_s4(const uint8_t *row, int k, int n_in, int
   return vshrq_n_s8(x, 4);                                          /* both sign-extended nibbles */
 }
 
-/* token j's 16 activations at element k (tokens are n_in apart) */
-TRM_INLINE int8x16_t trm_mve_act(const int8_t *a, int j, int k, int n_in, mve_pred16_t p, int tail) {
-  const int8_t *aj = a + (size_t)j * n_in + k;
-  return tail ? vldrbq_z_s8(aj, p) : vldrbq_s8(aj);
+/* the next 16 activations of one token (predicated in the tail chunk), pointer advanced */
+TRM_INLINE int8x16_t trm_mve_act(const int8_t **a, mve_pred16_t p, int tail) {
+  int8x16_t x = tail ? vldrbq_z_s8(*a, p) : vldrbq_s8(*a);
+  *a += 16;
+  return x;
 }
 
 /* Sums of one chunk (16 k, or the predicated tail) for NB tokens; NB is a constant after inlining. */
-#define TRM_MVE_CHUNK(W_LOAD, P, TAIL)                                                                          \
-  do {                                                                                                          \
-    int8x16_t w = W_LOAD;                                                                                       \
-    s0 = vmladavaq_s8(s0, trm_mve_act(a, 0, k, n_in, P, TAIL), w);                                               \
-    if (nb > 1) s1 = vmladavaq_s8(s1, trm_mve_act(a, 1, k, n_in, P, TAIL), w);                                   \
-    if (nb > 2) s2 = vmladavaq_s8(s2, trm_mve_act(a, 2, k, n_in, P, TAIL), w);                                   \
-    if (nb > 3) s3 = vmladavaq_s8(s3, trm_mve_act(a, 3, k, n_in, P, TAIL), w);                                   \
+#define TRM_MVE_CHUNK(W_LOAD, P, TAIL)                                        \
+  do {                                                                        \
+    int8x16_t w = W_LOAD;                                                     \
+    s0 = vmladavaq_s8(s0, trm_mve_act(&a0, P, TAIL), w);                      \
+    if (nb > 1) s1 = vmladavaq_s8(s1, trm_mve_act(&a1, P, TAIL), w);          \
+    if (nb > 2) s2 = vmladavaq_s8(s2, trm_mve_act(&a2, P, TAIL), w);          \
+    if (nb > 3) s3 = vmladavaq_s8(s3, trm_mve_act(&a3, P, TAIL), w);          \
   } while (0)
 
-/* out[j*n_out] for NB tokens j starting at a, one output channel (row) */
-TRM_INLINE void trm_mve_block(const void *row, int packed_s4, const int8_t *a, int n_in, int nb, trm_requant_t q,
-                              int8_t *out, int n_out) {
+/* acc[0..NB) = the row's sums for NB tokens starting at a. NB, packed_s4 and has_tail (n_in % 16 != 0) are
+ * constants after inlining, so a call without a tail carries no tail code. */
+TRM_INLINE void trm_mve_block_sums(const void *row, int packed_s4, int has_tail, const int8_t *a, int n_in, int nb,
+                                   int32_t *acc) {
   int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  const int8_t *a0 = a, *a1 = a0 + n_in, *a2 = a1 + n_in, *a3 = a2 + n_in;
   int k = 0;
   for (; k + 16 <= n_in; k += 16)
     TRM_MVE_CHUNK(packed_s4 ? trm_mve_weights_s4((const uint8_t *)row, k, n_in, 0)
                             : trm_mve_weights_s8((const int8_t *)row, k, 0, 0), 0, 0);
-  if (k < n_in) {
+  if (has_tail) {
     mve_pred16_t p = vctp8q((uint32_t)(n_in - k));
     TRM_MVE_CHUNK(packed_s4 ? trm_mve_weights_s4((const uint8_t *)row, k, n_in, 1)
                             : trm_mve_weights_s8((const int8_t *)row, k, p, 1), p, 1);
   }
-  out[0] = trm_requant(s0, q);
-  if (nb > 1) out[n_out] = trm_requant(s1, q);
-  if (nb > 2) out[2 * n_out] = trm_requant(s2, q);
-  if (nb > 3) out[3 * n_out] = trm_requant(s3, q);
+  acc[0] = s0;
+  if (nb > 1) acc[1] = s1;
+  if (nb > 2) acc[2] = s2;
+  if (nb > 3) acc[3] = s3;
+}
+
+/* acc[t] = the row's sum for every token t */
+TRM_INLINE void trm_mve_row_sums(const void *row, int packed_s4, int has_tail, const int8_t *in, int tokens,
+                                 int n_in, int32_t *acc) {
+  int t0 = 0;
+  for (; t0 + TRM_MVE_TOKENS <= tokens; t0 += TRM_MVE_TOKENS)
+    trm_mve_block_sums(row, packed_s4, has_tail, in + (size_t)t0 * n_in, n_in, TRM_MVE_TOKENS, acc + t0);
+  const int8_t *a = in + (size_t)t0 * n_in;
+  switch (tokens - t0) {
+    case 3: trm_mve_block_sums(row, packed_s4, has_tail, a, n_in, 3, acc + t0); break;
+    case 2: trm_mve_block_sums(row, packed_s4, has_tail, a, n_in, 2, acc + t0); break;
+    case 1: trm_mve_block_sums(row, packed_s4, has_tail, a, n_in, 1, acc + t0); break;
+    default: break;
+  }
+}
+
+/* out[t*n_out] = requantised acc[t], 4 tokens per vector. For sh >= 32 the result is the high word of
+ * dot*M + base shifted by sh-32; the high word is built exactly from VMULH, VMUL and the carry of the low words.
+ * sh < 32 (multipliers of 1/2 and more: rare) takes the scalar path. */
+static void trm_mve_requant_column(const int32_t *acc, trm_requant_t q, int8_t *out, int tokens, int n_out) {
+  if (q.shift < 32) {
+    for (int t = 0; t < tokens; t++) out[(size_t)t * n_out] = trm_requant(acc[t], q);
+    return;
+  }
+  uint32_t base_lo = (uint32_t)q.base;
+  int32_t base_hi = (int32_t)(q.base >> 32), s = q.shift - 32;
+  uint32x4_t base_lo_v = vdupq_n_u32(base_lo), offsets = vmulq_n_u32(vidupq_n_u32(0, 1), (uint32_t)n_out);
+  int32x4_t mult = vdupq_n_s32(q.mult), max8 = vdupq_n_s32(127), min8 = vdupq_n_s32(-128);
+  for (int t = 0; t < tokens; t += 4, out += 4 * n_out) {
+    int32x4_t d = vldrwq_s32(acc + t);
+    uint32x4_t lo = vaddq_n_u32(vreinterpretq_u32_s32(vmulq_n_s32(d, q.mult)), base_lo);
+    int32x4_t hi = vaddq_n_s32(vmulhq_s32(d, mult), base_hi);
+    hi = vaddq_m_n_s32(hi, hi, 1, vcmphiq_u32(base_lo_v, lo)); /* carry out of the low words */
+    int32x4_t r = vmaxq_s32(vminq_s32(vshlq_r_s32(hi, -s), max8), min8);
+    vstrbq_scatter_offset_p_s32(out, offsets, r, vctp32q((uint32_t)(tokens - t)));
+  }
 }
 
 TRM_INLINE void trm_mve_linear(const int8_t *in, const void *w, int packed_s4, const int32_t *bias,
                                const int32_t *mult, const int32_t *shift, int8_t *out, int tokens, int n_in,
-                               int n_out) {
+                               int n_out, void *scratch) {
   size_t row_bytes = packed_s4 ? (size_t)(n_in + 1) / 2 : (size_t)n_in;
+  int32_t *acc = (int32_t *)(((uintptr_t)scratch + 3) & ~(uintptr_t)3);
   for (int o = 0; o < n_out; o++) {
     const uint8_t *row = (const uint8_t *)w + o * row_bytes;
-    trm_requant_t q = trm_requant_init(bias, mult, shift, o);
-    int t0 = 0;
-    for (; t0 + TRM_MVE_TOKENS <= tokens; t0 += TRM_MVE_TOKENS)
-      trm_mve_block(row, packed_s4, in + (size_t)t0 * n_in, n_in, TRM_MVE_TOKENS, q, out + (size_t)t0 * n_out + o,
-                    n_out);
-    switch (tokens - t0) {
-      case 3: trm_mve_block(row, packed_s4, in + (size_t)t0 * n_in, n_in, 3, q, out + (size_t)t0 * n_out + o, n_out); break;
-      case 2: trm_mve_block(row, packed_s4, in + (size_t)t0 * n_in, n_in, 2, q, out + (size_t)t0 * n_out + o, n_out); break;
-      case 1: trm_mve_block(row, packed_s4, in + (size_t)t0 * n_in, n_in, 1, q, out + (size_t)t0 * n_out + o, n_out); break;
-      default: break;
-    }
+    if (n_in % 16)
+      trm_mve_row_sums(row, packed_s4, 1, in, tokens, n_in, acc);
+    else
+      trm_mve_row_sums(row, packed_s4, 0, in, tokens, n_in, acc);
+    trm_mve_requant_column(acc, trm_requant_init(bias, mult, shift, o), out + o, tokens, n_out);
   }
 }
 
 void trm_linear_s8_mve(const int8_t *in, const int8_t *w, const int32_t *bias, const int32_t *mult,
                        const int32_t *shift, int8_t *out, int tokens, int n_in, int n_out, void *scratch) {
-  (void)scratch;
-  trm_mve_linear(in, w, 0, bias, mult, shift, out, tokens, n_in, n_out);
+  trm_mve_linear(in, w, 0, bias, mult, shift, out, tokens, n_in, n_out, scratch);
 }
 
 void trm_linear_s4_mve(const int8_t *in, const uint8_t *w, const int32_t *bias, const int32_t *mult,
                        const int32_t *shift, int8_t *out, int tokens, int n_in, int n_out, void *scratch) {
-  (void)scratch;
-  trm_mve_linear(in, w, 1, bias, mult, shift, out, tokens, n_in, n_out);
+  trm_mve_linear(in, w, 1, bias, mult, shift, out, tokens, n_in, n_out, scratch);
 }

@@ -144,6 +144,74 @@ TRM_INLINE uint16x8_t vdupq_n_u16(uint16_t x) {
   for (int i = 0; i < 8; i++) r.v[i] = x;
   return r;
 }
+/* 32-bit lanes (predicate: 4 bits per lane) */
+typedef struct { int32_t v[4]; } int32x4_t;
+typedef struct { uint32_t v[4]; } uint32x4_t;
+TRM_INLINE int trm_lane32(mve_pred16_t p, int i) { return (p >> (4 * i)) & 1; }
+TRM_INLINE mve_pred16_t vctp32q(uint32_t n) { return n >= 4 ? 0xFFFF : (mve_pred16_t)((1u << (4 * n)) - 1); }
+TRM_INLINE int32x4_t vldrwq_s32(const int32_t *p) {
+  int32x4_t r;
+  for (int i = 0; i < 4; i++) r.v[i] = p[i];
+  return r;
+}
+TRM_INLINE int32x4_t vdupq_n_s32(int32_t x) { int32x4_t r = {{x, x, x, x}}; return r; }
+TRM_INLINE uint32x4_t vdupq_n_u32(uint32_t x) { uint32x4_t r = {{x, x, x, x}}; return r; }
+TRM_INLINE uint32x4_t vidupq_n_u32(uint32_t a, int imm) {
+  uint32x4_t r;
+  for (int i = 0; i < 4; i++) r.v[i] = a + (uint32_t)(i * imm);
+  return r;
+}
+TRM_INLINE uint32x4_t vmulq_n_u32(uint32x4_t a, uint32_t b) {
+  for (int i = 0; i < 4; i++) a.v[i] *= b;
+  return a;
+}
+TRM_INLINE int32x4_t vmulq_n_s32(int32x4_t a, int32_t b) { /* low 32 bits of the product */
+  for (int i = 0; i < 4; i++) a.v[i] = (int32_t)((uint32_t)a.v[i] * (uint32_t)b);
+  return a;
+}
+TRM_INLINE int32x4_t vmulhq_s32(int32x4_t a, int32x4_t b) { /* high 32 bits of the 64-bit product */
+  for (int i = 0; i < 4; i++) a.v[i] = (int32_t)(((int64_t)a.v[i] * b.v[i]) >> 32);
+  return a;
+}
+TRM_INLINE uint32x4_t vreinterpretq_u32_s32(int32x4_t a) {
+  uint32x4_t r;
+  for (int i = 0; i < 4; i++) r.v[i] = (uint32_t)a.v[i];
+  return r;
+}
+TRM_INLINE uint32x4_t vaddq_n_u32(uint32x4_t a, uint32_t b) {
+  for (int i = 0; i < 4; i++) a.v[i] += b;
+  return a;
+}
+TRM_INLINE int32x4_t vaddq_n_s32(int32x4_t a, int32_t b) {
+  for (int i = 0; i < 4; i++) a.v[i] = (int32_t)((uint32_t)a.v[i] + (uint32_t)b);
+  return a;
+}
+TRM_INLINE mve_pred16_t vcmphiq_u32(uint32x4_t a, uint32x4_t b) { /* a > b, unsigned */
+  mve_pred16_t p = 0;
+  for (int i = 0; i < 4; i++) p |= (mve_pred16_t)(a.v[i] > b.v[i] ? 0xF << (4 * i) : 0);
+  return p;
+}
+TRM_INLINE int32x4_t vaddq_m_n_s32(int32x4_t inactive, int32x4_t a, int32_t b, mve_pred16_t p) {
+  for (int i = 0; i < 4; i++) inactive.v[i] = trm_lane32(p, i) ? (int32_t)((uint32_t)a.v[i] + (uint32_t)b) : inactive.v[i];
+  return inactive;
+}
+TRM_INLINE int32x4_t vshlq_r_s32(int32x4_t a, int32_t n) { /* the kernels shift right only (n <= 0) */
+  for (int i = 0; i < 4; i++) a.v[i] >>= -n;
+  return a;
+}
+TRM_INLINE int32x4_t vminq_s32(int32x4_t a, int32x4_t b) {
+  for (int i = 0; i < 4; i++) a.v[i] = a.v[i] < b.v[i] ? a.v[i] : b.v[i];
+  return a;
+}
+TRM_INLINE int32x4_t vmaxq_s32(int32x4_t a, int32x4_t b) {
+  for (int i = 0; i < 4; i++) a.v[i] = a.v[i] > b.v[i] ? a.v[i] : b.v[i];
+  return a;
+}
+/* byte i of base + offset[i] = low byte of lane i, active lanes only */
+TRM_INLINE void vstrbq_scatter_offset_p_s32(int8_t *base, uint32x4_t offset, int32x4_t value, mve_pred16_t p) {
+  for (int i = 0; i < 4; i++)
+    if (trm_lane32(p, i)) base[offset.v[i]] = (int8_t)(value.v[i] & 0xFF);
+}
 #define TRM_HAVE_MVE_EMULATION 1
 #endif
 
