@@ -90,10 +90,9 @@ class Executor:
     def args(self, section: str, op: Op, per_call_inputs: list[str] | None = None) -> dict:
         a: dict = {}
         names = per_call_inputs or op.inputs
-        a["ins"] = [self.const(n) if n in self.art.header["tensors"] else self.tensor(section, n, "int8")
-                    for n in names]
-        if op.kind == "rmsnorm":
-            a["ins"] = [self.tensor(section, op.inputs[0], "int32")]
+        dtypes = op.in_dtypes if not per_call_inputs else ["int8"] * len(names)
+        a["ins"] = [self.const(n) if n in self.art.header["tensors"] else self.tensor(section, n, dt)
+                    for n, dt in zip(names, dtypes)]
         a["out"] = self.tensor(section, op.output, op.out_dtype)
         for role in ("weight", "bias", "mult", "shift", "table"):
             if isinstance(op.node.get(role), str):

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from trm_tvm.boards import Board, load_board
 from trm_tvm.compile import memory
 from trm_tvm.compile.aot import Executor
@@ -75,8 +77,8 @@ def compile_artifact(artifact: str | Path, board: str, kernels: str, out: str | 
         "kernels": kernels, "schedule": schedule if kernels == "tvm" else "n/a", "opt": opt,
         "sources": sources, "include_dirs": ["model"], "defines": {"TRM_PROFILE_LAYERS": int(profile_layers)},
         "arena_bytes": arena.bytes, "weight_bytes": wb,
-        "io": {"input_bytes": int(__import__("numpy").prod(io["input_shape"])), "input_dtype": io["input_dtype"],
-               "input_shape": io["input_shape"], "output_len": int(__import__("numpy").prod(io["output_shape"])),
+        "io": {"input_bytes": int(np.prod(io["input_shape"])), "input_dtype": io["input_dtype"],
+               "input_shape": io["input_shape"], "output_len": int(np.prod(io["output_shape"])),
                "output_dtype": "int16", "num_classes": io["classes"], "per_token": io["per_token"]},
         "schedule_info": {"n": art.schedule["n"], "T": art.schedule["T"], "N_sup": art.schedule["N_sup"],
                           "calls_per_step": len(art.calls)},
