@@ -55,9 +55,9 @@ def test_w4a8_packs_weights(ckpt, tmp_path):
 
 
 def test_errors_are_one_line(ckpt, tmp_path, capsys):
-    qat = tmp_path / "q.yaml"
-    qat.write_text("method: qat\n")
-    assert quantize.main(["run", "--checkpoint", str(ckpt), "--recipe", str(qat), "--out", "x.npz"]) == 2
+    typo = tmp_path / "q.yaml"
+    typo.write_text("observer: mse\n")
+    assert quantize.main(["run", "--checkpoint", str(ckpt), "--recipe", str(typo), "--out", "x.npz"]) == 2
     bad = tmp_path / "b.yaml"
     bad.write_text("weight_bits: 3\n")
     assert quantize.main(["run", "--checkpoint", str(ckpt), "--recipe", str(bad), "--out", "x.npz"]) == 2
@@ -66,4 +66,17 @@ def test_errors_are_one_line(ckpt, tmp_path, capsys):
     assert quantize.main(["eval", "--checkpoint", str(ckpt), "--artifact", str(other)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("error: ") for line in err)
-    assert "QAT" in err[0] and "weight_bits" in err[1] and "not made from" in err[2]
+    assert "unknown key" in err[0] and "weight_bits" in err[1] and "not made from" in err[2]
+
+
+def test_qat_recipe_runs_and_records_history(ckpt, tmp_path):
+    torch.set_num_threads(1)
+    recipe = tmp_path / "w4a8_qat.yaml"
+    recipe.write_text("name: w4a8\nmethod: qat\nweight_bits: 4\nact_observer: minmax\n"
+                      "qat: {epochs: 1, monitor: 16, batch_size: 16, lr: 0.001}\n")
+    out = tmp_path / "q.npz"
+    assert quantize.main(["run", "--checkpoint", str(ckpt), "--recipe", str(recipe), "--out", str(out),
+                          "--calib-samples", "16"]) == 0
+    art = Artifact.load(out)
+    hist = art.header["provenance"]["qat"]["history"]
+    assert [h["at"] for h in hist] == ["start", "epoch 1"] and "loss" in hist[1]

@@ -24,7 +24,7 @@ from trm_tvm.jsonio import REPO_ROOT, run_info, write_json
 
 
 
-def load_recipe(path: str | Path):
+def load_recipe(path: str | Path, method: str | None = None):
     from trm_tvm.config import from_dict
     from trm_tvm.quant.ptq import QuantConfig
 
@@ -38,13 +38,20 @@ def load_recipe(path: str | Path):
     if not isinstance(data, dict):
         raise UserError(f"recipe {path} must be a mapping", "see qat/w8a8.yaml")
     qc = from_dict(QuantConfig, data, where=path.name)
+    if method:
+        qc = dataclasses.replace(qc, method=method)
     try:
         qc.check()
     except ValueError as e:
         raise UserError(f"recipe {path}: {e}", "fix the recipe") from None
-    if qc.method == "qat":
-        raise UserError(f"recipe {path} asks for QAT, which is not implemented yet", "use method: ptq")
     return qc
+
+
+def qat_settings(qc):
+    from trm_tvm.config import from_dict
+    from trm_tvm.quant.qat import QatSettings
+
+    return from_dict(QatSettings, qc.qat or {}, where="recipe qat")
 
 
 def _checkpoint(path: str):
@@ -53,7 +60,7 @@ def _checkpoint(path: str):
 
     model, cfg, ckpt = load_checkpoint(path)
     params = {k: v.detach().double().numpy() for k, v in model.state_dict().items()}
-    return params, Dims.from_model(cfg.model, model.shape), cfg
+    return params, Dims.from_model(cfg.model, model.shape), cfg, model
 
 
 def _dataset(cfg):
@@ -73,20 +80,31 @@ def cmd_run(a) -> int:
     from trm_tvm.quant.artifact import file_sha256
     from trm_tvm.quant.ptq import quantise
 
-    qc = load_recipe(a.recipe)
+    qc = load_recipe(a.recipe, a.method)
     if a.calib_samples:
         qc = dataclasses.replace(qc, calib_samples=a.calib_samples)
-    params, dims, cfg = _checkpoint(a.checkpoint)
+    qs = qat_settings(qc)
+    if a.qat_minutes:
+        qs = dataclasses.replace(qs, wall_time_min=a.qat_minutes)
+    params, dims, cfg, model = _checkpoint(a.checkpoint)
     data = _dataset(cfg)
     rng = np.random.default_rng(qc.seed)
     idx = np.sort(rng.choice(len(data.x_train), min(qc.calib_samples, len(data.x_train)), replace=False))
     t0 = time.time()
-    art = quantise(params, dims, data.x_train[idx], qc, cfg.model.halt_threshold, provenance={
+    provenance = {
         "source": {"checkpoint": _rel(a.checkpoint), "sha256": file_sha256(a.checkpoint)},
         "recipe_file": _rel(a.recipe),
         "calibration": {"data": f"{cfg.task.name} train split", "samples": int(len(idx)), "seed": qc.seed},
         "command": "python -m trm_tvm.quantize " + " ".join(shlex.quote(s) for s in a.argv),
-        "run": run_info()})
+        "run": run_info()}
+    art = quantise(params, dims, data.x_train[idx], qc, cfg.model.halt_threshold, provenance=provenance)
+    if qc.method == "qat":
+        from trm_tvm.quant.ptq import scales_of
+        from trm_tvm.quant.qat import qat
+
+        art, info = qat(model.train(), dims, scales_of(art), qc, qs, data.x_train, data.y_train,
+                        cfg.model.halt_threshold)
+        art.header["provenance"] = {**provenance, "qat": {**dataclasses.asdict(qs), **info}}
     sha = art.save(a.out)
     wb = art.weight_bytes()
     print(f"wrote {a.out} ({qc.name}, {sum(wb.values())} constant bytes: {wb}; sha256 {sha[:12]}) "
@@ -100,7 +118,7 @@ def cmd_eval(a) -> int:
     from trm_tvm.quant.artifact import Artifact
 
     art = Artifact.load(a.artifact)
-    params, dims, cfg = _checkpoint(a.checkpoint)
+    params, dims, cfg, _ = _checkpoint(a.checkpoint)
     if art.dims != dims:
         raise UserError(f"artifact {a.artifact} was not made from a model of this shape ({art.dims} vs {dims})",
                         "pass the checkpoint the artifact was quantised from")
@@ -160,6 +178,8 @@ def main(argv=None) -> int:
     r.add_argument("--recipe", required=True, help="qat/<recipe>.yaml")
     r.add_argument("--out", required=True, help="artifact path (.npz)")
     r.add_argument("--calib-samples", type=int, default=0, help="override the recipe's calibration sample count")
+    r.add_argument("--method", choices=("ptq", "qat"), help="override the recipe's method")
+    r.add_argument("--qat-minutes", type=float, default=0, help="override the recipe's QAT wall-time budget")
     r.add_argument("--eval", action="store_true", help="then compare golden vs float accuracy on the test set")
     for p in (r, sub.add_parser("eval", help="golden vs float accuracy of an artifact on the test set")):
         p.add_argument("--json", help="write the comparison here")
