@@ -15,11 +15,13 @@ from trm_tvm.measure import timing
 # Hand count of tests/fixtures/measure/loop.S (each instruction is annotated with its class there).
 KERNEL_LOOP = {"alu": 1 + 100, "load": 1 + 100, "load_pipelined": 100, "mac": 100, "mul": 100, "store": 100,
                "branch_taken": 99, "branch_not_taken": 1, "lsm": 2, "lsm_regs": 3 + 3, "pc_load": 1,
-               "insns": 3 + 7 * 100 + 1, "fetch_bytes": 2 + 2 + 2 + 100 * (2 + 2 + 4 + 4 + 2 + 2 + 2) + 2}
+               "insns": 3 + 7 * 100 + 1, "fetch_bytes": 2 + 2 + 2 + 100 * (2 + 2 + 4 + 4 + 2 + 2 + 2) + 2,
+               "flash_data_bytes": 4}                                  # the literal-pool word of `ldr r3, =...`
 KERNEL_MIX = {"alu": 6, "div": 1, "mla": 1, "load": 1, "lsm": 3, "lsm_regs": 4 + 2 + 4, "fp": 2, "fp_mac": 1,
               "fp_div": 1, "branch_not_taken": 1, "branch_taken": 2, "insns": 19,
-              "fetch_bytes": 2 + 2 + 4 * 10 + 2 * 7}
-RESET = {"alu": 2, "load": 3, "store": 1, "system": 3, "branch_taken": 2, "insns": 11, "fetch_bytes": 32}
+              "fetch_bytes": 2 + 2 + 4 * 10 + 2 * 7, "flash_data_bytes": 4}
+RESET = {"alu": 2, "load": 3, "store": 1, "system": 3, "branch_taken": 2, "insns": 11, "fetch_bytes": 32,
+         "flash_data_bytes": 8}                                        # two literal loads; CPACR is not flash
 
 
 def nonzero(row):
@@ -89,13 +91,16 @@ def test_cpi_arithmetic_on_a_hand_computed_case():
              "timing_model": {"source": "toy", "flash_line_bytes": 8,
                               "cpi": {c: 1 for c in timing.CPI_CLASSES} | {"load": 2, "branch_taken": 3, "div": 7}}}
     row = dict.fromkeys(timing.CLASSES, 0) | {"alu": 10, "load": 5, "branch_taken": 2, "div": 1, "lsm": 1,
-                                               "lsm_regs": 4, "insns": 19, "fetch_bytes": 64}
-    # CPI: 10*1 + 5*2 + 2*3 + 1*7 + 1*1 + 4*1 = 38; flash: 4 ws * 0.25 miss * (64/8 lines + 2 taken) = 10
+                                               "lsm_regs": 4, "insns": 19, "fetch_bytes": 64, "flash_data_bytes": 16}
+    # CPI: 10*1 + 5*2 + 2*3 + 1*7 + 1*1 + 4*1 = 38
+    # flash: 4 ws * (0.25 code miss * (64/8 lines + 2 taken) + 1.0 data miss * 16/8 lines) = 10 + 8 = 18
     parts = timing.cycle_breakdown(row, board)
-    assert parts["flash_wait"] == 10.0 and sum(parts.values()) == 48.0
+    assert parts["flash_wait"] == 18.0 and sum(parts.values()) == 56.0
     fig = timing.cycles(row, board)
-    assert fig["value"] == 48 and fig["provenance"] == "modeled" and "toy" in fig["source"]
-    assert timing.latency_s(fig, board)["value"] == pytest.approx(48 / 100e6)
+    assert fig["value"] == 56 and fig["provenance"] == "modeled" and "toy" in fig["source"]
+    assert timing.latency_s(fig, board)["value"] == pytest.approx(56 / 100e6)
+    board["timing_model"]["flash_data_hit_rate"] = 0.5
+    assert timing.cycle_breakdown(row, board)["flash_wait"] == 14.0
     assert timing.instructions(row)["provenance"] == "emulated"
 
 

@@ -61,6 +61,9 @@ def timing_model(board: Any, classes: tuple[str, ...]) -> dict:
         raise UserError(f"{where}.cpi.{unknown[0]} is not an instruction class (known: {', '.join(classes)})", fix)
     if tm.get("fidelity", "high") not in FIDELITIES:
         raise UserError(f"{where}.fidelity must be one of {', '.join(FIDELITIES)}, got {tm.get('fidelity')!r}", fix)
+    hit = tm.get("flash_data_hit_rate", 0.0)
+    if isinstance(hit, bool) or not isinstance(hit, (int, float)) or not 0 <= hit <= 1:
+        raise UserError(f"{where}.flash_data_hit_rate must be a number in [0, 1], got {hit!r}", fix)
     line = tm.get("flash_line_bytes", 16)
     if isinstance(line, bool) or not isinstance(line, int) or line <= 0:
         raise UserError(f"{where}.flash_line_bytes must be a positive integer, got {line!r}", fix)
@@ -88,3 +91,10 @@ def fit_limits(board: Any) -> dict[str, list[tuple[str, int]]]:
         limits["flash"].append((f"{e['machine']} code memory", e["code"]["bytes"]))
         limits["ram"].append((f"{e['machine']} data memory", e["data"]["bytes"]))
     return limits
+
+
+def flash_range(board: Any) -> tuple[int, int] | None:
+    """[lo, hi) of the memory the firmware's flash image runs from: the emulator's code memory, else the part's flash."""
+    region = _get(_get(board, "emulator"), "code") or _get(_get(board, "part"), "flash")
+    origin, size = _get(region, "origin"), _get(region, "bytes")
+    return (origin, origin + size) if origin is not None and size else None

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from trm_tvm.errors import UserError
-from trm_tvm.measure.board_data import board_name, has_mve, part, section, timing_model
+from trm_tvm.measure.board_data import board_name, flash_range, has_mve, part, section, timing_model
 from trm_tvm.provenance import figure
 
 PLUGIN_SOURCE = Path(__file__).resolve().parent / "plugin" / "trm_insn_classes.c"
@@ -31,9 +31,9 @@ PLUGIN_API = 1
 # The plugin's file format, in order (mirrors CLASSES in trm_insn_classes.c).
 CLASSES = ("alu", "mul", "mla", "mac", "div", "load", "load_pipelined", "store", "lsm", "lsm_regs",
            "branch_taken", "branch_not_taken", "pc_load", "fp", "fp_mac", "fp_div", "mve", "lob", "system",
-           "insns", "fetch_bytes")
-# Classes that cost cycles through a CPI; `insns` and `fetch_bytes` are totals used for checks and the flash model.
-CPI_CLASSES = tuple(c for c in CLASSES if c not in ("insns", "fetch_bytes"))
+           "insns", "fetch_bytes", "flash_data_bytes")
+# Classes that cost cycles through a CPI; the rest are totals for checks and the flash model.
+CPI_CLASSES = tuple(c for c in CLASSES if c not in ("insns", "fetch_bytes", "flash_data_bytes"))
 OTHER_REGION = "<other>"
 
 
@@ -117,6 +117,7 @@ class PluginRun:
     plugin: Path
     mve: bool
     marks: tuple[str, ...] = ()
+    flash: tuple[int, int] | None = None
 
     @property
     def out_path(self) -> Path:
@@ -127,6 +128,8 @@ class PluginRun:
         args = f"{self.plugin},ranges={self.workdir / 'ranges.txt'},out={self.out_path}"
         start = {r.name: r.lo for r in self.regions}
         args += "".join(f",mark={start[m]:x}" for m in self.marks)
+        if self.flash:
+            args += f",flash={self.flash[0]:x}:{self.flash[1]:x}"
         return ["-plugin", args + (",mve=on" if self.mve else "")]
 
     def counts(self) -> dict[str, dict[str, int]]:
@@ -169,7 +172,7 @@ def prepare_plugin(elf: str | os.PathLike, board: Any, workdir: str | os.PathLik
     (workdir / "ranges.txt").write_text("".join(f"{r.lo:x} {r.hi:x}\n" for r in regions))
     for stale in ("insn_classes.txt", "insn_classes.txt.marks"):
         (workdir / stale).unlink(missing_ok=True)
-    return PluginRun(workdir, regions, build_plugin(), has_mve(board), tuple(marks))
+    return PluginRun(workdir, regions, build_plugin(), has_mve(board), tuple(marks), flash_range(board))
 
 
 def difference(later: Mapping[str, Mapping[str, int]], earlier: Mapping[str, Mapping[str, int]]) -> dict:
@@ -309,19 +312,24 @@ def cycle_breakdown(row: Mapping[str, int], board: Any) -> dict[str, float]:
 
 
 def flash_wait_cycles(row: Mapping[str, int], board: Any) -> float:
-    """Wait states for every flash line fetch that misses the accelerator (prefetch buffer / instruction cache).
+    """Wait states for every flash line read that the accelerator does not serve.
 
-    Lines fetched = sequential code bytes / line size + one new line per taken branch or PC load. The wait states
-    and hit rate are the part's (`part.flash_wait_states`, `part.accelerator.hit_rate`), the line size the timing
-    model's (`flash_line_bytes`). Data reads from flash (weights) are not modeled separately.
+    Instruction side: lines = code bytes executed / line size + one new line per taken branch or PC load, missing
+    at 1 - `part.accelerator.hit_rate`. Data side (weights and constants read from flash): lines = bytes loaded
+    from flash / line size, missing at 1 - `timing_model.flash_data_hit_rate` (default 0: weights stream through
+    a few-line data cache once per use). Wait states from `part.flash_wait_states`, line size from
+    `timing_model.flash_line_bytes`. Sequential use of each line is assumed (scattered byte reads cost more).
     """
     ws = float(part(board, "flash_wait_states", 0))
     if ws == 0:
         return 0.0
-    miss = 1.0 - float(part(board, "accelerator", {}).get("hit_rate", 0.0))
-    line = float(section(board, "timing_model").get("flash_line_bytes", 16))
-    lines = row.get("fetch_bytes", 0) / line + row.get("branch_taken", 0) + row.get("pc_load", 0)
-    return ws * miss * lines
+    tm = section(board, "timing_model")
+    line = float(tm.get("flash_line_bytes", 16))
+    code_miss = 1.0 - float(part(board, "accelerator", {}).get("hit_rate", 0.0))
+    data_miss = 1.0 - float(tm.get("flash_data_hit_rate", 0.0))
+    code_lines = row.get("fetch_bytes", 0) / line + row.get("branch_taken", 0) + row.get("pc_load", 0)
+    data_lines = row.get("flash_data_bytes", 0) / line
+    return ws * (code_miss * code_lines + data_miss * data_lines)
 
 
 def cycles(row: Mapping[str, int], board: Any) -> dict:

@@ -4,6 +4,7 @@
  *
  * Arguments:  ranges=<file>  one region per line, "lo hi" in hex, half-open [lo, hi), sorted, not overlapping
  *             out=<file>     written at exit: "trm-insn-classes 1", the class names, then one line per region
+ *             flash=<lo>:<hi> (hex) count the bytes loaded from this range (data reads of weights in flash)
  *             mark=<hex>     (repeatable) each time the instruction at this address runs, append a snapshot of
  *                            the counts so far to <out>.marks: "mark <index>", non-zero region rows, "end"
  * Instructions outside every range go to an extra last region ("other").
@@ -37,6 +38,10 @@ struct qemu_plugin_tb;
 struct qemu_plugin_insn;
 enum qemu_plugin_cb_flags { QEMU_PLUGIN_CB_NO_REGS, QEMU_PLUGIN_CB_R_REGS, QEMU_PLUGIN_CB_RW_REGS };
 enum qemu_plugin_op { QEMU_PLUGIN_INLINE_ADD_U64 };
+enum qemu_plugin_mem_rw { QEMU_PLUGIN_MEM_R = 1, QEMU_PLUGIN_MEM_W, QEMU_PLUGIN_MEM_RW };
+typedef uint32_t qemu_plugin_meminfo_t;
+typedef void (*qemu_plugin_vcpu_mem_cb_t)(unsigned int vcpu_index, qemu_plugin_meminfo_t info, uint64_t vaddr,
+                                          void *userdata);
 typedef void (*qemu_plugin_udata_cb_t)(qemu_plugin_id_t id, void *userdata);
 typedef void (*qemu_plugin_vcpu_udata_cb_t)(unsigned int vcpu_index, void *userdata);
 typedef void (*qemu_plugin_vcpu_tb_trans_cb_t)(qemu_plugin_id_t id, struct qemu_plugin_tb *tb);
@@ -48,6 +53,10 @@ void qemu_plugin_register_vcpu_insn_exec_cb(struct qemu_plugin_insn *insn, qemu_
                                             enum qemu_plugin_cb_flags flags, void *userdata);
 void qemu_plugin_register_vcpu_insn_exec_inline(struct qemu_plugin_insn *insn, enum qemu_plugin_op op,
                                                 void *ptr, uint64_t imm);
+void qemu_plugin_register_vcpu_mem_cb(struct qemu_plugin_insn *insn, qemu_plugin_vcpu_mem_cb_t cb,
+                                      enum qemu_plugin_cb_flags flags, enum qemu_plugin_mem_rw rw, void *userdata);
+unsigned int qemu_plugin_mem_size_shift(qemu_plugin_meminfo_t info);
+bool qemu_plugin_mem_is_store(qemu_plugin_meminfo_t info);
 void qemu_plugin_register_atexit_cb(qemu_plugin_id_t id, qemu_plugin_udata_cb_t cb, void *userdata);
 size_t qemu_plugin_tb_n_insns(const struct qemu_plugin_tb *tb);
 uint64_t qemu_plugin_tb_vaddr(const struct qemu_plugin_tb *tb);
@@ -62,7 +71,7 @@ TRM_EXPORT int qemu_plugin_version = TRM_PLUGIN_API;
 #define CLASSES(X) \
     X(alu) X(mul) X(mla) X(mac) X(div) X(load) X(load_pipelined) X(store) X(lsm) X(lsm_regs) \
     X(branch_taken) X(branch_not_taken) X(pc_load) X(fp) X(fp_mac) X(fp_div) X(mve) X(lob) X(system) \
-    X(insns) X(fetch_bytes)
+    X(insns) X(fetch_bytes) X(flash_data_bytes)
 #define AS_ENUM(name) C_##name,
 #define AS_NAME(name) #name,
 enum { CLASSES(AS_ENUM) N_CLASSES };
@@ -257,6 +266,7 @@ static bool has_mve;
 static uint64_t marks[MAX_MARKS];
 static int n_marks;
 static FILE *marks_file;
+static uint64_t flash_lo, flash_hi;   /* empty range: data reads from flash are not counted */
 
 static size_t region_of(uint64_t pc)
 {
@@ -290,6 +300,22 @@ static void on_mark(unsigned int vcpu_index, void *userdata)
     fprintf(marks_file, "mark %d\n", (int)(intptr_t)userdata);
     write_rows(marks_file, true);
     fprintf(marks_file, "end\n");
+}
+
+/* ---- data reads from flash: userdata is the region's flash_data_bytes counter ----
+ * Registered for reads and writes: QEMU 7.2 delivered stores, not loads, to a read-only (MEM_R) registration. */
+static void on_load(unsigned int vcpu_index, qemu_plugin_meminfo_t info, uint64_t vaddr, void *userdata)
+{
+    (void)vcpu_index;
+    if (vaddr >= flash_lo && vaddr < flash_hi && !qemu_plugin_mem_is_store(info))
+        *(uint64_t *)userdata += 1u << qemu_plugin_mem_size_shift(info);
+}
+
+static bool reads_memory(const insn_class_t *c)
+{
+    for (int k = 0; k < c->n; k++)
+        if (c->cls[k] == C_load || c->cls[k] == C_load_pipelined || c->cls[k] == C_lsm) return true;
+    return false;
 }
 
 /* ---- conditional branches: settled by the block that runs next ---- */
@@ -350,6 +376,9 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
         for (int k = 0; k < c.n; k++)
             qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64,
                                                        counter(region, c.cls[k]), c.amount[k]);
+        if (flash_hi > flash_lo && reads_memory(&c))
+            qemu_plugin_register_vcpu_mem_cb(insn, on_load, QEMU_PLUGIN_CB_NO_REGS, QEMU_PLUGIN_MEM_RW,
+                                             counter(region, C_flash_data_bytes));
         for (int m = 0; m < n_marks; m++)
             if (pc == marks[m])
                 qemu_plugin_register_vcpu_insn_exec_cb(insn, on_mark, QEMU_PLUGIN_CB_NO_REGS, (void *)(intptr_t)m);
@@ -422,6 +451,8 @@ TRM_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info,
         if (strncmp(argv[i], "ranges=", 7) == 0) ranges = argv[i] + 7;
         else if (strncmp(argv[i], "out=", 4) == 0) out_path = strdup(argv[i] + 4);
         else if (strcmp(argv[i], "mve=on") == 0) has_mve = true;
+        else if (strncmp(argv[i], "flash=", 6) == 0)
+            sscanf(argv[i] + 6, "%" SCNx64 ":%" SCNx64, &flash_lo, &flash_hi);
         else if (strncmp(argv[i], "mark=", 5) == 0 && n_marks < MAX_MARKS)
             marks[n_marks++] = strtoull(argv[i] + 5, NULL, 16);
         else { fprintf(stderr, "trm_insn_classes: unknown argument %s\n", argv[i]); return -1; }
