@@ -45,7 +45,7 @@ def call_linear(lib, variant, a, w, bias, mult, shift, packed_s4, offset=0):
     _, _, a_buf = place(a)
     _, _, w_buf = place(w)
     out_raw, out_base, out_buf = place(np.zeros((tokens, n_out), np.int8))
-    scratch_n = handwritten.linear_scratch_bytes(variant, tokens, n_in, n_out)
+    scratch_n = handwritten.linear_scratch_bytes("s4" if packed_s4 else "s8", variant, tokens, n_in, n_out)
     s_raw, s_base, _ = place(np.zeros(scratch_n, np.uint8))
     i32 = lambda x: np.ascontiguousarray(x, np.int32)  # noqa: E731 -- int32 arrays are aligned by contract
     bias_c, mult_c, shift_c = (None if bias is None else i32(bias)), i32(mult), i32(shift)
@@ -143,9 +143,10 @@ def test_linear_extreme_accumulators(lib, variant):
 def test_scratch_size_matches_c(lib):
     """The executor's arena plan (Python) and the kernels (C) agree on the scratch size."""
     for variant in VARIANTS:
-        fn = getattr(lib, f"trm_linear_{variant}_scratch_bytes")
-        for tokens, n_in, n_out in [(1, 1, 1), (16, 48, 96), (48, 17, 5), (3, 1024, 2)]:
-            assert fn(tokens, n_in, n_out) == handwritten.linear_scratch_bytes(variant, tokens, n_in, n_out)
+        for dtype in ("s8", "s4"):
+            fn = getattr(lib, f"trm_linear_{dtype}_{variant}_scratch_bytes")
+            for tokens, n_in, n_out in [(1, 1, 1), (16, 48, 96), (48, 17, 5), (3, 1024, 2)]:
+                assert fn(tokens, n_in, n_out) == handwritten.linear_scratch_bytes(dtype, variant, tokens, n_in, n_out)
 
 
 def test_backend_picks_variant_by_board():
@@ -156,3 +157,4 @@ def test_backend_picks_variant_by_board():
     assert handwritten.kernel("rmsnorm_s32", m4) == "trm_rmsnorm_s32_ref"
     assert handwritten.scratch_bytes("linear_s8", m4, 16, 48, 96) == 4 * 16 + 2 * 48 * 17 + 3
     assert handwritten.scratch_bytes("linear_s8", load_board("cortex-m55"), 17, 48, 96) == 4 * 20 + 3
+    assert handwritten.scratch_bytes("linear_s4", load_board("cortex-m55"), 17, 48, 96) == 4 * 20 + 3

@@ -18,9 +18,13 @@
 
 static inline int trm_pad16(int n) { return (n + 15) & ~15; }
 
-int trm_linear_dsp_scratch_bytes(int tokens, int n_in, int n_out) {
+/* the int32 sums of one row, one int16 row and every token's int16 activations; +3 to align */
+int trm_linear_s8_dsp_scratch_bytes(int tokens, int n_in, int n_out) {
   (void)n_out;
-  return 4 * tokens + 2 * trm_pad16(n_in) * (tokens + 1) + 3; /* sums, int16 row and activations, align */
+  return 4 * tokens + 2 * trm_pad16(n_in) * (tokens + 1) + 3;
+}
+int trm_linear_s4_dsp_scratch_bytes(int tokens, int n_in, int n_out) {
+  return trm_linear_s8_dsp_scratch_bytes(tokens, n_in, n_out);
 }
 
 /* ---- widening into scratch -------------------------------------------------------------------------------- */

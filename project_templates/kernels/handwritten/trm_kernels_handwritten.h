@@ -9,9 +9,10 @@
 TRM_DECLARE_KERNELS(dsp)
 TRM_DECLARE_KERNELS(mve)
 
-/* scratch of trm_linear_s8_dsp and trm_linear_s4_dsp */
-int trm_linear_dsp_scratch_bytes(int tokens, int n_in, int n_out);
-/* scratch of trm_linear_s8_mve and trm_linear_s4_mve */
-int trm_linear_mve_scratch_bytes(int tokens, int n_in, int n_out);
+/* bytes of `scratch` one call of trm_linear_<dtype>_<variant> needs */
+int trm_linear_s8_dsp_scratch_bytes(int tokens, int n_in, int n_out);
+int trm_linear_s4_dsp_scratch_bytes(int tokens, int n_in, int n_out);
+int trm_linear_s8_mve_scratch_bytes(int tokens, int n_in, int n_out);
+int trm_linear_s4_mve_scratch_bytes(int tokens, int n_in, int n_out);
 
 #endif

@@ -1,8 +1,9 @@
 /* Hand-written linear kernels for Helium (MVE, Cortex-M55): VMLADAVA sums 16 int8 products per instruction.
  *
  * The blocking (docs/kernels.md): one weight row chunk of 16 k stays in a vector register while TRM_MVE_TOKENS
- * tokens stream past it, each token one load and one VMLADAVA. The int8 operands need no widening. Full chunks run unpredicated; the last partial chunk is the same code with VCTP tail predication
- * (inactive lanes load as 0 and are not read). Packed int4 rows are unpacked to 16 int8 lanes in 4 instructions.
+ * tokens stream past it, each token one load and one VMLADAVA; the int8 operands need no widening. Full chunks
+ * run unpredicated; the last partial chunk is the same code with VCTP tail predication (inactive lanes load as 0
+ * and are not read). Packed int4 rows are unpacked to 16 int8 lanes in 4 instructions.
  * The raw sums of a row go to scratch; a vector loop requantises them 4 tokens at a time (exact int64 rq from
  * 32-bit lanes) and scatters the bytes into the output column.
  */
@@ -15,64 +16,67 @@
 
 static inline int trm_pad4(int n) { return (n + 3) & ~3; }
 
-int trm_linear_mve_scratch_bytes(int tokens, int n_in, int n_out) {
+/* the int32 sums of one row, padded to whole vectors; +3 to align */
+int trm_linear_s8_mve_scratch_bytes(int tokens, int n_in, int n_out) {
   (void)n_in, (void)n_out;
-  return 4 * trm_pad4(tokens) + 3; /* the int32 sums of one row, padded to whole vectors; +3 to align */
+  return 4 * trm_pad4(tokens) + 3;
+}
+int trm_linear_s4_mve_scratch_bytes(int tokens, int n_in, int n_out) {
+  return trm_linear_s8_mve_scratch_bytes(tokens, n_in, n_out);
 }
 
-/* 16 int8 weights starting at element k of a row (predicate p: lanes below n_in - k) */
-TRM_INLINE int8x16_t trm_mve_weights_s8(const int8_t *row, int k, mve_pred16_t p, int tail) {
-  return tail ? vldrbq_z_s8(row + k, p) : vldrbq_s8(row + k);
-}
-
-/* 16 int4 weights from 8 packed bytes: lane 2i = low nibble of byte i, lane 2i+1 = its high nibble. */
-TRM_INLINE int8x16_t trm_mve_weights_s4(const uint8_t *row, int k, int n_in, int tail) {
-  uint16x8_t b = tail ? vldrbq_z_u16(row + k / 2, vctp16q((uint32_t)((n_in + 1) / 2 - k / 2)))
-                      : vldrbq_u16(row + k / 2);                    /* byte i in halfword lane i */
-  int8x16_t x = vreinterpretq_s8_u16(vshlq_n_u16(b, 4));            /* even lane: lo<<4, odd lane: hi */
-  x = vshlq_s8(x, vreinterpretq_s8_u16(vdupq_n_u16(0x0400)));       /* odd lanes << 4 */
-  return vshrq_n_s8(x, 4);                                          /* both sign-extended nibbles */
+/* The next 16 weights of a row, pointer advanced: int8 (16 bytes) or packed int4 (8 bytes, unpacked to 16 int8
+ * lanes in element order: lane 2i = low nibble of byte i, lane 2i+1 = its high nibble). In the tail chunk only
+ * the row's remaining `left` elements are read; the other lanes are 0. */
+TRM_INLINE int8x16_t trm_mve_weights(const uint8_t **w, int packed_s4, int tail, int left) {
+  int8x16_t x;
+  if (packed_s4) {
+    int bytes = (left + 1) / 2;
+    uint16x8_t b = tail ? vldrbq_z_u16(*w, vctp16q((uint32_t)bytes)) : vldrbq_u16(*w); /* byte i in lane i */
+    x = vreinterpretq_s8_u16(vshlq_n_u16(b, 4));                      /* even lane: lo<<4, odd lane: hi */
+    x = vshlq_s8(x, vreinterpretq_s8_u16(vdupq_n_u16(0x0400)));       /* odd lanes << 4 */
+    x = vshrq_n_s8(x, 4);                                             /* both sign-extended nibbles */
+    *w += 8;
+  } else {
+    x = tail ? vldrbq_z_s8((const int8_t *)*w, vctp8q((uint32_t)left)) : vldrbq_s8((const int8_t *)*w);
+    *w += 16;
+  }
+  return x;
 }
 
 /* the next 16 activations of one token (predicated in the tail chunk), pointer advanced */
-TRM_INLINE int8x16_t trm_mve_act(const int8_t **a, mve_pred16_t p, int tail) {
-  int8x16_t x = tail ? vldrbq_z_s8(*a, p) : vldrbq_s8(*a);
+TRM_INLINE int8x16_t trm_mve_act(const int8_t **a, int tail, int left) {
+  int8x16_t x = tail ? vldrbq_z_s8(*a, vctp8q((uint32_t)left)) : vldrbq_s8(*a);
   *a += 16;
   return x;
 }
 
-/* Sums of one chunk (16 k, or the predicated tail) for NB tokens; NB is a constant after inlining. */
-#define TRM_MVE_CHUNK(W_LOAD, P, TAIL)                                        \
-  do {                                                                        \
-    int8x16_t w = W_LOAD;                                                     \
-    s0 = vmladavaq_s8(s0, trm_mve_act(&a0, P, TAIL), w);                      \
-    if (nb > 1) s1 = vmladavaq_s8(s1, trm_mve_act(&a1, P, TAIL), w);          \
-    if (nb > 2) s2 = vmladavaq_s8(s2, trm_mve_act(&a2, P, TAIL), w);          \
-    if (nb > 3) s3 = vmladavaq_s8(s3, trm_mve_act(&a3, P, TAIL), w);          \
+/* s_j += chunk . the next 16 activations of token j, for NB tokens */
+#define TRM_MVE_CHUNK(TAIL, LEFT)                                                     \
+  do {                                                                                \
+    int8x16_t w = trm_mve_weights(&wp, packed_s4, TAIL, LEFT);                        \
+    s0 = vmladavaq_s8(s0, trm_mve_act(&a0, TAIL, LEFT), w);                           \
+    if (nb > 1) s1 = vmladavaq_s8(s1, trm_mve_act(&a1, TAIL, LEFT), w);               \
+    if (nb > 2) s2 = vmladavaq_s8(s2, trm_mve_act(&a2, TAIL, LEFT), w);               \
+    if (nb > 3) s3 = vmladavaq_s8(s3, trm_mve_act(&a3, TAIL, LEFT), w);               \
   } while (0)
 
 /* acc[0..NB) = the row's sums for NB tokens starting at a. NB, packed_s4 and has_tail (n_in % 16 != 0) are
- * constants after inlining, so a call without a tail carries no tail code. */
+ * constants after inlining, so each specialisation carries only its own code. */
 TRM_INLINE void trm_mve_block_sums(const void *row, int packed_s4, int has_tail, const int8_t *a, int n_in, int nb,
                                    int32_t *acc) {
   int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  const uint8_t *wp = (const uint8_t *)row;
   const int8_t *a0 = a, *a1 = a0 + n_in, *a2 = a1 + n_in, *a3 = a2 + n_in;
-  int k = 0;
-  for (; k + 16 <= n_in; k += 16)
-    TRM_MVE_CHUNK(packed_s4 ? trm_mve_weights_s4((const uint8_t *)row, k, n_in, 0)
-                            : trm_mve_weights_s8((const int8_t *)row, k, 0, 0), 0, 0);
-  if (has_tail) {
-    mve_pred16_t p = vctp8q((uint32_t)(n_in - k));
-    TRM_MVE_CHUNK(packed_s4 ? trm_mve_weights_s4((const uint8_t *)row, k, n_in, 1)
-                            : trm_mve_weights_s8((const int8_t *)row, k, p, 1), p, 1);
-  }
+  for (int k = 0; k + 16 <= n_in; k += 16) TRM_MVE_CHUNK(0, 16);
+  if (has_tail) TRM_MVE_CHUNK(1, n_in % 16);
   acc[0] = s0;
   if (nb > 1) acc[1] = s1;
   if (nb > 2) acc[2] = s2;
   if (nb > 3) acc[3] = s3;
 }
 
-/* acc[t] = the row's sum for every token t */
+/* acc[t] = the row's sum for every token t, 4 tokens per block and a 1-3 token tail */
 TRM_INLINE void trm_mve_row_sums(const void *row, int packed_s4, int has_tail, const int8_t *in, int tokens,
                                  int n_in, int32_t *acc) {
   int t0 = 0;
@@ -109,24 +113,23 @@ static void trm_mve_requant_column(const int32_t *acc, trm_requant_t q, int8_t *
   }
 }
 
-TRM_INLINE void trm_mve_linear(const int8_t *in, const void *w, int packed_s4, const int32_t *bias,
+TRM_INLINE void trm_mve_linear(const int8_t *in, const uint8_t *w, int packed_s4, const int32_t *bias,
                                const int32_t *mult, const int32_t *shift, int8_t *out, int tokens, int n_in,
                                int n_out, void *scratch) {
   size_t row_bytes = packed_s4 ? (size_t)(n_in + 1) / 2 : (size_t)n_in;
   int32_t *acc = (int32_t *)(((uintptr_t)scratch + 3) & ~(uintptr_t)3);
-  for (int o = 0; o < n_out; o++) {
-    const uint8_t *row = (const uint8_t *)w + o * row_bytes;
+  for (int o = 0; o < n_out; o++, w += row_bytes) {
     if (n_in % 16)
-      trm_mve_row_sums(row, packed_s4, 1, in, tokens, n_in, acc);
+      trm_mve_row_sums(w, packed_s4, 1, in, tokens, n_in, acc);
     else
-      trm_mve_row_sums(row, packed_s4, 0, in, tokens, n_in, acc);
+      trm_mve_row_sums(w, packed_s4, 0, in, tokens, n_in, acc);
     trm_mve_requant_column(acc, trm_requant_init(bias, mult, shift, o), out + o, tokens, n_out);
   }
 }
 
 void trm_linear_s8_mve(const int8_t *in, const int8_t *w, const int32_t *bias, const int32_t *mult,
                        const int32_t *shift, int8_t *out, int tokens, int n_in, int n_out, void *scratch) {
-  trm_mve_linear(in, w, 0, bias, mult, shift, out, tokens, n_in, n_out, scratch);
+  trm_mve_linear(in, (const uint8_t *)w, 0, bias, mult, shift, out, tokens, n_in, n_out, scratch);
 }
 
 void trm_linear_s4_mve(const int8_t *in, const uint8_t *w, const int32_t *bias, const int32_t *mult,

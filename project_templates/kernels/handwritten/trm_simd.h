@@ -127,6 +127,19 @@ TRM_INLINE int8x16_t vshlq_s8(int8x16_t a, int8x16_t n) {
   for (int i = 0; i < 16; i++) a.v[i] = (int8_t)(uint8_t)((uint8_t)a.v[i] << n.v[i]);
   return a;
 }
+TRM_INLINE int8x16_t vshlq_n_s8(int8x16_t a, int n) {
+  for (int i = 0; i < 16; i++) a.v[i] = (int8_t)(uint8_t)((uint8_t)a.v[i] << n);
+  return a;
+}
+typedef struct { int8x16_t val[2]; } int8x16x2_t;
+TRM_INLINE int8x16x2_t vld2q_s8(const int8_t *p) { /* de-interleaving: val[0] = even, val[1] = odd elements */
+  int8x16x2_t r;
+  for (int i = 0; i < 16; i++) r.val[0].v[i] = p[2 * i], r.val[1].v[i] = p[2 * i + 1];
+  return r;
+}
+TRM_INLINE void vstrbq_s8(int8_t *p, int8x16_t a) {
+  for (int i = 0; i < 16; i++) p[i] = a.v[i];
+}
 TRM_INLINE int8x16_t vshrq_n_s8(int8x16_t a, int n) {
   for (int i = 0; i < 16; i++) a.v[i] = (int8_t)(a.v[i] >> n);
   return a;

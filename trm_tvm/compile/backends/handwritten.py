@@ -48,13 +48,13 @@ def pad16(n: int) -> int:
 
 def scratch_bytes(op: str, board: Board, tokens: int, n_in: int, n_out: int) -> int:
     """Arena bytes one call of `kernel(op, board)` needs as `scratch` (any alignment; 0: pass NULL)."""
-    return linear_scratch_bytes(variant(board), tokens, n_in, n_out) if op in OPS else 0
+    return linear_scratch_bytes(op.split("_")[1], variant(board), tokens, n_in, n_out) if op in OPS else 0
 
 
-def linear_scratch_bytes(variant: str, tokens: int, n_in: int, n_out: int) -> int:
-    """dsp: the int32 sums of one row, one int16 weight row and the int16 activations of every token (n_in
-    padded to 16), +3 bytes to align the start to a word. mve: the int32 sums of one row, padded to whole
-    4-lane vectors, +3 (the int8 operands are used as they are)."""
+def linear_scratch_bytes(dtype: str, variant: str, tokens: int, n_in: int, n_out: int) -> int:
+    """= trm_linear_<dtype>_<variant>_scratch_bytes in C. dsp: the int32 sums of one row, one int16 weight row
+    and every token's int16 activations (n_in padded to 16). mve: the int32 sums of one row padded to whole
+    4-lane vectors. +3 to align the start to a word."""
     if variant == "dsp":
         return 4 * tokens + 2 * pad16(n_in) * (tokens + 1) + 3
     if variant == "mve":

@@ -16,7 +16,7 @@ uint32_t trm_systick(void);
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
 #define HW(op) CAT(op, TRM_VARIANT)
-#define SCRATCH_BYTES CAT(CAT(trm_linear_, TRM_VARIANT), _scratch_bytes)
+#define SCRATCH_BYTES(dtype) CAT(CAT(CAT(trm_linear_, dtype), TRM_VARIANT), _scratch_bytes)
 
 /* ---- the shared PRNG and output ---------------------------------------------------------------------------- */
 static uint32_t prng = 1;
@@ -74,7 +74,7 @@ static void pack_s4(const int8_t *w, uint8_t *p, int n_out, int n_in) {
 #define MAX_OUT 20
 static int8_t a_buf[MAX_T * MAX_IN + 4], w8_buf[MAX_OUT * MAX_IN + 4], w4[MAX_OUT * MAX_IN], out_buf[MAX_T * MAX_OUT + 4];
 static uint8_t w4p_buf[MAX_OUT * MAX_IN / 2 + MAX_OUT + 4];
-static uint8_t scratch_buf[4 * 8 + 2 * 80 * (MAX_T + 1) + 3 + 4]; /* the larger of dsp and mve */
+static uint8_t scratch_buf[4 * 8 + 2 * 80 * (MAX_T + 1) + 3 + 4]; /* >= every variant's need */
 static int32_t bias[MAX_OUT], mult8[MAX_OUT], shift8[MAX_OUT], mult4[MAX_OUT], shift4[MAX_OUT];
 
 static int8_t value(int extreme, int lo, int hi) { return (int8_t)(extreme ? (next() & 1 ? hi : lo) : range(lo, hi)); }
@@ -177,7 +177,8 @@ int main(void) {
   for (int s = 0; s < N_SHAPES; s++) {
     int tokens = shapes[s][0], n_in = shapes[s][1], n_out = shapes[s][2];
     if (tokens * n_in > MAX_ELEMS || n_out * n_in > MAX_ELEMS || tokens * n_out > MAX_ELEMS || n_out > 256 ||
-        SCRATCH_BYTES(tokens, n_in, n_out) > (int)sizeof scratch) {
+        SCRATCH_BYTES(s4_)(tokens, n_in, n_out) > (int)sizeof scratch ||
+        SCRATCH_BYTES(s8_)(tokens, n_in, n_out) > (int)sizeof scratch) {
       put_str("E shape too large");
       flush();
       return 3;
