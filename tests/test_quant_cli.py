@@ -80,3 +80,21 @@ def test_qat_recipe_runs_and_records_history(ckpt, tmp_path):
     art = Artifact.load(out)
     hist = art.header["provenance"]["qat"]["history"]
     assert [h["at"] for h in hist] == ["start", "epoch 1"] and "loss" in hist[1]
+
+
+def test_dynamics_report(ckpt, tmp_path, capsys):
+    from trm_tvm import dynamics
+
+    art = tmp_path / "a.npz"
+    assert quantize.main(["run", "--checkpoint", str(ckpt), "--recipe", "qat/w8a8.yaml", "--out", str(art),
+                          "--calib-samples", "16"]) == 0
+    out = tmp_path / "dyn"
+    assert dynamics.main(["--checkpoint", str(ckpt), "--artifact", str(art), "--recipe", "qat/w8a8.yaml",
+                          "--variants", "--out", str(out), "--limit", "20"]) == 0
+    res = json.loads((out / "dynamics.json").read_text())["results"]
+    assert len(res) == 5 and all((out / f).is_file() for f in ("drift.png", "steps.png", "halting.png"))
+    r = res[0]
+    assert len(r["cos_z"]) == 3 * 2 * 2 and r["cos_z"][0] > 0.95          # N_sup * T * (n+1) calls
+    assert sum(r["halting"]["steps_hist_quant"]) == 20
+    assert {x["state_scale_mode"] for x in res[1:]} == {"shared", "per_step"}
+    assert dynamics.main(["--checkpoint", str(ckpt), "--out", str(out)]) == 2

@@ -68,6 +68,12 @@ def _dataset(cfg):
     return load_task(cfg.task)
 
 
+def calibration_indices(n_train: int, qc) -> np.ndarray:
+    """The recipe's calibration samples: a seeded random subset of the train split."""
+    rng = np.random.default_rng(qc.seed)
+    return np.sort(rng.choice(n_train, min(qc.calib_samples, n_train), replace=False))
+
+
 def _rel(p: str | Path) -> str:
     p = Path(p).resolve()
     try:
@@ -88,8 +94,7 @@ def cmd_run(a) -> int:
         qs = dataclasses.replace(qs, wall_time_min=a.qat_minutes)
     params, dims, cfg, model = _checkpoint(a.checkpoint)
     data = _dataset(cfg)
-    rng = np.random.default_rng(qc.seed)
-    idx = np.sort(rng.choice(len(data.x_train), min(qc.calib_samples, len(data.x_train)), replace=False))
+    idx = calibration_indices(len(data.x_train), qc)
     t0 = time.time()
     provenance = {
         "source": {"checkpoint": _rel(a.checkpoint), "sha256": file_sha256(a.checkpoint)},
