@@ -72,3 +72,12 @@ def test_model_cycles_follow_the_schedule(board):
     assert mc.net_calls_per_step == 6
     assert mc.inference_cycles(3) == mc.phases["prologue"] + 3 * (6 * mc.phases["net"] + mc.phases["heads"])
     assert mc.macs["net"] == 2 * (3 * 8 * 16 * 16 + 3 * 8 * 16 * 32)   # 2 layers x (token MLP + channel MLP)
+
+
+def test_row_parallel_op_hand_computed(board):
+    """LUT over 16 rows x 48 in chunks of 2 rows: each core has 2 rows = 1 chunk of 96 elements; 8 cores share
+    the DMA (1 B/cycle each). Table 256 B: 256 + 550; chunk in 96 + 550, out 96 + 550; compute 96 x 4; fork 300."""
+    from trm_tvm.gap9.tiling import RowsTiling
+
+    r = cycles.rows_cycles(RowsTiling("lut", 16, 48, 1, 2), board, 1)
+    assert (r.dma_exposed, r.compute, r.sync, r.total) == (806 + 1292, 384, 300, 2782)

@@ -1,13 +1,16 @@
 """The GAP9 cycle and energy model (**modeled**; frozen -- docs/gap9.md "Cycle model" -- change it only with a new
 version number and a new calibration line, never to make one result look better).
 
-Version 1. A linear layer runs as trm_linear_cl does: tiles of `tile_tokens x tile_out`, each split over the cores;
+Version 2 (v1 + the row-parallel kernels; linear layers and the calibration unchanged). A linear layer runs as
+trm_linear_cl does: tiles of `tile_tokens x tile_out`, each split over the cores;
 its time is, per tile, the slowest core's inner-loop cycles + two barriers + the DMA time not hidden by double
 buffering, plus one fork per layer. The inner loop is a register-blocked SIMD matmul (`InnerLoop`): per 4 int8
 lanes (8 int4 lanes) of the reduction, `block_tokens + block_out` word loads and `block_tokens * block_out`
 sum-of-dot-product instructions, one cycle each (single-issue RI5CY-class core, post-increment loads, zero-overhead
-hardware loops, no TCDM bank conflicts assumed). Everything else the project runs (norms, adds, LUTs, transposes,
-heads) runs on the cluster master core and costs a per-element estimate. Energy = cycles x the board's energy per
+hardware loops, no TCDM bank conflicts assumed). RMSNorm, adds, mul, LUT and transposes run as trm_rows_cl /
+trm_transpose_cl do: the slowest core's rows in chunks, each chunk's DMA exposed (no double buffering) with the
+DMA bandwidth shared by all cores, plus the per-element cost of the reference kernel. Patch, embed, pooling and
+heads run on the cluster master at a per-element estimate. Energy = cycles x the board's energy per
 cycle at its named operating point; latency = cycles / that point's clock.
 
 Every constant is either from boards/gap9.yaml (with its source) or a named estimate below. The calibration point
@@ -20,10 +23,10 @@ import math
 from dataclasses import dataclass, field
 
 from trm_tvm.gap9.board import Gap9Board
-from trm_tvm.gap9.tiling import LinearTiling, row_bytes
+from trm_tvm.gap9.tiling import LinearTiling, RowsTiling, TransposeTiling, row_bytes
 from trm_tvm.provenance import figure
 
-MODEL_VERSION = 1
+MODEL_VERSION = 2
 MODEL_SOURCE = f"trm_tvm/gap9/cycles.py v{MODEL_VERSION} + boards/gap9.yaml"
 CALIBRATION_TOLERANCE = 0.30
 PULPNN_PUBLISHED_MACS_PER_CYCLE = 15.5          # boards/gap9.yaml gap9.published (ref_pulpnn)
@@ -52,6 +55,7 @@ ELEMENT_CYCLES = {"add_s8": (2, 3), "add_s32": (1, 3), "mul": 12, "lut": 4, "tra
 RMSNORM_CYCLES = {"per_element": 20, "per_token": 400}     # isqrt + 64-by-32 division per token
 HEAD_CYCLES = {"per_mac": 3, "per_output": 14}
 IM2COL_CYCLES_PER_WORD = 2                                  # lw + sw
+DMA_2D_LINE_CYCLES = 1                                      # per 2D line (MATCH's OVERHEAD_2D_TRANSFER)
 
 
 def matmul_core_cycles(tokens: int, outs: int, n_in: int, wbits: int, loop: InnerLoop) -> int:
@@ -152,26 +156,64 @@ def pulpnn_check(board: Gap9Board) -> Calibration:
 
 
 # -- a whole model ----------------------------------------------------------------------------------------------------
-def node_cycles(node: dict, shapes: dict, plans: dict[str, LinearTiling], board: Gap9Board) -> LayerCycles:
+def element_cycles(op: str, n: int, n_in: int, tokens: int) -> int:
+    """Single-core cycles of a reference kernel over n elements (tokens: rows, for RMSNorm's per-token work)."""
+    if op == "rmsnorm":
+        return n * RMSNORM_CYCLES["per_element"] + tokens * RMSNORM_CYCLES["per_token"]
+    if op in ("add_s8", "add_s32"):
+        base, per_in = ELEMENT_CYCLES[op]
+        return n * (base + per_in * n_in)
+    return n * ELEMENT_CYCLES[op]
+
+
+def rows_cycles(t: RowsTiling, board: Gap9Board, n_in: int) -> LayerCycles:
+    """trm_rows_cl: the slowest core's chunks; each chunk loads its operands and stores its result, waited at once.
+    All cores move data at the same time: a core sees 1/cores of the DMA bandwidth."""
+    share = -(-t.rows // board.workers)
+    in_bytes = 4 if t.op == "rmsnorm" else n_in
+    transfers_in = 1 if t.op == "rmsnorm" else n_in
+    bw = board.dma_bytes_per_cycle / board.workers
+    r = LayerCycles(sync=board.fork_cycles)
+    if t.op in ("lut", "rmsnorm"):   # constants once per core
+        const = 256 if t.op == "lut" else 8 * t.cols
+        r.dma_exposed += math.ceil(const / bw) + (1 if t.op == "lut" else 2) * board.dma_setup_cycles
+    for start in range(0, share, t.chunk_rows):
+        n = min(t.chunk_rows, share - start) * t.cols
+        r.dma_exposed += (math.ceil(n * in_bytes / bw) + transfers_in * board.dma_setup_cycles
+                          + math.ceil(n * t.out_bytes / bw) + board.dma_setup_cycles)
+        r.compute += element_cycles(t.op, n, n_in, n // t.cols)
+    return r
+
+
+def transpose_cycles(t: TransposeTiling, board: Gap9Board) -> LayerCycles:
+    share = -(-t.cols // board.workers)
+    bw = board.dma_bytes_per_cycle / board.workers
+    r = LayerCycles(sync=board.fork_cycles)
+    for start in range(0, share, t.chunk_cols):
+        n = min(t.chunk_cols, share - start) * t.rows
+        r.dma_exposed += (2 * math.ceil(n / bw) + 2 * board.dma_setup_cycles + t.rows * DMA_2D_LINE_CYCLES)
+        r.compute += n * ELEMENT_CYCLES["transpose"]
+    return r
+
+
+def node_cycles(node: dict, shapes: dict, plans: dict, board: Gap9Board) -> LayerCycles:
     """Cycles of one artifact node as the generated project runs it."""
-    op = node["op"]
+    op, plan = node["op"], plans.get(node["name"])
     if op == "linear":
-        return linear_cycles(plans[node["name"]], board)
+        return linear_cycles(plan, board)
+    if isinstance(plan, RowsTiling):
+        n_in = 3 if node.get("per_call") and op == "add_s8" else len(node.get("inputs", []))
+        return rows_cycles(plan, board, n_in)
+    if isinstance(plan, TransposeTiling):
+        return transpose_cycles(plan, board)
     n = math.prod(shapes[node["output"]])
     if op == "head":
         rows = n // node["n_out"]
         macs = rows * node["n_in"] * node["n_out"]
         return LayerCycles(compute=macs * HEAD_CYCLES["per_mac"] + n * HEAD_CYCLES["per_output"], macs=macs)
-    if op == "rmsnorm":
-        tokens = math.prod(shapes[node["output"]][:-1])
-        return LayerCycles(compute=n * RMSNORM_CYCLES["per_element"] + tokens * RMSNORM_CYCLES["per_token"])
-    if op in ("add_s8", "add_s32"):
-        base, per_in = ELEMENT_CYCLES[op]
-        n_in = len(node.get("inputs") or [0, 0, 0])
-        return LayerCycles(compute=n * (base + per_in * n_in))
     if op == "mean_pool":
         return LayerCycles(compute=math.prod(shapes[node["inputs"][0]]) * ELEMENT_CYCLES["mean_pool"] + 12 * n)
-    return LayerCycles(compute=n * ELEMENT_CYCLES[op])
+    return LayerCycles(compute=element_cycles(op, n, len(node.get("inputs", [])), math.prod(shapes[node["output"]][:-1])))
 
 
 @dataclass
@@ -184,7 +226,7 @@ class ModelCycles:
         return self.phases["prologue"] + steps * (self.net_calls_per_step * self.phases["net"] + self.phases["heads"])
 
 
-def model_cycles(art, plans: dict[str, LinearTiling], board: Gap9Board) -> ModelCycles:
+def model_cycles(art, plans: dict, board: Gap9Board) -> ModelCycles:
     """Per-phase cycles of the generated project for this artifact (one cluster task per section run)."""
     shapes = {k: tuple(v["shape"]) for k, v in art.header["activations"].items()}
     for s in ("x", "y", "z"):

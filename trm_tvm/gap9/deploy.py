@@ -10,7 +10,6 @@ import numpy as np
 
 from trm_tvm.gap9 import cycles, functional, project
 from trm_tvm.gap9.board import Gap9Board, load_gap9
-from trm_tvm.gap9.tiling import LinearTiling
 from trm_tvm.jsonio import run_info, write_json
 from trm_tvm.provenance import figure
 from trm_tvm.quant.artifact import Artifact
@@ -19,13 +18,8 @@ from trm_tvm.quant.golden import Golden
 INT32_MAX = 2 ** 31 - 1
 
 
-def _plans(plan: dict) -> dict[str, LinearTiling]:
-    keys = LinearTiling.__dataclass_fields__
-    return {name: LinearTiling(**{k: v for k, v in p.items() if k in keys}) for name, p in plan["linear"].items()}
-
-
 def _modeled(art: Artifact, plan: dict, board: Gap9Board, mean_halting_steps: float) -> dict:
-    mc = cycles.model_cycles(art, _plans(plan), board)
+    mc = cycles.model_cycles(art, project.plans_from_json(plan), board)
     cal = cycles.pulpnn_check(board)
     n_sup = art.schedule["N_sup"]
     fixed = mc.inference_cycles(n_sup)

@@ -9,8 +9,9 @@ The project (docs/gap9.md):
     kernels/                      cluster kernels (trm_linear_cl.c) + the reference kernels for the other ops
     plan.json                     per-layer L1 tiling, L1/L2 use
 
-Linear layers run cluster-parallel with L2->L1 DMA tiles (trm_tvm.gap9.tiling plans them under the L1 budget);
-the other ops (norm, adds, LUT, transpose, heads) run on the cluster master with the reference kernels for now.
+Linear layers, RMSNorm, adds, mul, LUT and transposes run cluster-parallel through L1 with the cluster DMA
+(trm_tvm.gap9.tiling plans every tile under the L1 budget); the small prologue/heads ops (patch, embed, pooling,
+heads) run on the cluster master with the reference kernels.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from trm_tvm.errors import UserError, atomic_write_text
 from trm_tvm.gap9 import functional
 from trm_tvm.gap9.board import Gap9Board, load_gap9
 from trm_tvm.gap9.codegen import c_array
-from trm_tvm.gap9.tiling import LinearTiling, plan_linear
+from trm_tvm.gap9.tiling import LinearTiling, RowsTiling, TransposeTiling, plan_linear, plan_rows, plan_transpose
 from trm_tvm.jsonio import write_json
 from trm_tvm.quant import spec
 from trm_tvm.quant.artifact import Artifact
@@ -49,7 +50,7 @@ class _NetEmitter:
     def __init__(self, art: Artifact, board: Gap9Board):
         self.art, self.board = art, board
         self.acts = art.header["activations"]
-        self.plans: dict[str, LinearTiling] = {}
+        self.plans: dict[str, LinearTiling | RowsTiling | TransposeTiling] = {}
 
     # -- operands ----------------------------------------------------------------------------------------------------
     def buf(self, name: str) -> str:
@@ -98,47 +99,64 @@ class _NetEmitter:
         return (f"  trm_head_s8_ref({self.buf(src)}, {self.buf(node['weight'])}, {bias}, {self.buf(node['mult'])}, "
                 f"{self.buf(node['shift'])}, {self.out(node)}, {rows}, {node['n_in']}, {node['n_out']});\n")
 
-    def _adds(self, node: dict, kernel: str, tail: str) -> str:
-        n = len(node["inputs"])
-        sizes = {self.size(s) for s in node["inputs"]}
-        if len(sizes) != 1:
-            raise UserError(f"node {node['name']}: add of differently shaped inputs is not supported on GAP9",
+    # -- row-parallel ops (trm_rows_cl): rows split over the cores, each through its own L1 slice ------------------
+    def _rows_plan(self, node: dict, op: str, src: str, n_in: int) -> tuple[int, int, int]:
+        shape = self.shape(src)
+        rows, cols = math.prod(shape[:-1]), shape[-1]
+        plan = plan_rows(op, rows, cols, n_in, self.board.l1_budget, self.board.workers)
+        self.plans[node["name"]] = plan
+        return rows, cols, plan.chunk_rows
+
+    def _rows_static(self, node: dict, op: str, ins: list[str], fields: str) -> str:
+        if len({self.size(s) for s in ins}) > 1:
+            raise UserError(f"node {node['name']}: {op} of differently shaped inputs is not supported on GAP9",
                             "report this artifact")
-        ins = ", ".join(self.buf(s) for s in node["inputs"])
-        mult = ", ".join(str(int(m)) for m in node["mult"])
-        return (f"  {{ const int8_t *const in[{n}] = {{{ins}}}; static const int32_t m[{n}] = {{{mult}}};\n"
-                f"    {kernel}(in, m, {n}, {tail}{self.out(node)}, {sizes.pop()}); }}\n")
+        src = ins[0] if op != "rmsnorm" else node["inputs"][0]
+        rows, cols, chunk = self._rows_plan(node, op, src, len(ins))
+        operands = "" if op == "rmsnorm" else f".in = {{{', '.join(self.buf(x) for x in ins)}}}, .n_in = {len(ins)}, "
+        return (f"  {{ static const trm_rows_cl_args_t a = {{.op = TRM_ROWS_{op.upper()}, .rows = {rows}, "
+                f".cols = {cols}, {operands}{fields}.out = {self.out(node)}, .chunk_rows = {chunk}}};\n"
+                f"    check(trm_rows_cl(&a)); }}\n")
 
     def op_add_s8(self, node: dict) -> str:
-        if node.get("per_call"):
-            return ("  { const int8_t *in[3]; for (int i = 0; i < c->n_in; i++) in[i] = state(c->in[i]);\n"
-                    f"    trm_add_s8_ref(in, c->in_mult, c->n_in, c->in_shift, {self.out(node)}, TRM_STATE_LEN); }}\n")
-        return self._adds(node, "trm_add_s8_ref", f"{int(node['shift'])}, ")
+        if node.get("per_call"):      # operands, multipliers and shift come from the schedule call
+            rows, cols, chunk = self._rows_plan(node, "add_s8", "x", 3)
+            return (f"  {{ trm_rows_cl_args_t a = {{.op = TRM_ROWS_ADD_S8, .rows = {rows}, .cols = {cols}, "
+                    f".n_in = c->n_in, .s = c->in_shift, .out = {self.out(node)}, .chunk_rows = {chunk}}};\n"
+                    "    for (int i = 0; i < c->n_in; i++) a.in[i] = state(c->in[i]), a.m[i] = c->in_mult[i];\n"
+                    "    check(trm_rows_cl(&a)); }\n")
+        mult = ", ".join(str(int(m)) for m in node["mult"])
+        return self._rows_static(node, "add_s8", node["inputs"], f".m = {{{mult}}}, .s = {int(node['shift'])}, ")
 
     def op_add_s32(self, node: dict) -> str:
-        return self._adds(node, "trm_add_s32_ref", "")
+        mult = ", ".join(str(int(m)) for m in node["mult"])
+        return self._rows_static(node, "add_s32", node["inputs"], f".m = {{{mult}}}, ")
 
     def op_mul(self, node: dict) -> str:
-        a, b = node["inputs"]
-        return (f"  trm_mul_s8_ref({self.buf(a)}, {self.buf(b)}, {int(node['mult'])}, {int(node['shift'])}, "
-                f"{self.out(node)}, {self.size(a)});\n")
+        return self._rows_static(node, "mul", node["inputs"], f".m = {{{int(node['mult'])}}}, .s = {int(node['shift'])}, ")
 
     def op_lut(self, node: dict) -> str:
-        src = node["inputs"][0]
-        return f"  trm_lut_s8_ref({self.buf(src)}, {self.buf(node['table'])}, {self.out(node)}, {self.size(src)});\n"
+        return self._rows_static(node, "lut", node["inputs"], f".table = {self.buf(node['table'])}, ")
 
     def op_rmsnorm(self, node: dict) -> str:
         src = node["inputs"][0]
-        tokens, dim = self.shape(src)
-        mult, shift = ("c->out_mult", "c->out_shift") if node.get("per_call") else (
-            self.buf(node["mult"]), self.buf(node["shift"]))
-        return (f"  trm_rmsnorm_s32_ref({self.buf(src)}, {int(node['eps'])}LL, {mult}, {shift}, {self.out(node)}, "
-                f"{tokens}, {dim});\n")
+        if node.get("per_call"):      # the output multipliers of the call's state scale
+            rows, cols, chunk = self._rows_plan(node, "rmsnorm", src, 0)
+            return (f"  {{ trm_rows_cl_args_t a = {{.op = TRM_ROWS_RMSNORM, .rows = {rows}, .cols = {cols}, "
+                    f".in32 = {self.buf(src)}, .eps = {int(node['eps'])}LL, .mult = c->out_mult, "
+                    f".shift = c->out_shift, .out = {self.out(node)}, .chunk_rows = {chunk}}};\n"
+                    "    check(trm_rows_cl(&a)); }\n")
+        return self._rows_static(node, "rmsnorm", [], f".in32 = {self.buf(src)}, .eps = {int(node['eps'])}LL, "
+                                 f".mult = {self.buf(node['mult'])}, .shift = {self.buf(node['shift'])}, ")
 
     def op_transpose(self, node: dict) -> str:
         src = node["inputs"][0]
         rows, cols = self.shape(src)
-        return f"  trm_transpose_s8_ref({self.buf(src)}, {self.out(node)}, {rows}, {cols});\n"
+        plan = plan_transpose(rows, cols, self.board.l1_budget, self.board.workers)
+        self.plans[node["name"]] = plan
+        return (f"  {{ static const trm_transpose_cl_args_t a = {{.in = {self.buf(src)}, .out = {self.out(node)}, "
+                f".rows = {rows}, .cols = {cols}, .chunk_cols = {plan.chunk_cols}}};\n"
+                "    check(trm_transpose_cl(&a)); }\n")
 
     def op_mean_pool(self, node: dict) -> str:
         src = node["inputs"][0]
@@ -232,6 +250,7 @@ def _model_c(art: Artifact, em: _NetEmitter) -> tuple[str, dict[str, int]]:
 #include "trm_gap9.h"
 #include "trm_kernels.h"
 #include "trm_linear_cl.h"
+#include "trm_rows_cl.h"
 
 {consts}PI_L2 const int32_t t_zero_bias[{max_out}];
 const int8_t trm_y_init[TRM_HIDDEN] = {{{", ".join(str(int(v)) for v in art["y_init"])}}};
@@ -301,7 +320,7 @@ def generate_project(art: Artifact, out_dir: Path, inputs: np.ndarray, board: Ga
     for f in ("main.c", "trm_gap9_exec.c", "trm_gap9.h"):
         shutil.copyfile(APP / f, src / f)
     shutil.copyfile(APP / "Makefile", out_dir / "Makefile")
-    for f in ("trm_linear_cl.c", "trm_linear_cl.h", "trm_cl.h"):
+    for f in ("trm_linear_cl.c", "trm_linear_cl.h", "trm_rows_cl.c", "trm_rows_cl.h", "trm_cl.h"):
         shutil.copyfile(functional.TEMPLATE / "kernels" / f, kernels / f)
     shutil.copyfile(functional.KERNELS_COMMON / "trm_kernels.h", kernels / "trm_kernels.h")
     shutil.copyfile(functional.KERNELS_COMMON / "reference" / "trm_kernels_ref.c", kernels / "trm_kernels_ref.c")
@@ -311,16 +330,31 @@ def generate_project(art: Artifact, out_dir: Path, inputs: np.ndarray, board: Ga
     plan = {"schema": "trm-tvm-gap9-plan", "version": 1, "precision": art.header["precision"],
             "q_threshold": q_thr, "selfcheck_inputs": len(inputs), "l1_budget": board.l1_budget, "l2_budget": board.l2_budget, "l2_bytes": l2, "l2_total": l2_total,
             "l1_peak": max([p.l1_bytes for p in em.plans.values()] + [0]),
-            "linear": {name: {**asdict(p), "l1_bytes": p.l1_bytes, "n_tiles": p.n_tiles} for name, p in em.plans.items()}}
+            "linear": {n: {**asdict(p), "l1_bytes": p.l1_bytes, "n_tiles": p.n_tiles}
+                       for n, p in em.plans.items() if isinstance(p, LinearTiling)},
+            "rows": {n: {**asdict(p), "l1_bytes": p.l1_bytes} for n, p in em.plans.items() if isinstance(p, RowsTiling)},
+            "transpose": {n: {**asdict(p), "l1_bytes": p.l1_bytes}
+                          for n, p in em.plans.items() if isinstance(p, TransposeTiling)}}
     write_json(out_dir / "plan.json", plan)
     return plan
+
+
+def plans_from_json(plan: dict) -> dict:
+    """The tilings of plan.json as objects (what the cycle model reads)."""
+    kinds = {"linear": LinearTiling, "rows": RowsTiling, "transpose": TransposeTiling}
+    out = {}
+    for key, cls in kinds.items():
+        fields = cls.__dataclass_fields__
+        for name, p in plan.get(key, {}).items():
+            out[name] = cls(**{k: v for k, v in p.items() if k in fields})
+    return out
 
 
 # -- building and checking ------------------------------------------------------------------------------------------
 def project_sources(out_dir: Path) -> list[Path]:
     src, k = Path(out_dir) / "src", Path(out_dir) / "kernels"
     return [src / "main.c", src / "trm_gap9_exec.c", src / "trm_gap9_model.c", src / "trm_gap9_inputs.c",
-            k / "trm_linear_cl.c", k / "trm_kernels_ref.c"]
+            k / "trm_linear_cl.c", k / "trm_rows_cl.c", k / "trm_kernels_ref.c"]
 
 
 def syntax_check(out_dir: Path) -> None:

@@ -73,3 +73,66 @@ def plan_linear(tokens: int, n_in: int, n_out: int, wbits: int, l1_budget: int, 
     raise UserError(f"linear layer {tokens}x{n_in}->{n_out} (w{wbits}) does not fit GAP9 L1: even a 1x1 tile "
                     f"needs {smallest.l1_bytes} B of {l1_budget} B",
                     "use a smaller hidden size or expansion for the GAP9 target")
+
+
+# -- row-parallel ops and transpose (trm_rows_cl.c) -------------------------------------------------------------------
+ROWS_OPS = ("add_s8", "add_s32", "mul", "lut", "rmsnorm")
+
+
+@dataclass(frozen=True)
+class RowsTiling:
+    """One private L1 slice per core; each core moves its rows through it `chunk_rows` at a time."""
+    op: str
+    rows: int
+    cols: int
+    n_in: int            # int8 operands (0 for rmsnorm, whose operand is int32)
+    chunk_rows: int
+    cores: int = 8
+
+    @property
+    def out_bytes(self) -> int:
+        return 4 if self.op == "add_s32" else 1
+
+    @property
+    def slice_bytes(self) -> int:
+        """Mirror of trm_rows_cl_slice_bytes()."""
+        chunk = self.chunk_rows * self.cols
+        const = 256 if self.op == "lut" else _r8(8 * self.cols) if self.op == "rmsnorm" else 0
+        return (const + self.n_in * _r8(chunk) + (_r8(4 * chunk) if self.op == "rmsnorm" else 0)
+                + _r8(self.out_bytes * chunk))
+
+    @property
+    def l1_bytes(self) -> int:
+        return self.cores * self.slice_bytes
+
+
+@dataclass(frozen=True)
+class TransposeTiling:
+    rows: int
+    cols: int
+    chunk_cols: int
+    cores: int = 8
+
+    @property
+    def l1_bytes(self) -> int:
+        return self.cores * 2 * _r8(self.rows * self.chunk_cols)
+
+
+def plan_rows(op: str, rows: int, cols: int, n_in: int, l1_budget: int, cores: int = 8) -> RowsTiling:
+    """The largest chunk (at most a core's share of rows) whose slices fit L1 and whose DMAs fit 16 bits."""
+    n_in = 0 if op == "rmsnorm" else n_in
+    for chunk in range(-(-rows // cores), 0, -1):
+        t = RowsTiling(op, rows, cols, n_in, chunk, cores)
+        if t.l1_bytes <= l1_budget and 4 * chunk * cols <= MAX_DMA_BYTES:
+            return t
+    raise UserError(f"{op} over rows of {cols} does not fit GAP9 L1 ({RowsTiling(op, rows, cols, n_in, 1, cores).l1_bytes}"
+                    f" B for one row per core, budget {l1_budget} B)", "use a smaller hidden size for the GAP9 target")
+
+
+def plan_transpose(rows: int, cols: int, l1_budget: int, cores: int = 8) -> TransposeTiling:
+    for chunk in range(-(-cols // cores), 0, -1):
+        t = TransposeTiling(rows, cols, chunk, cores)
+        if t.l1_bytes <= l1_budget and rows * chunk <= MAX_DMA_BYTES:
+            return t
+    raise UserError(f"transpose of {rows}x{cols} does not fit GAP9 L1 (budget {l1_budget} B)",
+                    "use fewer tokens for the GAP9 target")
