@@ -62,6 +62,14 @@ class Weights:
         return "\n".join(lines) + "\n"
 
 
+def macs(op: Op) -> int:
+    """Multiply-accumulates of one call (linear layers and heads; 0 for the other ops)."""
+    if op.kind not in ("linear", "head"):
+        return 0
+    tokens = 1 if len(op.in_shapes[0]) == 1 else op.in_shapes[0][0]
+    return int(tokens * op.node["n_in"] * op.node["n_out"])
+
+
 def _kind(art: Artifact, name: str) -> str:
     return art.header["tensors"][name]["kind"]
 
@@ -73,6 +81,7 @@ class Executor:
         self.art, self.sections, self.arena, self.backend = art, sections, arena, backend
         self.weights = Weights()
         self.op_index = 0
+        self.call_table: list[dict] = []     # every kernel call: section, op, C function, MACs (calls.json)
         d = art.dims
         self.L, self.D = d.tokens, d.hidden
 
@@ -119,6 +128,8 @@ class Executor:
                 stmt = f"if (upd == TRM_UPD_Z) {{\n    {z}\n  }} else {{\n    {y}\n  }}"
             else:
                 stmt = self.backend.call(op, self.args(section, op))
+            self.call_table.append({"index": idx, "section": section, "op": op.name, "kind": op.kind,
+                                    "function": re.search(r"\b(trm_\w+)\(", stmt).group(1), "macs": macs(op)})
             lines.append(f"  TRM_LAYER_BEGIN({idx}); /* {op.name} */\n  {stmt}\n  TRM_LAYER_END({idx});")
         return lines
 

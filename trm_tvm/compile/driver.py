@@ -71,6 +71,7 @@ def compile_artifact(artifact: str | Path, board: str, kernels: str, out: str | 
         "provenance": run_info(),
     }
     write_json(out / "memory_plan.json", plan)
+    write_json(out / "calls.json", {"calls": ex.call_table, "calls_per_step": len(art.calls)})
     build = {
         "schema": "trm-tvm-build", "version": 1, "board": brd.name,
         "artifact": {"path": str(artifact), "sha256": file_sha256(artifact), "precision": precision(art)},
