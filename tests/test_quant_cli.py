@@ -98,3 +98,26 @@ def test_dynamics_report(ckpt, tmp_path, capsys):
     assert sum(r["halting"]["steps_hist_quant"]) == 20
     assert {x["state_scale_mode"] for x in res[1:]} == {"shared", "per_step"}
     assert dynamics.main(["--checkpoint", str(ckpt), "--out", str(out)]) == 2
+
+
+def test_mixed_meets_the_budget(ckpt, tmp_path, capsys):
+    from trm_tvm.quant.mixed import candidate_layers
+
+    out, js = tmp_path / "m.npz", tmp_path / "m.json"
+    w8 = tmp_path / "w8.npz"
+    assert quantize.main(["run", "--checkpoint", str(ckpt), "--recipe", "qat/w8a8.yaml", "--out", str(w8),
+                          "--calib-samples", "16"]) == 0
+    full = Artifact.load(w8).weight_bytes()["weights"]
+    budget_kb = 0.75 * full / 1024
+    assert quantize.main(["mixed", "--checkpoint", str(ckpt), "--budget-kb", str(budget_kb), "--out", str(out),
+                          "--json", str(js), "--monitor", "24"]) == 0
+    art = Artifact.load(out)
+    assert art.weight_bytes()["weights"] <= budget_kb * 1024 < full
+    res = json.loads(js.read_text())
+    layers = candidate_layers(art.dims)
+    assert set(res["order"]) == set(layers) and len(res["front"]) == len(layers) + 1
+    assert res["front"][0]["weight_bytes"] == full                   # the accounting matches the artifact's
+    four = res["chosen"]["four_bit"]
+    assert four and all(art.header["tensors"][n]["dtype"] == "uint8" for n in four)
+    assert quantize.main(["mixed", "--checkpoint", str(ckpt), "--budget-kb", "0.1", "--out", str(out)]) == 2
+    assert "raise --budget-kb" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
     python -m trm_tvm.quantize run --checkpoint checkpoints/ecg/model.pt --recipe qat/w8a8.yaml --out artifacts/ecg_w8a8.npz [--eval]
     python -m trm_tvm.quantize eval --checkpoint checkpoints/ecg/model.pt --artifact artifacts/ecg_w8a8.npz [--json out.json]
+    python -m trm_tvm.quantize mixed --checkpoint checkpoints/ecg/model.pt --budget-kb 20 --out artifacts/ecg_mixed.npz --json reports/quant/ecg/mixed.json
     python -m trm_tvm.quantize random --out /tmp/r.npz --hidden 48 --tokens 32 --classes 5 [--bits 4] ...
 
 Accuracy is the golden model's (bit-exact with what the device computes) against the float model on the task's
@@ -74,6 +75,11 @@ def calibration_indices(n_train: int, qc) -> np.ndarray:
     return np.sort(rng.choice(n_train, min(qc.calib_samples, n_train), replace=False))
 
 
+def _sha(path) -> str:
+    from trm_tvm.quant.artifact import file_sha256
+    return file_sha256(path)
+
+
 def _rel(p: str | Path) -> str:
     p = Path(p).resolve()
     try:
@@ -83,7 +89,6 @@ def _rel(p: str | Path) -> str:
 
 
 def cmd_run(a) -> int:
-    from trm_tvm.quant.artifact import file_sha256
     from trm_tvm.quant.ptq import quantise
 
     qc = load_recipe(a.recipe, a.method)
@@ -97,7 +102,7 @@ def cmd_run(a) -> int:
     idx = calibration_indices(len(data.x_train), qc)
     t0 = time.time()
     provenance = {
-        "source": {"checkpoint": _rel(a.checkpoint), "sha256": file_sha256(a.checkpoint)},
+        "source": {"checkpoint": _rel(a.checkpoint), "sha256": _sha(a.checkpoint)},
         "recipe_file": _rel(a.recipe),
         "calibration": {"data": f"{cfg.task.name} train split", "samples": int(len(idx)), "seed": qc.seed},
         "command": "python -m trm_tvm.quantize " + " ".join(shlex.quote(s) for s in a.argv),
@@ -158,6 +163,47 @@ def _evaluate(art, params, dims, cfg, data, a) -> int:
     return 0
 
 
+def cmd_mixed(a) -> int:
+    from trm_tvm.quant import mixed
+    from trm_tvm.quant.ptq import build, calibrate
+
+    qc = load_recipe(a.recipe, "ptq")
+    params, dims, cfg, _ = _checkpoint(a.checkpoint)
+    data = _dataset(cfg)
+    idx = calibration_indices(len(data.x_train), qc)
+    scales = calibrate(params, dims, data.x_train[idx], qc)
+    mon = np.random.default_rng(qc.seed + 1).choice(len(data.x_train), min(a.monitor, len(data.x_train)),
+                                                    replace=False)
+    xm, ym = data.x_train[mon], data.y_train[mon]
+    thr = cfg.model.halt_threshold
+    sens = mixed.sensitivity(params, dims, scales, qc, xm, ym, thr)
+    order = mixed.greedy_order(params, dims, sens)
+    pts = mixed.front(params, dims, scales, qc, order, xm, ym, thr)
+    try:
+        chosen = mixed.assign(params, dims, order, qc, int(a.budget_kb * 1024))
+    except ValueError as e:
+        raise UserError(str(e), "raise --budget-kb") from None
+    provenance = {"source": {"checkpoint": _rel(a.checkpoint), "sha256": _sha(a.checkpoint)},
+                  "recipe_file": _rel(a.recipe),
+                  "calibration": {"data": f"{cfg.task.name} train split", "samples": int(len(idx)), "seed": qc.seed},
+                  "mixed": {"budget_kb": a.budget_kb, "monitor_samples": int(len(mon)),
+                            "four_bit": sorted(k for k, v in chosen.weight_bits.items() if v == 4)},
+                  "command": "python -m trm_tvm.quantize " + " ".join(shlex.quote(s) for s in a.argv),
+                  "run": run_info()}
+    art = build(params, dims, scales, chosen, thr, provenance)
+    art.save(a.out)
+    wbytes = mixed.weight_bytes(params, chosen, dims)
+    k = len(provenance["mixed"]["four_bit"])
+    print(f"wrote {a.out}: {k} of {len(order)} layers at 4 bits, {wbytes} weight bytes <= {a.budget_kb} KB; "
+          f"monitor accuracy {100 * pts[k]['accuracy']:.2f} % (all 8-bit {100 * pts[0]['accuracy']:.2f} %, "
+          f"all 4-bit {100 * pts[-1]['accuracy']:.2f} %; measured, golden model on {len(mon)} train samples)")
+    if a.json:
+        write_json(a.json, {"provenance": "measured", "source": "golden model on held-out train samples",
+                            "sensitivity": sens, "order": order, "front": pts,
+                            "chosen": provenance["mixed"], "weight_bytes": wbytes, "run": run_info()})
+    return 0
+
+
 def cmd_random(a) -> int:
     from trm_tvm.quant.fixtures import random_artifact
 
@@ -192,6 +238,13 @@ def main(argv=None) -> int:
         if p is not r:
             p.add_argument("--checkpoint", required=True)
             p.add_argument("--artifact", required=True)
+    mx = sub.add_parser("mixed", help="per-layer 4/8-bit assignment meeting a weight-flash budget")
+    mx.add_argument("--checkpoint", required=True)
+    mx.add_argument("--recipe", default="qat/mixed.yaml", help="observers etc.; its weight_bits are replaced")
+    mx.add_argument("--budget-kb", type=float, required=True, help="device weight bytes / 1024")
+    mx.add_argument("--out", required=True)
+    mx.add_argument("--json", help="sensitivity, drop order and the accuracy-vs-bytes front")
+    mx.add_argument("--monitor", type=int, default=500, help="held-out train samples for the accuracies")
     rnd = sub.add_parser("random", help="a random-weight artifact of any size (tests, compile work)")
     rnd.add_argument("--out", required=True)
     for name, default in (("hidden", 16), ("tokens", 8), ("classes", 5), ("n", 2), ("T", 2), ("N-sup", 4),
@@ -201,7 +254,7 @@ def main(argv=None) -> int:
     rnd.add_argument("--state-scale-mode", choices=("shared", "per_step"), default="shared")
     a = ap.parse_args(argv)
     a.argv = argv
-    return {"run": cmd_run, "eval": cmd_eval, "random": cmd_random}[a.cmd](a)
+    return {"run": cmd_run, "eval": cmd_eval, "mixed": cmd_mixed, "random": cmd_random}[a.cmd](a)
 
 
 if __name__ == "__main__":
