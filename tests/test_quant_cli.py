@@ -121,3 +121,19 @@ def test_mixed_meets_the_budget(ckpt, tmp_path, capsys):
     assert four and all(art.header["tensors"][n]["dtype"] == "uint8" for n in four)
     assert quantize.main(["mixed", "--checkpoint", str(ckpt), "--budget-kb", "0.1", "--out", str(out)]) == 2
     assert "raise --budget-kb" in capsys.readouterr().err
+
+
+def test_sweep_is_resumable(ckpt, tmp_path, capsys, monkeypatch):
+    from trm_tvm.quant import sweep
+
+    monkeypatch.setattr(sweep, "RECIPES", ("w8a8", "w4a8"))
+    out = tmp_path / "sw"
+    args = ["sweep", "--checkpoint", str(ckpt), "--out", str(out), "--limit", "16"]
+    assert quantize.main(args) == 0
+    table = (out / "sweep.csv").read_text().splitlines()
+    assert len(table) == 1 + 1 + 4 and table[1].split(",")[1] == "fp32"
+    first = capsys.readouterr().out
+    assert first.count(" ...\n") == 4                # four configurations computed
+    assert quantize.main(args) == 0
+    assert " ...\n" not in capsys.readouterr().out            # the rerun reads the cache
+    assert (out / "sweep.png").is_file()

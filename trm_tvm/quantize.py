@@ -3,6 +3,7 @@
     python -m trm_tvm.quantize run --checkpoint checkpoints/ecg/model.pt --recipe qat/w8a8.yaml --out artifacts/ecg_w8a8.npz [--eval]
     python -m trm_tvm.quantize eval --checkpoint checkpoints/ecg/model.pt --artifact artifacts/ecg_w8a8.npz [--json out.json]
     python -m trm_tvm.quantize mixed --checkpoint checkpoints/ecg/model.pt --budget-kb 20 --out artifacts/ecg_mixed.npz --json reports/quant/ecg/mixed.json
+    python -m trm_tvm.quantize sweep --checkpoint checkpoints/ecg/model.pt --out reports/quant/ecg [--qat]
     python -m trm_tvm.quantize random --out /tmp/r.npz --hidden 48 --tokens 32 --classes 5 [--bits 4] ...
 
 Accuracy is the golden model's (bit-exact with what the device computes) against the float model on the task's
@@ -204,6 +205,67 @@ def cmd_mixed(a) -> int:
     return 0
 
 
+def cmd_sweep(a) -> int:
+    from trm_tvm.quant import sweep
+    from trm_tvm.quant.evaluation import compare, float_run, golden_run
+    from trm_tvm.quant.mixed import weight_layers
+    from trm_tvm.quant.ptq import quantise, scales_of
+    from trm_tvm.quant.qat import qat
+
+    out, t0, entries = Path(a.out), time.time(), []
+    todo = sweep.configs(a.qat)
+    print(f"sweep: {len(a.checkpoint)} checkpoint(s) x (FP32 + {len(todo)} configurations); each PTQ configuration "
+          f"costs one golden pass over the test set, each QAT one its recipe's wall-time budget; cached in "
+          f"{out / 'cache'}, so a rerun resumes" + (f"; stops starting new ones after {a.budget_h} h" if a.budget_h else ""))
+    stopped = False
+    for ck in a.checkpoint:
+        params, dims, cfg, _ = _checkpoint(ck)
+        tag = f"{Path(ck).parent.name}:{_sha(ck)[:8]}"
+        data = _dataset(cfg)
+        x, y = (data.x_test[:a.limit], data.y_test[:a.limit]) if a.limit else (data.x_test, data.y_test)
+        thr = cfg.model.halt_threshold
+        cache = out / "cache" / _sha(ck)[:16] / (f"limit{a.limit}" if a.limit else "full")
+        fp = float_run(params, dims, x, thr)
+        fp_bytes = 4 * sum(params[n].size for n in weight_layers(dims))
+        entries.append(sweep.cached(cache / "fp32.json", lambda: {
+            "checkpoint": tag, "config": "fp32", "weight_bytes": int(fp_bytes), **compare(fp, fp, y)}))
+        for c in todo:
+            if sweep.over_budget(t0, a.budget_h):
+                stopped = True
+                break
+
+            def compute(c=c):
+                qc = dataclasses.replace(load_recipe(f"qat/{c.recipe}.yaml", c.method), per_channel=c.per_channel)
+                idx = calibration_indices(len(data.x_train), qc)
+                art = quantise(params, dims, data.x_train[idx], qc, thr)
+                extra = {}
+                if c.method == "qat":
+                    model = _checkpoint(ck)[3]
+                    art, info = qat(model.train(), dims, scales_of(art), qc, qat_settings(qc), data.x_train,
+                                    data.y_train, thr)
+                    extra = {"qat": info}
+                print(f"sweep {tag} {c.name} ...", flush=True)
+                res = compare(fp, golden_run(art, x), y)
+                return {"checkpoint": tag, "config": c.name, "recipe": c.recipe, "method": c.method,
+                        "granularity": "per-channel" if c.per_channel else "per-tensor", "act_bits": qc.act_bits,
+                        "weight_bytes": art.weight_bytes()["weights"], **res, **extra, "run": run_info()}
+
+            entries.append(sweep.cached(cache / f"{c.name}.json", compute))
+        if stopped:
+            break
+    table = sweep.rows(entries)
+    sweep.write_csv(out / "sweep.csv", table)
+    write_json(out / "sweep.json", {"provenance": "measured", "source": "golden model (bit-exact with the device) "
+                                    "and numpy float reference on the host", "rows": table, "run": run_info()})
+    sweep.plot(out / "sweep.png", table)
+    for r in table:
+        print(f"  {r['checkpoint']} {r['config']:>16}: {100 * r['acc_halting']:.2f} % "
+              f"[{100 * r['ci95_lo']:.1f}, {100 * r['ci95_hi']:.1f}] (measured), {r['weight_bytes']} weight bytes, "
+              f"McNemar p vs FP {r['mcnemar_p_vs_fp']:.3g}")
+    print(f"wrote {out}/sweep.csv, sweep.json, sweep.png" + (" (budget reached: rerun to continue)" if stopped else ""))
+    return 0
+
+
 def cmd_random(a) -> int:
     from trm_tvm.quant.fixtures import random_artifact
 
@@ -245,6 +307,12 @@ def main(argv=None) -> int:
     mx.add_argument("--out", required=True)
     mx.add_argument("--json", help="sensitivity, drop order and the accuracy-vs-bytes front")
     mx.add_argument("--monitor", type=int, default=500, help="held-out train samples for the accuracies")
+    sw = sub.add_parser("sweep", help="accuracy-precision curves and CSV (resumable)")
+    sw.add_argument("--checkpoint", required=True, nargs="+", help="one or more (e.g. 3 seeds)")
+    sw.add_argument("--out", required=True, help="reports/quant/<task>")
+    sw.add_argument("--qat", action="store_true", help="also the QAT configurations (per-channel)")
+    sw.add_argument("--limit", type=int, default=0, help="only the first N test samples")
+    sw.add_argument("--budget-h", type=float, default=0, help="start no new configuration after this many hours")
     rnd = sub.add_parser("random", help="a random-weight artifact of any size (tests, compile work)")
     rnd.add_argument("--out", required=True)
     for name, default in (("hidden", 16), ("tokens", 8), ("classes", 5), ("n", 2), ("T", 2), ("N-sup", 4),
@@ -254,7 +322,7 @@ def main(argv=None) -> int:
     rnd.add_argument("--state-scale-mode", choices=("shared", "per_step"), default="shared")
     a = ap.parse_args(argv)
     a.argv = argv
-    return {"run": cmd_run, "eval": cmd_eval, "mixed": cmd_mixed, "random": cmd_random}[a.cmd](a)
+    return {"run": cmd_run, "eval": cmd_eval, "mixed": cmd_mixed, "sweep": cmd_sweep, "random": cmd_random}[a.cmd](a)
 
 
 if __name__ == "__main__":
