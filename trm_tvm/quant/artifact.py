@@ -147,8 +147,8 @@ def _validate(art: Artifact) -> None:
         _need(key in h, f"header misses {key!r}")
     dims = Dims(**h["dims"])
     nm = h["numerics"]
-    _need(nm.get("act_bits") in (4, 8) and nm.get("state_bits") in (8, 16),
-          f"numerics act_bits/state_bits {nm.get('act_bits')}/{nm.get('state_bits')} not in 4|8 / 8|16")
+    _need(nm.get("act_bits") in (4, 8) and nm.get("state_bits") in (4, 8, 16),
+          f"numerics act_bits/state_bits {nm.get('act_bits')}/{nm.get('state_bits')} not in 4|8 / 4|8|16")
     _validate_tensors(art)
     shapes = _validate_graph(art, dims)
     _validate_schedule(art, dims, shapes)
@@ -179,7 +179,7 @@ def _validate_graph(art: Artifact, dims: Dims) -> dict[str, tuple]:
     """Walk prologue, net and heads in order; infer each activation's shape; check params. Returns the shapes."""
     nm = art.header["numerics"]
     acts = art.header["activations"]
-    state_dtype = "int8" if nm["state_bits"] == 8 else "int16"
+    state_dtype = "int8" if nm["state_bits"] <= 8 else "int16"
     L, D = dims.tokens, dims.hidden
     shapes: dict[str, tuple] = {"input": dims.input_shape}
     for sec in ("prologue", "net", "heads"):
@@ -282,7 +282,7 @@ def _validate_schedule(art: Artifact, dims: Dims, shapes: dict) -> None:
     want = call_updates(dims)
     _need(isinstance(calls, list) and len(calls) == len(want),
           f"schedule has {len(calls) if isinstance(calls, list) else 'no'} calls, expected T*(n+1) = {len(want)}")
-    state_t = "int8" if art.numerics["state_bits"] == 8 else "int16"
+    state_t = "int8" if art.numerics["state_bits"] <= 8 else "int16"
     _tensor(art, "y_init", state_t, (dims.hidden,), "schedule")
     _tensor(art, "z_init", state_t, (dims.hidden,), "schedule")
     # the scale each state holds when a call reads it: the last writer's, cyclically (y_init/z_init = last calls')

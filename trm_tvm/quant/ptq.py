@@ -29,7 +29,7 @@ class QuantConfig:
     method: str = "ptq"                      # ptq | qat
     weight_bits: Any = 8
     act_bits: int = 8                        # 8 on the device; 4 is the study-only W4A4
-    state_bits: int = 8                      # 8 on the device; 16 is the study-only wide state
+    state_bits: int = 8                      # 8 on the device; 4 (W4A4) and 16 (wide state) are study-only
     per_channel: bool = True
     weight_observer: str = "minmax"          # minmax | mse
     act_observer: str = "percentile"         # minmax | percentile | mse
@@ -56,7 +56,7 @@ class QuantConfig:
         problems = [
             (all(b in (4, 8) for b in bits), f"weight_bits must be 4 or 8, got {self.weight_bits}"),
             (self.act_bits in (4, 8), f"act_bits must be 4 or 8, got {self.act_bits}"),
-            (self.state_bits in (8, 16), f"state_bits must be 8 or 16, got {self.state_bits}"),
+            (self.state_bits in (4, 8, 16), f"state_bits must be 4, 8 or 16, got {self.state_bits}"),
             (self.weight_observer in ("minmax", "mse"), f"weight_observer {self.weight_observer!r} not minmax|mse"),
             (self.act_observer in ("minmax", "percentile", "mse"),
              f"act_observer {self.act_observer!r} not minmax|percentile|mse"),
@@ -259,7 +259,7 @@ def build(params: Params, dims: Dims, scales: Scales, qc: QuantConfig, halt_thre
           provenance: dict | None = None) -> Artifact:
     """The integer graph, tensors and schedule from float weights and fixed activation scales."""
     ab, sb = qc.act_bits, qc.state_bits
-    a_t, s_t = "int8", "int8" if sb == 8 else "int16"
+    a_t, s_t = "int8", "int8" if sb <= 8 else "int16"
     scale = dict(scales.act)
     b = _Builder(qc, dims)
     L, D = dims.tokens, dims.hidden
