@@ -117,3 +117,23 @@ def test_deploy_cli_bad_artifact_is_one_line(tmp_path, capsys):
     assert main(["deploy", "--artifact", str(tmp_path / "bad.npz"), "--out", str(tmp_path / "d")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:")
+
+
+def test_shared_rpc_protocol_on_the_functional_build(tmp_path):
+    """The GAP9 firmware built with the shared RPC server (rpc_server.c of the Cortex-M template, unchanged) answers
+    the shared client (trm_tvm.rpc) over the QEMU UART socket: LOAD_INPUT, RUN (fixed compute and halting),
+    READ_OUTPUT -- 0 LSB against the golden model."""
+    art, _, _ = random_artifact(hidden=16, tokens=8, classes=5, layers=1, n=1, T=2, N_sup=3, seed=8)
+    inputs = project.quantized_inputs(art, 3, seed=2)
+    thr = _median_step1_q(art, inputs)
+    project.generate_project(art, tmp_path / "proj", inputs)
+    runs = [(INT32_MAX, 3), (thr, 3), (INT32_MAX, 1)]
+    got = project.run_over_rpc(tmp_path / "proj", inputs, runs)
+    g = Golden(art)
+    for r, (q_thr, steps) in enumerate(runs):
+        ref = g.infer(inputs, q_thr=q_thr, max_steps=steps)
+        for i in range(len(inputs)):
+            k = int(ref.steps[i])
+            assert got[(i, r)]["status"] == 0 and got[(i, r)]["steps"] == k
+            assert got[(i, r)]["q"] == int(ref.q[i, k - 1]) and got[(i, r)]["pred"] == int(ref.pred[i])
+            np.testing.assert_array_equal(got[(i, r)]["logits"], ref.logits[i].reshape(-1))

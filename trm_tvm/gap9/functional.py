@@ -86,3 +86,24 @@ def run(elf: Path, timeout_s: float = 120.0, icount: bool = False) -> RunResult:
         out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
         return RunResult(exit_code=-1, output=out + f"\n[timeout after {timeout_s} s]")
     return RunResult(exit_code=proc.returncode, output=(proc.stdout + proc.stderr).decode(errors="replace"))
+
+
+def start_with_uart_socket(elf: Path, log: Path):
+    """Start the firmware with its UART on a loopback TCP socket (for the shared RPC client); returns a
+    trm_tvm.project.Device that trm_tvm.project.open_transport / close_transport accept."""
+    import socket
+
+    from trm_tvm.project import Device
+
+    require_toolchain()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [QEMU, "-M", "virt", "-smp", "9", "-bios", "none", "-display", "none", "-monitor", "none",
+           "-accel", "tcg,thread=single", "-serial", f"tcp:127.0.0.1:{port},server=on,wait=off,nodelay=on",
+           "-kernel", str(elf)]
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as f:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    return Device(f"socket://127.0.0.1:{port}", cmd, proc, log)

@@ -4,8 +4,8 @@
  * (q_threshold INT32_MAX, TRM_N_SUP steps) and with learned halting (the artifact's q threshold); one line per run
  *   R <input> <F|H> <steps> <q> <pred> <logits as int16 little-endian hex>
  * then one line per phase "P <phase> <cluster tasks> <cycles>" and "END <status>". The host compares every line
- * with the golden model (trm_tvm/gap9/project.py). With -DTRM_GAP9_RPC the loop is replaced by the framed RPC
- * server shared with the Cortex-M boards (trm_tvm/rpc.py), which serves the same trm_gap9_infer().
+ * with the golden model (trm_tvm/gap9/project.py). With -DTRM_GAP9_RPC the firmware is the framed RPC server shared
+ * with the Cortex-M boards (trm_tvm/rpc.py, rpc_server.c), serving trm_run() = trm_gap9_infer().
  */
 #include <stdint.h>
 
@@ -14,8 +14,6 @@
 
 #ifndef TRM_GAP9_RPC
 extern const TRM_INPUT_CTYPE trm_selfcheck_inputs[TRM_SELFCHECK_N][TRM_INPUT_BYTES];
-#endif
-
 static struct pi_device uart;
 
 static void put(const char *s) {
@@ -41,7 +39,6 @@ static void put_int(int64_t v) {
   put(b + i);
 }
 
-#ifndef TRM_GAP9_RPC
 static int selfcheck(struct pi_device *cluster) {
   static trm_gap9_stats_t stats;
   for (int i = 0; i < TRM_SELFCHECK_N; i++) {
@@ -68,10 +65,13 @@ static int selfcheck(struct pi_device *cluster) {
   return 0;
 }
 #else
-int trm_gap9_rpc_serve(struct pi_device *cluster, struct pi_device *uart); /* with the shared RPC server */
+int trm_rpc_main(void); /* the shared RPC server (trm_rpc_server_gap9.c); never returns */
 #endif
 
 static int app_main(void) {
+#ifdef TRM_GAP9_RPC
+  return trm_rpc_main(); /* opens the UART itself; trm_init() opens the cluster */
+#else
   struct pi_uart_conf uart_conf;
   struct pi_cluster_conf cluster_conf;
   struct pi_device cluster;
@@ -84,13 +84,10 @@ static int app_main(void) {
   pi_cluster_conf_init(&cluster_conf);
   pi_open_from_conf(&cluster, &cluster_conf);
   if (pi_cluster_open(&cluster)) return 2;
-#ifdef TRM_GAP9_RPC
-  int status = trm_gap9_rpc_serve(&cluster, &uart);
-#else
   int status = selfcheck(&cluster);
-#endif
   pi_cluster_close(&cluster);
   return status;
+#endif
 }
 
 int main(void) { return pmsis_kickoff((void *)app_main); }

@@ -4,6 +4,10 @@
 #include <string.h>
 
 #include "trm_gap9.h"
+#include "trm_model.h"
+
+__attribute__((weak)) void trm_phase_begin(trm_phase_t phase) { (void)phase; }
+__attribute__((weak)) void trm_phase_end(trm_phase_t phase) { (void)phase; }
 
 typedef struct {
   int section, call;
@@ -19,11 +23,13 @@ static void cluster_entry(void *arg) {
 static void run_on_cluster(struct pi_device *cluster, int section, int call, trm_gap9_stats_t *stats) {
   struct pi_cluster_task task;
   cl_job_t job = {section, call};
+  trm_phase_begin((trm_phase_t)section);
   pi_perf_conf(1u << PI_PERF_CYCLES);
   pi_perf_reset();
   pi_perf_start();
   pi_cluster_send_task_to_cl(cluster, pi_cluster_task(&task, cluster_entry, &job));
   pi_perf_stop();
+  trm_phase_end((trm_phase_t)section);
   stats->calls[section]++;
   stats->cycles[section] += pi_perf_read(PI_PERF_CYCLES);
 }
@@ -57,5 +63,34 @@ int trm_gap9_infer(struct pi_device *cluster, const void *input, int32_t q_thres
       break;
     }
   }
+  return 0;
+}
+
+/* ---- the docs/build-dir.md API on top (used by the shared RPC server) ---- */
+static struct pi_device cluster_dev;
+static int cluster_open;
+static trm_gap9_stats_t api_stats;
+
+int trm_init(void *arena, uint32_t arena_bytes) {
+  if (arena == NULL || arena_bytes < TRM_ARENA_BYTES) return TRM_E_ARENA;
+  if (!cluster_open) {
+    struct pi_cluster_conf conf;
+    pi_cluster_conf_init(&conf);
+    pi_open_from_conf(&cluster_dev, &conf);
+    if (pi_cluster_open(&cluster_dev)) return TRM_E_INIT;
+    cluster_open = 1;
+  }
+  return 0;
+}
+
+int trm_run(const void *input, trm_result_t *out, const trm_run_opts_t *opts) {
+  if (!cluster_open) return TRM_E_INIT;
+  if (input == NULL || out == NULL || opts == NULL || opts->max_steps < 1 || opts->max_steps > TRM_N_SUP)
+    return TRM_E_ARGS;
+  trm_gap9_result_t r;
+  int rc = trm_gap9_infer(&cluster_dev, input, opts->q_threshold, opts->max_steps, &r, &api_stats);
+  if (rc) return TRM_E_KERNEL;
+  memcpy(out->logits, r.logits, sizeof out->logits);
+  out->q = r.q, out->pred = r.pred, out->steps = r.steps;
   return 0;
 }

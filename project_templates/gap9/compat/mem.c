@@ -1,4 +1,4 @@
-/* memcpy/memset/memmove for the functional build, which links no C library (picolibc ships no rv32imac_zicsr
+/* memcpy/memset/memmove/strlen for the functional build, which links no C library (picolibc ships no rv32imac_zicsr
  * multilib; only its headers are used). Plain byte loops: speed is not what this build measures. */
 #include <stddef.h>
 #include <stdint.h>
@@ -25,4 +25,10 @@ void *memset(void *dst, int c, size_t n) {
   uint8_t *d = dst;
   while (n--) *d++ = (uint8_t)c;
   return dst;
+}
+
+size_t strlen(const char *s) {
+  size_t n = 0;
+  while (s[n]) n++;
+  return n;
 }
