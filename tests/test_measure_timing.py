@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from measure_fixtures import QEMU_M4, build_elf
+from measure_fixtures import FIXTURES, LINK_LD, QEMU_M4, build_elf
 from trm_tvm.boards import load_board
 from trm_tvm.errors import UserError
 from trm_tvm.measure import timing
@@ -155,3 +155,17 @@ def test_marks_split_the_run_into_intervals(tmp_path):
     assert set(between) == {"kernel_loop", "reset"}
     with pytest.raises(UserError, match="not a function"):
         timing.prepare_plugin(elf, load_board("cortex-m4"), tmp_path / "w", marks=("trm_phase_begin",))
+
+
+@pytest.mark.qemu
+def test_plugin_counts_mve_and_low_overhead_loops_on_cortex_m55(tmp_path):
+    elf = tmp_path / "mve.elf"
+    subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m55", "-mthumb", "-nostdlib", "-T", str(LINK_LD), "-o",
+                    str(elf), str(FIXTURES / "mve.S")], check=True)
+    qemu = ["qemu-system-arm", "-M", "mps3-an547", "-nographic", "-semihosting-config", "enable=on,target=native"]
+    board = load_board("cortex-m55")
+    counts = timing.run_with_plugin(qemu + ["-kernel", str(elf)], elf, board, timeout=60)
+    assert nonzero(counts["kernel_mve"]) == {"alu": 2, "load": 1, "lsm": 2, "lsm_regs": 2, "pc_load": 1,
+                                             "mve": 3 * 8, "lob": 1 + 8, "insns": 5 + 4 * 8 + 1,
+                                             "fetch_bytes": 2 + 2 + 2 + 2 + 4 + 8 * 16 + 2}
+    assert "LOW FIDELITY" in timing.cycles(counts["kernel_mve"], board)["source"]
