@@ -4,10 +4,12 @@
     phases = group_regions(counts, {"kernels": ["trm_*"]})  # any grouping by symbol-name patterns
     cyc    = cycles(phases["kernels"], board)               # figure(..., "cycles", "modeled", ...)
 
-The plugin (plugin/trm_insn_classes.c, QEMU plugin API v1) is compiled on first use with the host gcc into a
-cache directory keyed by its source hash. Instruction counts are **emulated** (exact counts of what QEMU
-executed); cycles are **modeled**: sum over classes of count x CPI from the board's `timing_model`, plus flash wait
-states for instruction fetches that miss the flash accelerator. See docs/measurement.md.
+For a QEMU the caller starts (the session), `prepare_plugin` gives the QEMU arguments and, with marks, snapshots
+that `per_inference` splits into inferences and phases. The plugin (plugin/trm_insn_classes.c, QEMU plugin API v1)
+is compiled on first use with the host gcc into a cache directory keyed by its source hash. Instruction counts are
+**emulated** (exact counts of what QEMU executed); cycles are **modeled**: sum over classes of count x CPI from the
+board's `timing_model`, plus flash wait states for code fetches and data reads that miss the flash accelerator.
+See docs/measurement.md.
 """
 from __future__ import annotations
 
