@@ -13,6 +13,7 @@ from kernel_cases import int8, pack_s4, requant_params, rmsnorm_case
 from oracle import O
 from trm_tvm.compile import strategies
 from trm_tvm.compile.hostcc import build_shared
+from trm_tvm.compile.kernel_abi import KERNELS_DIR
 from trm_tvm.compile.lower_c import to_c
 from trm_tvm.compile.strategies.eltwise import EltShape
 from trm_tvm.compile.strategies.linear import LinearShape
@@ -21,7 +22,8 @@ from trm_tvm.compile.strategies.rmsnorm import RMSNormShape
 LEVELS = ("naive", "default")
 LINEAR_SHAPES = [LinearShape(3, 17, 12, 8), LinearShape(4, 16, 8, 4, bias=True), LinearShape(2, 9, 5, 4),
                  LinearShape(1, 24, 5, 8, "int16", True), LinearShape(5, 16, 8, 8, a_trans=True),
-                 LinearShape(6, 8, 4, 4, a_trans=True, out_trans=True)]
+                 LinearShape(6, 8, 4, 4, a_trans=True, out_trans=True), LinearShape(4, 32, 12, 8, bias=True),
+                 LinearShape(6, 8, 4, 8, out_trans=True)]  # the last three: SMLAD/SXTB16 at the default level
 ELT_SHAPES = [EltShape("add_s8", (37,), 3), EltShape("add_s8", (16,), 2), EltShape("add_s32", (37,), 2),
               EltShape("mul", (33,)), EltShape("lut", (40,)), EltShape("mean_pool", (7, 12)),
               EltShape("transpose", (5, 8)), EltShape("patch", (2, 24, 4)), EltShape("embed", (9, 6, 10))]
@@ -41,7 +43,7 @@ class Built:
                 self.funcs[name], self.scratch[(shape, level)] = func, scratch
         self.src = to_c(self.funcs)
         (tmp / "kernels_tvm.c").write_text(self.src)
-        self.lib = build_shared([tmp / "kernels_tvm.c"], flags=["-Wno-unused-variable"])
+        self.lib = build_shared([tmp / "kernels_tvm.c"], [KERNELS_DIR / "tvm"], flags=["-Wno-unused-variable"])
 
     def call(self, shape, level, *args):
         name = f"{strategies.kernel_name(shape, None)}_{level}"
@@ -151,14 +153,15 @@ def test_eltwise(K, shape, level):
 
 
 def test_sources_come_from_tvm_and_follow_the_knobs(K):
-    shape = LINEAR_SHAPES[1]  # n_in, n_out divisible by the default tile and unroll
+    shape = LINEAR_SHAPES[6]  # int8, n_in and n_out divisible by the default tile and unroll: dsp applies
     base = strategies.knobs_for("linear", "default")
-    srcs = {to_c({"k": strategies.build(shape, dict(base, **change))[1]})
-            for change in ({}, {"tile_o": 1}, {"unroll_k": 1}, {"order": "ot"}, {"fuse": False})}
-    assert len(srcs) == 5  # every knob changes the generated code
+    changes = ({}, {"tile_o": 1}, {"unroll_k": 1}, {"order": "ot"}, {"fuse": False}, {"dsp": False})
+    srcs = {to_c({"k": strategies.build(shape, dict(base, **change))[1]}) for change in changes}
+    assert len(srcs) == len(changes)  # every knob changes the generated code
     for src in srcs | {K.src}:
         assert "// tvm target" in src  # emitted by TVM's C code generator
         assert "TVMFFI" not in src and "tvm/" not in src and "malloc" not in src
+    assert "__smlad(__sxtb16(" in K.src  # DSP intrinsics at the default level, from call_extern
 
 
 def test_naive_scratch_comes_from_the_arena():

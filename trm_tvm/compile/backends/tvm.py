@@ -6,13 +6,14 @@ from __future__ import annotations
 from tvm import tirx
 
 from trm_tvm.compile import strategies
-from trm_tvm.compile.backends.reference import FILES, tokens_of
+from trm_tvm.compile.backends.reference import FILES, KERNELS_DIR, tokens_of
 from trm_tvm.compile.importer import Op
 from trm_tvm.compile.lower_c import to_c
 from trm_tvm.compile.strategies.eltwise import EltShape
 from trm_tvm.compile.strategies.linear import LinearShape
 from trm_tvm.compile.strategies.rmsnorm import RMSNormShape
 
+ACLE_H = KERNELS_DIR / "tvm" / "trm_acle.h"
 CTYPE = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t", "int64": "int64_t"}
 
 
@@ -45,12 +46,15 @@ def shape_of(op: Op):
 class TVMBackend:
     name = "tvm"
 
-    def __init__(self, schedule: str = "default", board: str | None = None):
-        self.schedule, self.board = schedule, board
+    def __init__(self, schedule: str = "default", board: str | None = None, dsp: bool = False):
+        self.schedule, self.board, self.dsp = schedule, board, dsp
         self.kernels: dict = {}          # C name -> (PrimFunc, [param dtypes])
 
     def _knobs(self, shape):
-        return strategies.knobs_for(strategies.family_of(shape), self.schedule, self.board)
+        knobs = strategies.knobs_for(strategies.family_of(shape), self.schedule, self.board)
+        if "dsp" in knobs and not self.dsp:
+            knobs["dsp"] = False          # the core has no SMLAD/SXTB16
+        return knobs
 
     def scratch(self, op: Op) -> int:
         shape = shape_of(op)
@@ -94,6 +98,8 @@ class TVMBackend:
         """The generated kernels (one C file, produced by TVM) plus the shared reference file for argmax."""
         files = {name: path.read_text() for name, path in FILES.items()}
         files["trm_kernels_tvm.c"] = to_c(self.kernels)
+        if '#include "trm_acle.h"' in files["trm_kernels_tvm.c"]:
+            files["trm_acle.h"] = ACLE_H.read_text()
         return files
 
     def headers(self) -> list[str]:

@@ -7,6 +7,9 @@ Compute (tensor expression) + schedule (s_tir.Schedule) with the knobs the tuner
   unroll_k  inner unroll factor of the reduction (s4: even, so the nibble select folds away), 1 = none
   fuse      requantise right after each accumulation (accumulator stays in registers); False = naive: a full
             int32 accumulator tensor, passed in as arena scratch (never on the stack)
+  dsp       Arm DSP extension (int8 weights, n_in % 4 == 0, fused): the activations and weights are read as 32-bit
+            words, widened with __sxtb16 and accumulated with __smlad (2 instructions per 4 MACs) -- ACLE
+            instruction intrinsics through call_extern, exact host emulations in kernels/tvm/trm_acle.h
 Layout variants for token mixing: `a_trans` reads the input as [n_in][tokens] (i.e. transpose(h) without moving
 data), `out_trans` writes [n_out][tokens].
 """
@@ -15,10 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tvm import s_tir, te, tirx
+from tvm.script import tirx as T
 
 from trm_tvm.compile.strategies.common import rq, s4_nibble, sat
 
-NAIVE = {"order": "to", "tile_o": 1, "unroll_k": 1, "fuse": False}
+NAIVE = {"order": "to", "tile_o": 1, "unroll_k": 1, "fuse": False, "dsp": False}
 
 
 @dataclass(frozen=True)
@@ -68,12 +72,61 @@ def compute(s: LinearShape, fuse: bool):
     return params
 
 
+def uses_dsp(s: LinearShape, knobs: dict) -> bool:
+    return bool(knobs.get("dsp")) and knobs["fuse"] and s.wbits == 8 and s.n_in % 4 == 0 and not s.a_trans
+
+
+def _sxtb16(v):
+    return tirx.call_extern("int32", "__sxtb16", v)
+
+
+def _ror8(v):
+    u = tirx.Cast("uint32", v)
+    return tirx.Cast("int32", tirx.bitwise_or(tirx.shift_right(u, tirx.const(8, "uint32")),
+                                              tirx.shift_left(u, tirx.const(24, "uint32"))))
+
+
+def dsp_func(s: LinearShape) -> tirx.PrimFunc:
+    """acc = bias + sum over words of SMLAD(bytes 0,2) + SMLAD(bytes 1,3); the same requantisation after."""
+    M, N, K4, has_bias, odt = s.tokens, s.n_out, s.n_in // 4, s.bias, s.out_dtype
+    o_shape = (N, M) if s.out_trans else (M, N)
+
+    @T.prim_func(s_tir=True)
+    def linear_dsp(a: T.Buffer((M, K4), "int32"), w: T.Buffer((N, K4), "int32"), bias: T.Buffer((N,), "int32"),
+                   mult: T.Buffer((N,), "int32"), shift: T.Buffer((N,), "int32"), out: T.Buffer(o_shape, odt)):
+        with T.sblock("root"):
+            acc = T.sblock_alloc_buffer((M, N), "int32")
+            for t, o, k in T.grid(M, N, K4):
+                with T.sblock("acc"):
+                    vt, vo, vk = T.axis.remap("SSR", [t, o, k])
+                    with T.init():
+                        if has_bias:
+                            acc[vt, vo] = bias[vo]
+                        else:
+                            acc[vt, vo] = 0
+                    acc[vt, vo] = T.call_extern("int32", "__smlad", _sxtb16(a[vt, vk]), _sxtb16(w[vo, vk]),
+                                                T.call_extern("int32", "__smlad", _sxtb16(_ror8(a[vt, vk])),
+                                                              _sxtb16(_ror8(w[vo, vk])), acc[vt, vo]))
+            for t, o in T.grid(M, N):
+                with T.sblock("out"):
+                    vt, vo = T.axis.remap("SS", [t, o])
+                    if s.out_trans:
+                        out[vo, vt] = sat(rq(acc[vt, vo], mult[vo], shift[vo]), odt)
+                    else:
+                        out[vt, vo] = sat(rq(acc[vt, vo], mult[vo], shift[vo]), odt)
+
+    if not has_bias:  # drop the unused bias parameter (the C signature is that of the non-DSP kernel)
+        linear_dsp = tirx.PrimFunc([p for p in linear_dsp.params if p.name != "bias"], linear_dsp.body,
+                                   linear_dsp.ret_type, linear_dsp.attrs)
+    return linear_dsp
+
+
 def scratch_bytes(s: LinearShape, knobs: dict) -> int:
     return 0 if knobs["fuse"] else 4 * s.tokens * s.n_out
 
 
 def schedule(s: LinearShape, knobs: dict) -> tirx.PrimFunc:
-    func = te.create_prim_func(compute(s, knobs["fuse"]))
+    func = dsp_func(s) if uses_dsp(s, knobs) else te.create_prim_func(compute(s, knobs["fuse"]))
     sch = s_tir.Schedule(func)
     acc = sch.get_sblock("acc")
     t, o, k = sch.get_loops(acc)
@@ -86,7 +139,8 @@ def schedule(s: LinearShape, knobs: dict) -> tirx.PrimFunc:
     if knobs["fuse"]:
         sch.reverse_compute_at(sch.get_sblock("out"), inner)
         sch.decompose_reduction(acc, k)
-    if knobs["unroll_k"] > 1 and s.n_in % knobs["unroll_k"] == 0:
+    k_extent = s.n_in // 4 if uses_dsp(s, knobs) else s.n_in
+    if knobs["unroll_k"] > 1 and k_extent % knobs["unroll_k"] == 0:
         _, ki = sch.split(k, [None, knobs["unroll_k"]])
         sch.unroll(ki)
     if lane is not None:

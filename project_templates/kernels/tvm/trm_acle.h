@@ -1,0 +1,22 @@
+/* Arm ACLE DSP intrinsics used by TVM-generated kernels (call_extern "__sxtb16" / "__smlad").
+ * On a core with the DSP extension they are single instructions from <arm_acle.h>; elsewhere (host tests)
+ * exact C emulations of the same instructions. Not a kernel: one instruction each. */
+#ifndef TRM_ACLE_H
+#define TRM_ACLE_H
+#include <stdint.h>
+#if defined(__ARM_FEATURE_SIMD32) && __ARM_FEATURE_SIMD32
+#include <arm_acle.h>
+#else
+/* SXTB16: sign-extend bytes 0 and 2 into the two halfwords */
+static inline int32_t __sxtb16(int32_t x) {
+  uint32_t lo = (uint16_t)(int16_t)(int8_t)(x & 0xff), hi = (uint16_t)(int16_t)(int8_t)((x >> 16) & 0xff);
+  return (int32_t)(lo | (hi << 16));
+}
+/* SMLAD: acc + lo(x)*lo(y) + hi(x)*hi(y), halfwords signed, 32-bit wrap-around like the instruction */
+static inline int32_t __smlad(int32_t x, int32_t y, int32_t acc) {
+  int32_t p0 = (int32_t)(int16_t)(x & 0xffff) * (int16_t)(y & 0xffff);
+  int32_t p1 = (int32_t)(int16_t)((uint32_t)x >> 16) * (int16_t)((uint32_t)y >> 16);
+  return (int32_t)((uint32_t)acc + (uint32_t)p0 + (uint32_t)p1);
+}
+#endif
+#endif
