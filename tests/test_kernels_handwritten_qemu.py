@@ -1,15 +1,21 @@
-"""The hand-written kernels on the emulated boards: bit-exact on 1000 cases generated on the device.
+"""The hand-written kernels on the emulated boards (dsp on the Cortex-M4, mve on the Cortex-M55), 0 LSB.
 
-The self-test firmware (project_templates/kernels/handwritten/selftest/) draws every case from the shared seeded
-PRNG on the device -- shapes 1-7 tokens x 1-70 inputs x 1-20 outputs (odd sizes, every blocking tail), extreme
-inputs, rounding ties, negative multipliers, buffers offset 0-3 bytes -- runs the board's hand-written kernel
-(dsp on the Cortex-M4, mve on the Cortex-M55) and its ref twin, s8 and packed s4, and prints the CRC-32 of each
-output. The host regenerates every case with the mirrored PRNG and compares with trm_tvm.quant.spec: 0 LSB.
+Two device harnesses. (1) This back end's semihosting firmware (project_templates/kernels/handwritten/selftest/)
+draws 1000 cases per kernel from a seeded xorshift32 on the device -- 1-7 tokens x 1-70 inputs x 1-20 outputs
+(every blocking tail), extreme inputs, rounding ties, negative multipliers, shifts < 32, odd n_in for s4, buffers
+offset 0-3 bytes -- runs the hand-written kernel and its ref twin, s8 and packed s4, and prints CRC-32s; the host
+regenerates each case and compares with trm_tvm.quant.spec. (2) The kernels linked into a project firmware, through
+the project template's RPC SELF_TEST (shared PRNG, CRC against the spec): the production path.
 """
+import numpy as np
 import pytest
 
+import stub_model
+from trm_tvm import project as proj
 from trm_tvm.boards import load_board
 from trm_tvm.compile.backends import handwritten_bench as hb
+from trm_tvm.project import selftest
+from trm_tvm.session import Session
 
 CASES = 1000
 
@@ -23,3 +29,33 @@ def test_selftest_bit_exact_on_device(board, tmp_path):
     assert res["mismatches"] == [], res["mismatches"][:10]
     assert res["saturated_outputs"] > 1000  # the saturation edges were exercised
 
+
+
+SHAPES, BATCHES = 25, 8   # 200 vectors per kernel through the RPC path (the 1000 above are in harness (2))
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("board,variant", [("cortex-m4", "dsp"), ("cortex-m55", "mve")])
+def test_project_selftest_bit_exact(board, variant, tmp_path):
+    """The same kernels linked into a project firmware, through its RPC SELF_TEST (device-side PRNG, CRC vs the
+    spec): 25 odd shapes x 8 seeded batches, s8 and s4."""
+    p = proj.generate_project(stub_model.make_build_dir(tmp_path / "b", board, handwritten=(variant,)), board,
+                              tmp_path / "p")
+    proj.build(p)
+    rng = np.random.default_rng(11)
+    wanted = {f"trm_linear_s8_{variant}", f"trm_linear_s4_{variant}"}
+    with Session(p) as s:
+        ents = selftest.entries(p.info["selftest_variants"])
+        tested = 0
+        for i, (e, (name, present)) in enumerate(zip(ents, s.client.kernels())):
+            if name not in wanted:
+                continue
+            assert present, f"{name} not linked"
+            for _ in range(SHAPES):
+                shape = [int(rng.integers(1, 8)), int(rng.integers(1, 40)) * 2, int(rng.integers(1, 24))]
+                res = selftest.run_selftest(s.client, i, e, shape, seed=int(rng.integers(1, 1 << 30)),
+                                             batches=BATCHES)
+                bad = [r.mismatch for r in res if not r.ok]
+                assert not bad, f"{name} {shape}: {bad[:3]}"
+                tested += len(res)
+        assert tested == 2 * SHAPES * BATCHES
