@@ -125,9 +125,19 @@ def scratch_bytes(s: LinearShape, knobs: dict) -> int:
     return 0 if knobs["fuse"] else 4 * s.tokens * s.n_out
 
 
+def base_func(s: LinearShape, knobs: dict) -> tirx.PrimFunc:
+    """The unscheduled kernel for the knobs that change its form (dsp, fuse)."""
+    return dsp_func(s) if uses_dsp(s, knobs) else te.create_prim_func(compute(s, knobs["fuse"]))
+
+
 def schedule(s: LinearShape, knobs: dict) -> tirx.PrimFunc:
-    func = dsp_func(s) if uses_dsp(s, knobs) else te.create_prim_func(compute(s, knobs["fuse"]))
-    sch = s_tir.Schedule(func)
+    sch = s_tir.Schedule(base_func(s, knobs))
+    apply_knobs(sch, s, knobs)
+    return sch.mod["main"]
+
+
+def apply_knobs(sch: s_tir.Schedule, s: LinearShape, knobs: dict) -> None:
+    """The loop knobs as schedule primitives on `sch` (also the tuner's design space, trm_tvm/tune/space.py)."""
     acc = sch.get_sblock("acc")
     t, o, k = sch.get_loops(acc)
     if knobs["order"] == "ot":
@@ -145,4 +155,3 @@ def schedule(s: LinearShape, knobs: dict) -> tirx.PrimFunc:
         sch.unroll(ki)
     if lane is not None:
         sch.unroll(lane)
-    return sch.mod["main"]
