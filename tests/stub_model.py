@@ -52,7 +52,7 @@ def _trunc_div(a: int, b: int) -> int:
 
 def golden(x: np.ndarray, q_threshold: int, max_steps: int) -> dict:
     """Python twin of tests/fixtures/stub_model/trm_model.c (C integer division truncates toward zero)."""
-    x = [int(v) for v in np.asarray(x, dtype=np.int8)]
+    x = [int(v) for v in np.asarray(x, dtype=np.int8).ravel()]
     state = [sum(x[j] * ((i + j) % 7 - 3) for j in range(INPUT_BYTES)) for i in range(OUTPUT_LEN)]
     step, q, logits = 0, 0, [0] * OUTPUT_LEN
     while step < max_steps:

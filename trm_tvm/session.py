@@ -37,7 +37,7 @@ GoldenFn = Callable[[np.ndarray, int, int], dict]
 class Session:
     """An open link to a device running a project's firmware (started/flashed unless a port is given)."""
 
-    def __init__(self, project: proj.Project, port: str | None = None, flash: bool = True, timeout: float = 5.0,
+    def __init__(self, project: proj.Project, port: str | None = None, flash: bool = True, timeout: float = 2.0,
                  qemu_args: tuple[str, ...] = ()):
         self.project, self.device, self.port = project, None, None
         if port is None and (flash or project.board.emulated):
@@ -178,7 +178,7 @@ def run_session(project: proj.Project, *, port: str | None = None, data: str | N
                 limit: int | None = None, fixed_steps: int | None = None, q_threshold: int | None = None,
                 seed: int = 0, golden: GoldenFn | None = None, golden_source: str = "",
                 artifact: str | None = None, out: str | Path | None = None, flash: bool = True,
-                log: Callable[[str], None] = lambda m: None) -> dict:
+                timeout: float = 2.0, log: Callable[[str], None] = lambda m: None) -> dict:
     """Run the inferences and return (and write to `out`, after each one) the session result (docs/session.md)."""
     board, m = project.board, project.manifest
     n_sup = int(m["schedule_info"]["N_sup"])
@@ -196,7 +196,7 @@ def run_session(project: proj.Project, *, port: str | None = None, data: str | N
     done = len(result["inferences"])
     if done >= len(inputs):
         return _finish(result, board, out)
-    with Session(project, port=port, flash=flash) as s:
+    with Session(project, port=port, flash=flash, timeout=timeout) as s:
         result["device"] = {"url": s.port.portstr if hasattr(s.port, "portstr") else port, "info": s.info,
                             "emulator": s.device.command if s.device and s.device.process else None}
         for i in range(done, len(inputs)):
@@ -268,14 +268,14 @@ def _finish(result: dict, board, out) -> dict:
 # ------------------------------------------------------------------------------------------------ self-test
 def run_selftests(project: proj.Project, *, port: str | None = None, batches: int = 4, seed: int = 1,
                   kernels: list[str] | None = None, out: str | Path | None = None, flash: bool = True,
-                  log: Callable[[str], None] = lambda m: None) -> dict:
+                  timeout: float = 2.0, log: Callable[[str], None] = lambda m: None) -> dict:
     """Every kernel of the firmware's self-test table (or `kernels`): seeded batches checked by CRC."""
     board = project.board
     ents = selftest.entries(project.info["selftest_variants"])
     result = {"schema": SCHEMA, "version": 1, "kind": "self-test", "board": board.name, "board_kind": board.kind,
               "project": {"dir": str(project.dir), "build_id": project.build_id},
               "settings": {"batches": batches, "seed": seed}, "kernels": [], "provenance": run_info()}
-    with Session(project, port=port, flash=flash) as s:
+    with Session(project, port=port, flash=flash, timeout=timeout) as s:
         listed = s.client.kernels()
         if [n for n, _ in listed] != [e.name for e in ents]:
             raise UserError("the firmware's self-test table differs from the project's", "rebuild and reflash")
@@ -317,19 +317,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--artifact", help="the artifact for the golden model (default: build.json's path)")
     ap.add_argument("--self-test", action="store_true", help="run the kernel self-tests instead of inferences")
     ap.add_argument("--batches", type=int, default=4, help="self-test batches per kernel")
+    ap.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for a reply before retrying")
     ap.add_argument("--json", required=True, help="write the session result here (docs/session.md)")
     a = ap.parse_args(argv)
     project = proj.load_project(a.project)
     say = lambda msg: print(msg, file=sys.stderr)
     if a.self_test:
         r = run_selftests(project, port=a.port, batches=a.batches, seed=a.seed or 1, out=a.json,
-                          flash=not a.no_flash, log=say)
+                          flash=not a.no_flash, timeout=a.timeout, log=say)
         print(f"{r['board']}: {r['summary']['kernels']} kernels self-tested, "
               f"{'all bit-exact' if r['summary']['all_bit_exact'] else 'MISMATCHES'} -> {a.json}")
         return 0 if r["summary"]["all_bit_exact"] else 1
     r = run_session(project, port=a.port, data=a.data, limit=a.limit, fixed_steps=a.fixed_steps,
                     q_threshold=a.q_threshold, seed=a.seed, artifact=a.artifact, out=a.json, flash=not a.no_flash,
-                    log=say)
+                    timeout=a.timeout, log=say)
     s = r["summary"]
     lat = fmt(s["latency"]["mean"]) if "latency" in s else "n/a"
     print(f"{r['board']}: {s['inferences']} inferences, {s['bit_exact']}/{s['checked']} bit-exact vs golden, "

@@ -27,7 +27,7 @@ import serial
 from trm_tvm.boards import Board, load_board
 from trm_tvm.errors import UserError
 from trm_tvm.jsonio import read_json
-from trm_tvm.project.generate import PROJECT_SCHEMA, generate, qemu_command
+from trm_tvm.project.generate import PROJECT_SCHEMA, qemu_command, write_project
 
 __all__ = ["Project", "Device", "generate_project", "load_project", "build", "flash", "open_transport",
            "close_transport"]
@@ -73,7 +73,7 @@ class Device:
 
 def generate_project(build_dir: str | os.PathLike, board: str | Board, out_dir: str | os.PathLike, **kw) -> Project:
     """Turn a build directory into a self-contained project for `board` in `out_dir` (replaced atomically)."""
-    return load_project(generate(build_dir, board, out_dir, **kw))
+    return load_project(write_project(build_dir, board, out_dir, **kw))
 
 
 def load_project(project_dir: str | os.PathLike) -> Project:

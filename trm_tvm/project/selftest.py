@@ -173,7 +173,7 @@ def find_variants(header_dirs: list[Path]) -> list[str]:
         for h in sorted(Path(d).rglob("*.h")):
             text = h.read_text(errors="replace")
             found |= set(re.findall(r"^\s*TRM_DECLARE_KERNELS\((\w+)\)", text, re.M))
-            found |= set(re.findall(r"\btrm_linear_s[48]_(\w+)\s*\(", text))
+            found |= set(re.findall(r"\btrm_linear_s[48]_([A-Za-z0-9]+)\s*\(", text))   # not *_scratch_bytes
     found.discard("variant")
     return sorted(found, key=lambda v: (v != "ref", v))
 
@@ -197,7 +197,7 @@ def entries(variants: list[str]) -> list[Entry]:
 # ------------------------------------------------------------------------------------------------ C generation
 def _c_wrapper(e: Entry) -> str:
     s, fn = e.spec, e.name
-    scratch_fn = f"trm_linear_{e.variant}_scratch_bytes" if s.variants and e.variant != "ref" else ""
+    has_scratch = s.variants and e.variant != "ref"
     lines = [f"static int st_{fn[4:]}(trm_st_ctx_t *ctx, const int32_t *p, trm_st_result_t *res) {{",
              f"  if (!{fn}) return TRM_ST_ABSENT;"]
     lines += [f"  const int32_t {name} = p[{i}];" for i, name in enumerate(s.params)]
@@ -223,11 +223,13 @@ def _c_wrapper(e: Entry) -> str:
         elif a.kind == "param":
             call.append(a.name)
         elif a.kind == "scratch":
-            if scratch_fn:
-                alloc.append(f"  void *scratch = 0;")
-                alloc.append(f"  if ({scratch_fn}) {{")
-                alloc.append(f"    scratch = trm_st_alloc(ctx, (uint64_t){scratch_fn}(tokens, n_in, n_out) + 1);")
-                alloc.append(f"    if (!scratch) return TRM_ST_TOO_BIG;")
+            if has_scratch:       # the scratch size function: per op (trm_linear_s8_dsp_...) or per variant
+                alloc.append(f"  int (*scratch_bytes)(int, int, int) = {fn}_scratch_bytes ? {fn}_scratch_bytes : "
+                             f"trm_linear_{e.variant}_scratch_bytes;")
+                alloc.append("  void *scratch = 0;")
+                alloc.append("  if (scratch_bytes) {")
+                alloc.append("    scratch = trm_st_alloc(ctx, (uint64_t)scratch_bytes(tokens, n_in, n_out) + 1);")
+                alloc.append("    if (!scratch) return TRM_ST_TOO_BIG;")
                 alloc.append("  }")
                 call.append("scratch")
             else:
@@ -262,6 +264,7 @@ def c_table(variants: list[str], kernel_header: str = "trm_kernels.h") -> str:
             out.append(f"int trm_linear_{v}_scratch_bytes(int tokens, int n_in, int n_out) __attribute__((weak));")
     for e in ents:
         if e.variant != "ref" and e.spec.variants:
+            out.append(f"int {e.name}_scratch_bytes(int tokens, int n_in, int n_out) __attribute__((weak));")
             out.append(f"void {e.name}(const int8_t *in, const {'uint8_t' if e.spec.op == 'linear_s4' else 'int8_t'}"
                        f" *w, const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out, int tokens,"
                        f" int n_in, int n_out, void *scratch);")

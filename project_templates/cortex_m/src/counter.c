@@ -1,5 +1,5 @@
 /* 64-bit cycle counter. Under QEMU (no DWT) SysTick counts at the machine's SysTick clock and, with -icount,
- * advances exactly with executed instructions; its 24-bit down-counter is extended by counting wraps. On silicon
+ * advances exactly with executed instructions; its down-counter is extended by counting wraps. On silicon
  * DWT CYCCNT counts core cycles; its 32-bit value is extended in software, kept fresh by the SysTick interrupt. */
 #include "trm_platform.h"
 
@@ -7,12 +7,16 @@
 #define SYST_RVR 0xE000E014u
 #define SYST_CVR 0xE000E018u
 
+/* SysTick wraps every 2^18 ticks (~10 ms): often enough to wake the RPC loop for its inter-byte timeout. */
+#define PERIOD_BITS 18
+#define RELOAD ((1u << PERIOD_BITS) - 1u)
+
 #if TRM_COUNTER_SYSTICK
 static volatile uint32_t wraps;
 static uint64_t last;
 
 void trm_counter_init(void) {
-  TRM_REG(SYST_RVR) = 0xFFFFFFu;
+  TRM_REG(SYST_RVR) = RELOAD;
   TRM_REG(SYST_CVR) = 0;
   TRM_REG(SYST_CSR) = 0x7;
 }
@@ -25,8 +29,8 @@ uint64_t trm_counter_now(void) {
     w = wraps;
     v = TRM_REG(SYST_CVR);
   } while (w != wraps);
-  uint64_t t = ((uint64_t)w << 24) + (0xFFFFFFu - v);
-  if (t < last) t += 1u << 24; /* the counter reloaded but its interrupt has not run yet */
+  uint64_t t = ((uint64_t)w << PERIOD_BITS) + (RELOAD - v);
+  if (t < last) t += 1u << PERIOD_BITS; /* the counter reloaded but its interrupt has not run yet */
   last = t;
   return t;
 }
@@ -43,7 +47,7 @@ void trm_counter_init(void) {
   TRM_REG(DWT_LAR) = 0xC5ACCE55u; /* unlock (Cortex-M7) */
   TRM_REG(DWT_CYCCNT) = 0;
   TRM_REG(DWT_CTRL) |= 1u;
-  TRM_REG(SYST_RVR) = 0xFFFFFFu; /* a wrap of the 24-bit SysTick comes well before one of CYCCNT */
+  TRM_REG(SYST_RVR) = RELOAD; /* wakes the RPC loop; and a wrap comes well before one of CYCCNT */
   TRM_REG(SYST_CVR) = 0;
   TRM_REG(SYST_CSR) = 0x7;
 }
