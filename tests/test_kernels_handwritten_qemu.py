@@ -59,3 +59,21 @@ def test_project_selftest_bit_exact(board, variant, tmp_path):
                 assert not bad, f"{name} {shape}: {bad[:3]}"
                 tested += len(res)
         assert tested == 2 * SHAPES * BATCHES
+
+
+@pytest.mark.qemu
+@pytest.mark.xdist_group("qemu-compile")
+@pytest.mark.parametrize("board,bits", [("cortex-m4", 8), ("cortex-m55", 4)])
+def test_full_model_with_handwritten_kernels_bit_exact(board, bits, tmp_path):
+    """A whole model compiled with --kernels handwritten (the board's dsp/mve linear kernels in the AoT executor),
+    run over the RPC session: logits, prediction, q and halting step bit-exact against the golden model."""
+    from trm_tvm.deploy import deploy
+    from trm_tvm.quant.fixtures import random_artifact
+
+    art = tmp_path / f"w{bits}a8.npz"
+    random_artifact(hidden=24, tokens=8, bits=bits, seed=5)[0].save(art)
+    r = deploy(art, board, "handwritten", work=tmp_path / "work", limit=4)
+    s = r["summary"]
+    assert s["checked"] == 4 and s["all_bit_exact"], [i["mismatch"] for i in r["inferences"] if not i["bit_exact"]]
+    model_c = (tmp_path / "work" / "build" / "model" / "trm_model.c").read_text()
+    assert f"trm_linear_s{bits}_{'mve' if board == 'cortex-m55' else 'dsp'}(" in model_c
