@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--inputs", type=int, default=20, help="self-check inputs (each run with fixed compute and halting)")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--q-threshold", type=int, default=None, help="halting threshold (default: the artifact's)")
+    d.add_argument("--checks", type=int, choices=(0, 1, 2), default=1,
+                   help="compat checker level of the functional run (docs/gap9.md); 0 is ~2.5x faster")
     sub.add_parser("calibration", help="the cycle model against PULP-NN")
     a = ap.parse_args(argv)
 
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if a.inputs < 1:
         raise UserError(f"--inputs must be >= 1, got {a.inputs}", "pass a positive count")
-    r = deploy(a.artifact, a.out, a.inputs, a.seed, a.q_threshold)
+    r = deploy(a.artifact, a.out, a.inputs, a.seed, a.q_threshold, checks=a.checks)
     for line in summary_lines(r):
         print(line)
     print(f"-> {a.out / 'gap9_deploy.json'}")

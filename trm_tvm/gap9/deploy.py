@@ -49,7 +49,8 @@ def _published(board: Gap9Board) -> dict:
 
 
 def deploy(art_path: Path | None, out_dir: Path, n_inputs: int, seed: int = 0, q_threshold: int | None = None,
-           art: Artifact | None = None, board: Gap9Board | None = None, timeout_s: float | None = None) -> dict:
+           art: Artifact | None = None, board: Gap9Board | None = None, timeout_s: float | None = None,
+           checks: int = 1) -> dict:
     board = board or load_gap9()
     art = art or Artifact.load(art_path)
     out_dir = Path(out_dir)
@@ -57,8 +58,8 @@ def deploy(art_path: Path | None, out_dir: Path, n_inputs: int, seed: int = 0, q
     q_thr = int(art.header["halting"]["q_thr"]) if q_threshold is None else int(q_threshold)
     plan = project.generate_project(art, out_dir / "project", inputs, board=board, q_threshold=q_thr)
     project.syntax_check(out_dir / "project")
-    elf = project.build_functional(out_dir / "project", checks=1)
-    run = functional.run(elf, timeout_s=timeout_s or 120 + 4.0 * n_inputs)
+    elf = project.build_functional(out_dir / "project", checks=checks)
+    run = functional.run(elf, timeout_s=timeout_s or 120 + 10.0 * n_inputs)
     (out_dir / "functional.log").write_text(run.output)
     log = project.parse_log(run.output)
     cmp = project.compare_with_golden(art, inputs, log, q_thr)
@@ -72,6 +73,7 @@ def deploy(art_path: Path | None, out_dir: Path, n_inputs: int, seed: int = 0, q
         "q_threshold": q_thr,
         "functional": {
             "what": "same C on qemu-system-riscv32 -M virt -smp 9 (FC + 8 cluster harts), our PMSIS compat layer",
+            "compat_checks": checks,
             "exit_code": run.exit_code, "compat_error": run.compat_error, "end": log["end"],
             "golden": {**cmp, "bit_exact": run.exit_code == 0 and cmp["mismatches"] == 0 and cmp["runs"] == 2 * n_inputs},
             "phases": {phase_names[p]: {"cluster_tasks": v["tasks"],

@@ -49,13 +49,31 @@ static inline int hart_id(void) {
   return h;
 }
 
-/* ------------------------------------------------------------------ output and exit */
-static volatile int uart_lock;
-static void lock(volatile int *l) {
-  while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE)) {
+/* ------------------------------------------------------------------ locks, sleeping and waking harts */
+#define CLINT_MSIP_WORDS ((volatile uint32_t *)0x2000000)
+static void wake(int hart) { CLINT_MSIP_WORDS[hart] = 1; }
+
+/* A lock whose waiters sleep in WFI and are woken by the unlocker: single-threaded TCG runs the harts round-robin,
+ * so a spinning waiter would burn its whole time slice while the holder is descheduled. */
+typedef struct {
+  volatile int held, waiters; /* waiters: mask of harts asleep on this lock */
+} lock_t;
+static void lock(lock_t *l) {
+  int me = hart_id();
+  while (__atomic_exchange_n(&l->held, 1, __ATOMIC_ACQUIRE)) {
+    __atomic_fetch_or(&l->waiters, 1 << me, __ATOMIC_ACQ_REL);
+    CLINT_MSIP_WORDS[me] = 0;
+    if (__atomic_load_n(&l->held, __ATOMIC_ACQUIRE)) __asm__ volatile("wfi");
+    __atomic_fetch_and(&l->waiters, ~(1 << me), __ATOMIC_ACQ_REL);
   }
 }
-static void unlock(volatile int *l) { __atomic_store_n(l, 0, __ATOMIC_RELEASE); }
+static void unlock(lock_t *l) {
+  __atomic_store_n(&l->held, 0, __ATOMIC_RELEASE);
+  int w = __atomic_load_n(&l->waiters, __ATOMIC_ACQUIRE);
+  for (int h = 0; w; h++, w >>= 1)
+    if (w & 1) wake(h);
+}
+static lock_t uart_lock;
 
 static void uart_putc(char c) {
   while (!(UART0[5] & 0x20)) {
@@ -93,8 +111,7 @@ void compat_trap_report(uint32_t mcause, uint32_t mepc, uint32_t mtval) {
   fail("trap (mcause, mepc)", mcause, mepc);
 }
 
-/* ------------------------------------------------------------------ sleeping and waking harts */
-static void wake(int hart) { CLINT_MSIP[hart] = 1; }
+/* ------------------------------------------------------------------ waiting for a value to change */
 /* Sleep until *p != old. The msip bit is cleared before the test, so a wake between test and WFI is not lost. */
 static int wait_change(volatile int *p, int old) {
   for (;;) {
@@ -114,7 +131,7 @@ static struct {
 static volatile int team_gen, team_done, bar_count, bar_gen;
 static volatile int task_gen, task_done;
 static struct pi_cluster_task *volatile task_cur;
-static volatile int check_lock;
+static lock_t check_lock __attribute__((unused));
 static uint32_t phase = 1; /* phases are delimited by fork start, barriers and fork end */
 
 #if TRM_COMPAT_SEQUENTIAL
@@ -157,7 +174,7 @@ typedef struct {
   int dir, active;
 } dma_t;
 static dma_t dma[MAX_DMA];
-static volatile int dma_lock;
+static lock_t dma_lock;
 
 static int overlap(uintptr_t a, uint32_t an, uintptr_t b, uint32_t bn) { return a < b + bn && b < a + an; }
 
@@ -296,7 +313,7 @@ typedef struct {
   int n;
 } arena_t;
 static arena_t l1, l2;
-static volatile int alloc_lock;
+static lock_t alloc_lock;
 
 static void *arena_alloc(arena_t *a, uint32_t size) {
   size = (size + 7u) & ~7u;
