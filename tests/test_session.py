@@ -282,3 +282,21 @@ def test_compiled_model_runs_bit_exact_on_every_emulated_board(board, artifact, 
     r = run_session(p, limit=2, seed=1, out=tmp_path / "s.json")
     assert r["golden"].startswith("trm_tvm.quant.golden") and r["summary"]["all_bit_exact"], r["inferences"][0]
     assert r["summary"]["checked"] == 2 and r["device"]["info"]["board"] == board
+
+
+def test_timing_model_and_memory_in_the_session_result(artifact, tmp_path):
+    """--timing-model: the QEMU plugin's instructions agree with the firmware's SysTick count, and the modeled
+    cycles, latency and energy come with their sources; the memory report sums match the ELF."""
+    from trm_tvm.compile.driver import compile_artifact
+    compile_artifact(artifact, "cortex-m4", "reference", tmp_path / "build")
+    p = proj.generate_project(tmp_path / "build", "cortex-m4", tmp_path / "proj")
+    r = run_session(p, limit=1, fixed_steps=2, timing_model=True)
+    inf = r["inferences"][0]
+    tm = inf["timing_model"]
+    assert inf["bit_exact"] and tm["cycles"]["provenance"] == "modeled" and tm["energy"]["unit"] == "J"
+    assert "boards/cortex-m4.yaml timing_model" in tm["cycles"]["source"]
+    assert abs(tm["instructions"]["value"] - inf["instructions"]["value"]) <= 5 * 40     # +-1 tick per phase call
+    assert tm["cycles"]["value"] > tm["instructions"]["value"]                           # loads, branches, waits
+    mem = r["memory"]
+    assert mem["flash"]["value"] == mem["text"]["value"] + mem["rodata"]["value"] + mem["data"]["value"]
+    assert mem["peak_stack"]["value"] == inf["peak_stack"]["value"] and mem["flash"]["provenance"] == "measured"

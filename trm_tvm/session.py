@@ -178,8 +178,10 @@ def run_session(project: proj.Project, *, port: str | None = None, data: str | N
                 limit: int | None = None, fixed_steps: int | None = None, q_threshold: int | None = None,
                 seed: int = 0, golden: GoldenFn | None = None, golden_source: str = "",
                 artifact: str | None = None, out: str | Path | None = None, flash: bool = True,
-                timeout: float = 2.0, log: Callable[[str], None] = lambda m: None) -> dict:
-    """Run the inferences and return (and write to `out`, after each one) the session result (docs/session.md)."""
+                timeout: float = 2.0, timing_model: bool = False, log: Callable[[str], None] = lambda m: None) -> dict:
+    """Run the inferences and return (and write to `out`, after each one) the session result (docs/session.md).
+
+    timing_model: run QEMU with trm_tvm.measure's TCG plugin and add modeled cycles, latency and energy."""
     board, m = project.board, project.manifest
     n_sup = int(m["schedule_info"]["N_sup"])
     if fixed_steps is not None and not 1 <= fixed_steps <= n_sup:
@@ -196,7 +198,10 @@ def run_session(project: proj.Project, *, port: str | None = None, data: str | N
     done = len(result["inferences"])
     if done >= len(inputs):
         return _finish(result, board, out)
-    with Session(project, port=port, flash=flash, timeout=timeout) as s:
+    plugin = _prepare_plugin(project, port) if timing_model else None
+    new: list[dict] = []
+    with Session(project, port=port, flash=flash, timeout=timeout,
+                 qemu_args=tuple(plugin.qemu_args) if plugin else ()) as s:
         result["device"] = {"url": s.port.portstr if hasattr(s.port, "portstr") else port, "info": s.info,
                             "emulator": s.device.command if s.device and s.device.process else None}
         for i in range(done, len(inputs)):
@@ -216,12 +221,45 @@ def run_session(project: proj.Project, *, port: str | None = None, data: str | N
             rec["model_stack"] = figure(dev["stats"]["model_stack_bytes"], "bytes", prov,
                                         "stack painting below the RUN handler's frame")
             result["inferences"].append(rec)
+            new.append(rec)
             log(f"{i}: pred {rec['pred']} steps {rec['steps']} {fmt(rec['latency'])} "
                 f"{'bit-exact' if rec['bit_exact'] else 'MISMATCH' if rec['bit_exact'] is False else 'unchecked'}")
             result["link"] = vars(s.client.stats)
             if out:
                 write_json(out, _finish(result, board, None))
+    if plugin:                                  # QEMU has stopped: the plugin's counts are written
+        _add_timing_model(plugin, new, project)
+    if project.elf.is_file():
+        from trm_tvm.measure import memory
+        peak = max((r["peak_stack"]["value"] for r in result["inferences"]), default=None)
+        result["memory"] = memory.memory_report(project.elf, board, peak_stack=peak, check=False)
     return _finish(result, board, out)
+
+
+def _prepare_plugin(project: proj.Project, port: str | None):
+    from trm_tvm.measure import timing
+    if port is not None or not project.board.emulated:
+        raise UserError("--timing-model needs the emulator started by the session", "drop --port")
+    proj.build(project)
+    return timing.prepare_plugin(project.elf, project.board, project.dir / "build" / "timing",
+                                 marks=timing.SESSION_MARKS)
+
+
+def _add_timing_model(plugin, records: list[dict], project: proj.Project) -> None:
+    """Modeled cycles, latency and energy per inference and phase from the QEMU plugin's instruction classes."""
+    from trm_tvm.measure import energy, timing
+    board = project.board
+    per = timing.per_inference(plugin.snapshots(), int(project.manifest["schedule_info"]["calls_per_step"]))
+    if len(per) != len(records):
+        raise UserError(f"the timing plugin saw {len(per)} inferences, the session ran {len(records)}",
+                        "rerun; if it persists the firmware's phase hooks are not out of line")
+    for rec, inf in zip(records, per):
+        row = timing.total(inf["run"])
+        cyc = timing.cycles(row, board)
+        rec["timing_model"] = {
+            "instructions": timing.instructions(row), "cycles": cyc, "latency": timing.latency_s(cyc, board),
+            "energy": energy.energy_modeled(cyc, board),
+            "phases": {name: timing.cycles(timing.total(c), board) for name, c in inf["phases"].items()}}
 
 
 def _new_result(project: proj.Project, settings: dict, golden_source: str) -> dict:
@@ -256,6 +294,11 @@ def _finish(result: dict, board, out) -> dict:
             s[k] = {stat: figure(fn(vals), f0["unit"], f0["provenance"], f0["source"])
                     for stat, fn in (("mean", lambda v: float(np.mean(v))), ("min", min), ("max", max))}
         s["steps_mean"] = float(np.mean([r["steps"] for r in inf]))
+        modeled = [r["timing_model"] for r in inf if "timing_model" in r]
+        if modeled:
+            s["timing_model"] = {k: figure(float(np.mean([t[k]["value"] for t in modeled])), modeled[0][k]["unit"],
+                                           modeled[0][k]["provenance"], modeled[0][k]["source"])
+                                 for k in ("instructions", "cycles", "latency", "energy")}
         labelled = [r for r in inf if r.get("label") is not None]
         if labelled:
             s["accuracy"] = sum(r["pred"] == r["label"] for r in labelled) / len(labelled)
@@ -318,6 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--self-test", action="store_true", help="run the kernel self-tests instead of inferences")
     ap.add_argument("--batches", type=int, default=4, help="self-test batches per kernel")
     ap.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for a reply before retrying")
+    ap.add_argument("--timing-model", action="store_true",
+                    help="QEMU: also count instruction classes (TCG plugin) for modeled cycles, latency, energy")
     ap.add_argument("--json", required=True, help="write the session result here (docs/session.md)")
     a = ap.parse_args(argv)
     project = proj.load_project(a.project)
@@ -330,9 +375,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if r["summary"]["all_bit_exact"] else 1
     r = run_session(project, port=a.port, data=a.data, limit=a.limit, fixed_steps=a.fixed_steps,
                     q_threshold=a.q_threshold, seed=a.seed, artifact=a.artifact, out=a.json, flash=not a.no_flash,
-                    timeout=a.timeout, log=say)
+                    timeout=a.timeout, timing_model=a.timing_model, log=say)
     s = r["summary"]
     lat = fmt(s["latency"]["mean"]) if "latency" in s else "n/a"
+    if "timing_model" in s:
+        tm = s["timing_model"]
+        print(f"timing model: {fmt(tm['cycles'])}, {fmt(tm['latency'])}, {fmt(tm['energy'])} per inference "
+              f"({tm['cycles']['source']})", file=sys.stderr)
     print(f"{r['board']}: {s['inferences']} inferences, {s['bit_exact']}/{s['checked']} bit-exact vs golden, "
           f"mean latency {lat} -> {a.json}")
     if s["checked"] < s["inferences"]:
