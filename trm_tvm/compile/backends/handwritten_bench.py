@@ -7,7 +7,9 @@ seeded PRNG (xorshift32; `Prng` mirrors it), runs the hand-written and the ref k
 `check_selftest` regenerates every case here and compares with trm_tvm.quant.spec (0 LSB). Bench: each kernel at
 the model's shapes under QEMU `-icount`; SysTick ticks around one call minus an empty call give **emulated**
 executed instructions (exact: the board's SysTick runs on the virtual clock, one instruction = 2^shift ns).
-This firmware is temporary: the cortex_m project template's RPC SELF_TEST mode and the bench CLI replace it.
+The timing plugin of trm_tvm.measure counts the same calls per instruction class (marks around each call), which
+gives the **modeled** cycles of the board's timing model beside them. This firmware is a stand-in until the
+bench CLI measures kernels inside the project firmware.
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ ICOUNT_SHIFT = 7  # 128 ns per instruction: 3.2 (M4) / 4.1 (M55) SysTick ticks e
 # on the transpose (48 "tokens" of L features, Ht = 2L)
 MODEL_SHAPES = [(16, 48, 96), (16, 96, 48), (48, 16, 32), (48, 32, 16),
                 (32, 48, 96), (32, 96, 48), (48, 32, 64), (48, 64, 32)]
+PROBE_SHAPE = (32, 64, 128)  # the shape of the earlier probe in /work/shared/notes/anchors.md, for comparison
 CFLAGS = ["-O2", "-std=c99", "-ffreestanding", "-fno-tree-loop-distribute-patterns", "-Wall", "-Wextra",
           "-Werror", "-nostdlib", "-Wl,--gc-sections", "-ffunction-sections"]
 
@@ -81,8 +84,9 @@ def build_firmware(board: Board, out_dir: Path, bench: bool = False, cases: int 
     return elf
 
 
-def run_qemu(board: Board, elf: Path, icount_shift: int | None = None, timeout: float = 600) -> str:
-    cmd = [*board.emulator.command, "-kernel", str(elf)]
+def run_qemu(board: Board, elf: Path, icount_shift: int | None = None, timeout: float = 600,
+             extra: list[str] = ()) -> str:
+    cmd = [*board.emulator.command, "-kernel", str(elf), *extra]
     if icount_shift is not None:
         cmd += ["-icount", f"shift={icount_shift}"]
     try:
@@ -164,38 +168,74 @@ def check_selftest(output: str, cases: int, seed: int = SEED) -> dict:
 
 
 # -- bench -----------------------------------------------------------------------------------------------------------
+MARKS = ("trm_bench_begin", "trm_bench_end")
+
+
 def bench_board(board: Board, work: Path, shapes=MODEL_SHAPES) -> list[dict]:
-    """Emulated instructions per call and per MAC of each kernel at each shape (requantisation included)."""
+    """Each kernel once at each shape (requantisation and widening included), minus an empty call of the same
+    signature: emulated instructions from the timing plugin (cross-checked against SysTick under -icount) and
+    modeled cycles from the board's timing model. Operands live in RAM (the model keeps weights in flash)."""
+    from trm_tvm.measure import timing
+
     elf = build_firmware(board, work, bench=True, shapes=shapes)
-    out = run_qemu(board, elf, icount_shift=ICOUNT_SHIFT)
+    run = timing.prepare_plugin(elf, board, work / "plugin", marks=MARKS)
+    out = run_qemu(board, elf, icount_shift=ICOUNT_SHIFT, extra=run.qemu_args)
+    calls = [timing.total(c) for c in timing.intervals(run.snapshots(), *MARKS)]
+    lines = [ln.split() for ln in out.splitlines() if ln.startswith("B ")]
+    if len(calls) != len(lines):
+        raise RuntimeError(f"{len(lines)} measured calls but {len(calls)} plugin intervals")
     ticks_per_insn = board.emulator.systick_hz * (1 << ICOUNT_SHIFT) / 1e9
     rows, empty = [], {}
-    for ln in out.splitlines():
-        if not ln.startswith("B "):
-            continue
-        _, name, t, k, o, ticks = ln.split()
-        shape = (int(t, 16), int(k, 16), int(o, 16))
-        insns = int(ticks, 16) / ticks_per_insn
+    for (_, name, t, k, o, ticks), row in zip(lines, calls):
+        shape, ticks = (int(t, 16), int(k, 16), int(o, 16)), int(ticks, 16)
         if name == "empty":
-            empty[shape] = insns
+            empty[shape] = row, ticks
             continue
-        n = round(insns - empty[shape])
+        kernel_row = {c: row[c] - empty[shape][0].get(c, 0) for c in row}
+        n = kernel_row["insns"]
+        systick_n = (ticks - empty[shape][1]) / ticks_per_insn
+        if abs(systick_n - n) > 2 + 1e-5 * n:  # the two instruments disagree: report neither
+            raise RuntimeError(f"{name} {shape}: plugin {n} vs SysTick {systick_n:.1f} instructions")
         macs = math.prod(shape)
+        cyc = timing.cycles(kernel_row, board)
         kernel = f"trm_linear_{name[:2]}_{handwritten.variant(board) if name.endswith('hw') else 'ref'}"
         rows.append({"board": board.name, "kernel": kernel, "tokens": shape[0], "n_in": shape[1],
                      "n_out": shape[2], "macs": macs,
-                     "instructions": figure(n, "instructions", "emulated", f"QEMU {board.emulator.machine} "
-                                            f"-icount shift={ICOUNT_SHIFT}, SysTick around one call"),
+                     "instructions": timing.instructions(kernel_row),
                      "instructions_per_mac": figure(n / macs, "instructions/MAC", "emulated",
-                                                    "QEMU -icount, SysTick")})
+                                                    "QEMU TCG plugin trm_insn_classes, one call"),
+                     "cycles": cyc,
+                     "cycles_per_mac": figure(cyc["value"] / macs, "cycles/MAC", "modeled", cyc["source"])})
     return rows
 
 
 def table(rows: list[dict]) -> str:
-    head = "| board | kernel | tokens x n_in x n_out | MACs | instructions | instructions/MAC |\n|---|---|---|---|---|---|\n"
+    head = ("| board | kernel | tokens x n_in x n_out | MACs | instructions | instructions/MAC | cycles/MAC |\n"
+            "|---|---|---|---|---|---|---|\n")
+    probe = lambda r: " (probe)" if (r["tokens"], r["n_in"], r["n_out"]) == PROBE_SHAPE else ""  # noqa: E731
     return head + "".join(
-        f"| {r['board']} | {r['kernel']} | {r['tokens']}x{r['n_in']}x{r['n_out']} | {r['macs']} | "
-        f"{fmt(r['instructions'])} | {fmt(r['instructions_per_mac'])} |\n" for r in rows)
+        f"| {r['board']} | {r['kernel']} | {r['tokens']}x{r['n_in']}x{r['n_out']}{probe(r)} | {r['macs']} | "
+        f"{fmt(r['instructions'])} | {fmt(r['instructions_per_mac'])} | {fmt(r['cycles_per_mac'])} |\n"
+        for r in rows)
+
+
+HEADER = """# Hand-written linear kernels at the model's shapes
+
+One call per kernel and shape, requantisation and operand widening included, minus an empty call of the same
+signature. **emulated**: instructions executed on QEMU, counted by the trm_tvm.measure TCG plugin and checked
+against SysTick under `-icount`. **modeled**: cycles from the board's `timing_model` (boards/*.yaml) applied to
+the per-class counts, with code fetched from flash (wait states per the board) and operands in RAM.
+Shapes: tokens x n_in x n_out of the ECG model (hidden 48, H 96, L 16 or 32; token mixing runs on the transpose:
+48 rows of L features, Ht = 2L); (probe) is the shape of the earlier probe quoted below.
+
+"""
+ANCHORS = """
+Published / earlier figures to compare with (not measured here):
+- Cortex-M4 SMLAD peak: 2 MAC/cycle (0.5 cycle/MAC) (published, Arm).
+- Earlier probe on emulated Cortex-M4, 32x64x128, gcc -O2 (/work/shared/notes/anchors.md): plain C 5.17 / 5.52,
+  2x2-blocked SMLAD intrinsics 1.52 / 1.62, hand assembly 6t x 1o 0.85 / 0.88 instructions/MAC (core / with a
+  single-rounding requantisation); Cortex-M55 MVE 0.72.
+"""
 
 
 @cli_main
@@ -212,12 +252,12 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.boards.split(","):
             board = load_board(name)
             work = Path(tmp) / name
-            rows += bench_board(board, work)
+            rows += bench_board(board, work, MODEL_SHAPES + [PROBE_SHAPE])
             if args.selftest:
                 elf = build_firmware(board, work, cases=args.selftest)
                 selftests[name] = check_selftest(run_qemu(board, elf), args.selftest)
     write_json(out / "bench.json", {"rows": rows, "selftest": selftests})
-    atomic_write_text(out / "bench.md", "# Hand-written kernels at the model's shapes\n\n" + table(rows))
+    atomic_write_text(out / "bench.md", HEADER + table(rows) + ANCHORS)
     print(table(rows))
     for name, res in selftests.items():
         print(f"{name}: self-test {res['cases']} cases, {len(res['mismatches'])} mismatches")
