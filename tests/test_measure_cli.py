@@ -9,6 +9,7 @@ import pytest
 
 from measure_fixtures import build_elf
 from test_measure_energy import synthetic_trace
+from test_measure_timing import KERNEL_LOOP, KERNEL_MIX
 
 
 def cli(*args):
@@ -23,7 +24,7 @@ def test_timing_cli_writes_figures_with_provenance(tmp_path):
     assert r.returncode == 0, r.stderr
     out = json.loads((tmp_path / "t.json").read_text())
     k = out["groups"]["kernels"]
-    assert k["instructions"] == {"value": 723, "unit": "instructions", "provenance": "emulated",
+    assert k["instructions"] == {"value": KERNEL_LOOP["insns"] + KERNEL_MIX["insns"], "unit": "instructions", "provenance": "emulated",
                                  "source": "QEMU TCG plugin trm_insn_classes"}
     assert k["cycles"]["provenance"] == k["latency"]["provenance"] == k["energy"]["provenance"] == "modeled"
     assert "(modeled)" in r.stdout and "(emulated)" in r.stdout

@@ -32,7 +32,7 @@ PLUGIN_API = 1
 
 # The plugin's file format, in order (mirrors CLASSES in trm_insn_classes.c).
 CLASSES = ("alu", "mul", "mla", "mac", "div", "load", "load_pipelined", "store", "lsm", "lsm_regs",
-           "branch_taken", "branch_not_taken", "pc_load", "fp", "fp_mac", "fp_div", "mve", "lob", "system",
+           "branch_taken", "branch_not_taken", "pc_load", "agu_stall", "fp", "fp_mac", "fp_div", "mve", "lob", "system",
            "insns", "fetch_bytes", "flash_data_bytes")
 # Classes that cost cycles through a CPI; the rest are totals for checks and the flash model.
 CPI_CLASSES = tuple(c for c in CLASSES if c not in ("insns", "fetch_bytes", "flash_data_bytes"))

@@ -32,6 +32,7 @@ PUBLISHED = {
     "arm_ldr_str": (3, 1, "exact", ARM_TRM),
     "arm_ldr_pc": (5, 1, "at least", ARM_TRM),
     "arm_tbb": (6, 1, "at least", ARM_TRM),
+    "arm_alu_ldr": (4, 1, "exact", ARM_TRM),
     "loop_subs_bhi": (4, 100, "exact", LOOP_SOURCE),
 }
 

@@ -63,12 +63,20 @@ endcase arm_ldr_pc
         .balign 4
 1:      nop
         movs    r0, #0
+        nop                             @ keep the index out of the ALU-to-address stall
 
 case    arm_tbb                         @ "TBB and TBH ... at least six cycles"
         tbb     [pc, r0]
 endcase arm_tbb
 2:      .byte   (3f - 2b) / 2, 0
 3:      nop
+        ldr     r1, =0x20000100
+
+case    arm_alu_ldr                     @ "a load ... address dependent on the result of a preceding data processing
+        adds    r1, #0                  @  operation stalls the pipeline for an additional cycle": 1 + 2 + 1
+        ldr     r0, [r1]
+endcase arm_alu_ldr
+        nop
         movs    r0, #100
 
 case    loop_subs_bhi                   @ subs/bhi delay loop, measured 4 cycles per iteration on a Cortex-M3

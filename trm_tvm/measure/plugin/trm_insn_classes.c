@@ -70,23 +70,26 @@ TRM_EXPORT int qemu_plugin_version = TRM_PLUGIN_API;
 /* ---- instruction classes (the order is the file format; trm_tvm/measure/timing.py mirrors it) ---- */
 #define CLASSES(X) \
     X(alu) X(mul) X(mla) X(mac) X(div) X(load) X(load_pipelined) X(store) X(lsm) X(lsm_regs) \
-    X(branch_taken) X(branch_not_taken) X(pc_load) X(fp) X(fp_mac) X(fp_div) X(mve) X(lob) X(system) \
+    X(branch_taken) X(branch_not_taken) X(pc_load) X(agu_stall) X(fp) X(fp_mac) X(fp_div) X(mve) X(lob) X(system) \
     X(insns) X(fetch_bytes) X(flash_data_bytes)
 #define AS_ENUM(name) C_##name,
 #define AS_NAME(name) #name,
 enum { CLASSES(AS_ENUM) N_CLASSES };
 static const char *class_names[] = { CLASSES(AS_NAME) };
 
-/* What one instruction adds: up to 4 (class, amount) pairs, plus facts the next instruction needs. */
+/* What one instruction adds: up to 8 (class, amount) pairs, plus facts the next instruction needs. */
 typedef struct {
     int n;
-    int cls[4];
-    uint64_t amount[4];
+    int cls[8];
+    uint64_t amount[8];
     bool conditional_branch; /* outcome settled at run time */
     bool single_load;        /* LDR-family single load: the next load can pipeline behind it */
     int rt;                  /* destination of a single load, -1 otherwise */
-    int rn, rm;              /* address registers of a single load/store, -1 if none */
+    int rn, rm;              /* address registers of a load/store, -1 if none */
+    int rd, rd2;             /* registers written by a data-processing or multiply instruction, -1 if none */
 } insn_class_t;
+
+#define NO_REGS {.rt = -1, .rn = -1, .rm = -1, .rd = -1, .rd2 = -1}
 
 static void add(insn_class_t *c, int cls, uint64_t amount)
 {
@@ -96,6 +99,34 @@ static void add(insn_class_t *c, int cls, uint64_t amount)
 }
 
 static int popcount16(unsigned v) { return __builtin_popcount(v & 0xffffu); }
+
+static void alu(insn_class_t *c, int rd)
+{
+    add(c, C_alu, 1);
+    c->rd = rd == 15 ? -1 : rd;              /* Rd = 1111: compare/test, no destination */
+}
+
+static void multiple(insn_class_t *c, int rn, int regs)
+{
+    add(c, C_lsm, 1);
+    add(c, C_lsm_regs, regs);
+    c->rn = rn;
+}
+
+/* Destination of a 16-bit data-processing instruction, -1 for compares, tests, IT and hints. */
+static int alu16_rd(unsigned hw)
+{
+    if (hw < 0x2000) return hw & 7;                                                    /* shifts, ADD/SUB */
+    if (hw < 0x4000) return ((hw >> 11) & 3) == 1 ? -1 : (int)((hw >> 8) & 7);        /* MOV/CMP/ADD/SUB imm8 */
+    if (hw < 0x4400) {                                                                 /* register data proc. */
+        unsigned op = (hw >> 6) & 0xf;
+        return (op == 0x8 || op == 0xa || op == 0xb) ? -1 : (int)(hw & 7);             /* TST, CMP, CMN */
+    }
+    if ((hw & 0xf000) == 0xa000) return (hw >> 8) & 7;                                 /* ADR, ADD Rd, SP */
+    if ((hw & 0xff00) == 0xb000) return 13;                                            /* ADD/SUB SP, SP */
+    if ((hw & 0xff00) == 0xb200 || (hw & 0xff00) == 0xba00) return hw & 7;             /* extend, REV */
+    return -1;
+}
 
 static void single_ls(insn_class_t *c, bool load, int rt, int rn, int rm)
 {
@@ -110,12 +141,13 @@ static void single_ls(insn_class_t *c, bool load, int rt, int rn, int rm)
 
 static void classify16(unsigned hw, insn_class_t *c)
 {
-    if ((hw & 0xffc0) == 0x4340) { add(c, C_mul, 1); return; }                        /* MULS */
+    if ((hw & 0xffc0) == 0x4340) { add(c, C_mul, 1); c->rd = hw & 7; return; }      /* MULS */
     if ((hw & 0xfc00) == 0x4400) {                                                     /* hi-reg ADD/CMP/MOV, BX */
         if ((hw & 0xff00) == 0x4700) { add(c, C_branch_taken, 1); return; }           /* BX/BLX Rm */
         int rd = (hw & 7) | ((hw >> 4) & 8);
-        add(c, C_alu, 1);
-        if (rd == 15 && (hw & 0xff00) != 0x4500)
+        bool cmp = (hw & 0xff00) == 0x4500;
+        alu(c, cmp ? -1 : rd);
+        if (rd == 15 && !cmp)
             add(c, C_pc_load, 1);                                                      /* ADD/MOV pc: refill */
         return;
     }
@@ -132,13 +164,11 @@ static void classify16(unsigned hw, insn_class_t *c)
     if ((hw & 0xf000) == 0x9000) { single_ls(c, hw & 0x0800, (hw >> 8) & 7, 13, -1); return; }  /* SP-relative */
     if ((hw & 0xf500) == 0xb100) { c->conditional_branch = true; return; }             /* CBZ/CBNZ */
     if ((hw & 0xfe00) == 0xb400) {                                                     /* PUSH */
-        add(c, C_lsm, 1);
-        add(c, C_lsm_regs, popcount16(hw & 0xff) + ((hw >> 8) & 1));
+        multiple(c, 13, popcount16(hw & 0xff) + ((hw >> 8) & 1));
         return;
     }
     if ((hw & 0xfe00) == 0xbc00) {                                                     /* POP */
-        add(c, C_lsm, 1);
-        add(c, C_lsm_regs, popcount16(hw & 0xff) + ((hw >> 8) & 1));
+        multiple(c, 13, popcount16(hw & 0xff) + ((hw >> 8) & 1));
         if (hw & 0x0100)
             add(c, C_pc_load, 1);
         return;
@@ -149,8 +179,7 @@ static void classify16(unsigned hw, insn_class_t *c)
         return;
     }
     if ((hw & 0xf000) == 0xc000) {                                                     /* STM/LDM */
-        add(c, C_lsm, 1);
-        add(c, C_lsm_regs, popcount16(hw & 0xff));
+        multiple(c, (hw >> 8) & 7, popcount16(hw & 0xff));
         return;
     }
     if ((hw & 0xf000) == 0xd000) {
@@ -159,7 +188,7 @@ static void classify16(unsigned hw, insn_class_t *c)
         return;
     }
     if ((hw & 0xf800) == 0xe000) { add(c, C_branch_taken, 1); return; }              /* B */
-    add(c, C_alu, 1);                                                                  /* shifts, ALU, IT, NOP... */
+    alu(c, alu16_rd(hw));                                                              /* shifts, ALU, IT, NOP... */
 }
 
 static void classify_coprocessor(unsigned hw1, unsigned hw2, insn_class_t *c, bool mve)
@@ -168,14 +197,11 @@ static void classify_coprocessor(unsigned hw1, unsigned hw2, insn_class_t *c, bo
     if (!vfp || (hw1 & 0xef00) == 0xef00) { add(c, mve ? C_mve : C_fp, 1); return; }
     if ((hw1 & 0xee00) == 0xec00 && (hw1 & 0x01a0) != 0) {                             /* ext. register ld/st */
         bool load = hw1 & 0x10;
-        bool multiple = !((hw1 & 0x0120) == 0x0100);                                   /* VLDR/VSTR: P=1, W=0 */
-        if (multiple) {
-            unsigned words = hw2 & 0xff;
-            add(c, C_lsm, 1);
-            add(c, C_lsm_regs, words);
-        } else {
-            add(c, load ? C_load : C_store, 1);
-        }
+        bool multiple_regs = !((hw1 & 0x0120) == 0x0100);                              /* VLDR/VSTR: P=1, W=0 */
+        if (multiple_regs)
+            multiple(c, hw1 & 0xf, hw2 & 0xff);                                        /* count words */
+        else
+            add(c, load ? C_load : C_store, 1), c->rn = hw1 & 0xf;
         return;
     }
     if ((hw1 & 0xef00) == 0xee00 && !(hw2 & 0x10)) {                                   /* VFP data processing */
@@ -194,8 +220,7 @@ static void classify_coprocessor(unsigned hw1, unsigned hw2, insn_class_t *c, bo
 static void classify32(unsigned hw1, unsigned hw2, insn_class_t *c, bool mve)
 {
     if ((hw1 & 0xfe40) == 0xe800) {                                                    /* LDM/STM (and RFE/SRS) */
-        add(c, C_lsm, 1);
-        add(c, C_lsm_regs, popcount16(hw2));
+        multiple(c, hw1 & 0xf, popcount16(hw2));
         if ((hw1 & 0x10) && (hw2 & 0x8000))
             add(c, C_pc_load, 1);
         return;
@@ -203,14 +228,14 @@ static void classify32(unsigned hw1, unsigned hw2, insn_class_t *c, bool mve)
     if ((hw1 & 0xfe40) == 0xe840) {                                                    /* dual, exclusive, TBB */
         unsigned op1 = (hw1 >> 7) & 3, op2 = (hw1 >> 4) & 3;
         if ((op1 & 2) || (op2 & 2)) {                                                  /* LDRD/STRD */
-            add(c, C_lsm, 1);
-            add(c, C_lsm_regs, 2);
+            multiple(c, hw1 & 0xf, 2);
             return;
         }
         if (op1 == 1 && op2 == 1 && (hw2 & 0x00e0) == 0) {                             /* TBB/TBH */
             add(c, C_load, 1);
             add(c, C_alu, 1);
             add(c, C_pc_load, 1);
+            c->rn = hw1 & 0xf, c->rm = hw2 & 0xf;
             return;
         }
         single_ls(c, op2 & 1, hw2 >> 12, hw1 & 0xf, -1);                               /* LDREX/STREX family */
@@ -220,11 +245,11 @@ static void classify32(unsigned hw1, unsigned hw2, insn_class_t *c, bool mve)
         classify_coprocessor(hw1, hw2, c, mve);                                        /* 111x 11xx: coprocessor */
         return;
     }
-    if ((hw1 & 0xfe00) == 0xea00) { add(c, C_alu, 1); return; }                       /* shifted register */
+    if ((hw1 & 0xfe00) == 0xea00) { alu(c, (hw2 >> 8) & 0xf); return; }              /* shifted register */
     if ((hw1 & 0xf800) == 0xf000 && (hw2 & 0x8000)) {                                  /* branches, misc control */
         switch (hw2 & 0x5000) {
         case 0x0000:
-            if (hw1 == 0xf3af && (hw2 & 0x07ff) == 0) add(c, C_alu, 1);               /* NOP.W */
+            if (hw1 == 0xf3af && (hw2 & 0x07ff) == 0) alu(c, -1);                      /* NOP.W */
             else if ((hw1 & 0x0380) == 0x0380) add(c, C_system, 1);                    /* MSR/MRS/hints/barriers */
             else c->conditional_branch = true;                                          /* B<c>.W */
             return;
@@ -232,7 +257,7 @@ static void classify32(unsigned hw1, unsigned hw2, insn_class_t *c, bool mve)
         default: add(c, C_branch_taken, 1); return;                                    /* B.W, BL */
         }
     }
-    if ((hw1 & 0xf800) == 0xf000) { add(c, C_alu, 1); return; }                       /* data proc. immediate */
+    if ((hw1 & 0xf800) == 0xf000) { alu(c, (hw2 >> 8) & 0xf); return; }              /* data proc. immediate */
     if ((hw1 & 0xfe00) == 0xf800) {                                                    /* load/store single */
         bool load = hw1 & 0x10;
         int rt = hw2 >> 12;
@@ -241,19 +266,35 @@ static void classify32(unsigned hw1, unsigned hw2, insn_class_t *c, bool mve)
         single_ls(c, load, rt, hw1 & 0xf, reg_offset ? (int)(hw2 & 0xf) : -1);
         return;
     }
-    if ((hw1 & 0xff00) == 0xfa00) { add(c, C_alu, 1); return; }                       /* register, SIMD add/sub */
+    if ((hw1 & 0xff00) == 0xfa00) { alu(c, (hw2 >> 8) & 0xf); return; }              /* register, SIMD add/sub */
     if ((hw1 & 0xff80) == 0xfb00) {                                                    /* multiply, MAC */
         unsigned op1 = (hw1 >> 4) & 7;
         if (op1 == 0) add(c, ((hw2 >> 12) == 0xf && !(hw2 & 0xf0)) ? C_mul : C_mla, 1);
         else add(c, C_mac, 1);
+        c->rd = (hw2 >> 8) & 0xf;
         return;
     }
     if ((hw1 & 0xff80) == 0xfb80) {                                                    /* long multiply, divide */
         unsigned op1 = (hw1 >> 4) & 7;
-        add(c, (op1 == 1 || op1 == 3) ? C_div : C_mac, 1);
+        bool div = op1 == 1 || op1 == 3;
+        add(c, div ? C_div : C_mac, 1);
+        c->rd = (hw2 >> 8) & 0xf;
+        c->rd2 = div ? -1 : (int)(hw2 >> 12);                                          /* RdLo of a long multiply */
         return;
     }
-    add(c, C_alu, 1);
+    alu(c, -1);
+}
+
+/* Any load or store whose address register was written by the instruction just before waits one cycle: there is
+ * no forwarding path from the ALU to address generation (Cortex-M3/M4 TRM, load/store timings). */
+static bool address_stall(const insn_class_t *prev, const insn_class_t *c)
+{
+    if (c->rn < 0 && c->rm < 0) return false;
+    for (int r = 0; r < 2; r++) {
+        int rd = r ? prev->rd2 : prev->rd;
+        if (rd >= 0 && (rd == c->rn || rd == c->rm)) return true;
+    }
+    return false;
 }
 
 /* ---- regions ---- */
@@ -343,7 +384,7 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
     size_t n = qemu_plugin_tb_n_insns(tb);
     tb_info_t *info = calloc(1, sizeof(*info));
     int it_left = 0;               /* instructions still inside an IT block */
-    insn_class_t prev = {0};
+    insn_class_t prev = NO_REGS;
     (void)id;
     info->start = qemu_plugin_tb_vaddr(tb);
 
@@ -353,7 +394,7 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
         size_t size = qemu_plugin_insn_size(insn);
         uint64_t pc = qemu_plugin_insn_vaddr(insn);
         unsigned hw1 = p[0] | (p[1] << 8);
-        insn_class_t c = {.rt = -1, .rn = -1, .rm = -1};
+        insn_class_t c = NO_REGS;
         bool in_it = it_left > 0;
 
         if (size == 4) classify32(hw1, p[2] | (p[3] << 8), &c, has_mve);
@@ -363,6 +404,9 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
         if (c.single_load && prev.single_load && prev.rt != c.rn && prev.rt != c.rm)
             for (int k = 0; k < c.n; k++)
                 if (c.cls[k] == C_load) c.cls[k] = C_load_pipelined;
+
+        if (address_stall(&prev, &c))
+            add(&c, C_agu_stall, 1);
 
         /* a branch-like instruction inside an IT block is conditional too */
         if (in_it && !c.conditional_branch)
