@@ -274,14 +274,19 @@ def artifact(tmp_path_factory):
 
 
 @pytest.mark.parametrize("board", BOARDS)
-def test_compiled_model_runs_bit_exact_on_every_emulated_board(board, artifact, tmp_path):
-    """The full chain: artifact -> trm_tvm.compile -> project -> QEMU -> session, checked by the golden model."""
+def test_compiled_model_and_kernel_self_tests_on_every_emulated_board(board, artifact, tmp_path):
+    """The full chain: artifact -> trm_tvm.compile (hand-written kernels: dsp, or mve on the M55) -> project ->
+    QEMU -> session checked by the golden model; then the same firmware's kernel self-tests."""
     from trm_tvm.compile.driver import compile_artifact
-    compile_artifact(artifact, board, "reference", tmp_path / "build")
+    compile_artifact(artifact, board, "handwritten", tmp_path / "build")
     p = proj.generate_project(tmp_path / "build", board, tmp_path / "proj")
     r = run_session(p, limit=2, seed=1, out=tmp_path / "s.json")
     assert r["golden"].startswith("trm_tvm.quant.golden") and r["summary"]["all_bit_exact"], r["inferences"][0]
     assert r["summary"]["checked"] == 2 and r["device"]["info"]["board"] == board
+    st = run_selftests(p, batches=2)
+    present = {k["kernel"] for k in st["kernels"] if k["present"]}
+    fast = "trm_linear_s8_mve" if board == "cortex-m55" else "trm_linear_s8_dsp"
+    assert st["summary"]["all_bit_exact"] and {fast, "trm_linear_s8_ref", "trm_rmsnorm_s32_ref"} <= present
 
 
 def test_timing_model_and_memory_in_the_session_result(artifact, tmp_path):
