@@ -48,10 +48,12 @@ def thresholds(golden: Golden, inp: np.ndarray) -> list[int]:
     return [golden.art.header["halting"]["q_thr"], int(np.median(q[:, 0])), int(np.percentile(q, 75)), INT32_MIN]
 
 
-@pytest.mark.parametrize("kernels", ["reference", "tvm"])
+@pytest.mark.parametrize("kernels,board", [("reference", "cortex-m4"), ("tvm", "cortex-m4"),
+                                           ("handwritten", "cortex-m4"), ("handwritten", "cortex-m55")])
 @pytest.mark.parametrize("kind", list(ARTIFACTS))
-def test_host_bit_exact(artifacts, tmp_path, kernels, kind):
-    build = compile_artifact(artifacts[kind], "cortex-m4", kernels, tmp_path / "build")
+def test_host_bit_exact(artifacts, tmp_path, kernels, board, kind):
+    """handwritten: helper E's dsp (M4) / mve (M55) linear kernels, built with their exact host emulations."""
+    build = compile_artifact(artifacts[kind], board, kernels, tmp_path / "build")
     model = HostModel(tmp_path / "build")
     model_art = Artifact.load(artifacts[kind])
     golden = Golden(model_art)

@@ -33,6 +33,9 @@ class HandwrittenBackend(ReferenceBackend):
         fn = self.hw.kernel(f"linear_s{op.node.get('bits', 8)}", self.board) if op.kind == "linear" else None
         return render(op, a, fn)
 
+    def headers(self) -> list[str]:
+        return ["trm_kernels.h"] + [p.name for p in self.hw.headers(self.board) if p.name.startswith("trm_kernels")]
+
     def files(self) -> dict[str, str]:
         files = super().files()
         for path in self.hw.sources(self.board) + self.hw.headers(self.board):
