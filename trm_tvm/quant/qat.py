@@ -4,7 +4,7 @@ Activation scales stay those of the PTQ calibration; before every optimiser step
 the current float weights (quant.ptq.build), so the loss is always the device's. The training step mirrors
 trm_tvm.train: one optimiser step per supervision step (deep supervision) with (y, z) carried over detached; with
 `deep_supervision: false` only the last supervision step's loss trains. Stops at the wall-time budget; the returned
-artifact is the one with the best golden accuracy on the monitor split.
+artifact is the one with the best golden accuracy on the monitor split (ties: the later epoch).
 """
 from __future__ import annotations
 
@@ -80,7 +80,8 @@ def qat(model, dims, scales: Scales, qc: QuantConfig, qs: QatSettings, x: np.nda
     torch.set_num_threads(qs.threads)
     rng = np.random.default_rng(qc.seed)
     order = rng.permutation(len(x))
-    mon, tr = order[:qs.monitor], order[qs.monitor:]
+    n_mon = min(qs.monitor, len(x) // 5)            # small train sets keep most samples for training
+    mon, tr = order[:n_mon], order[n_mon:]
     opt = torch.optim.AdamW(model.parameters(), lr=qs.lr, weight_decay=0.0, betas=(0.9, 0.95))
     t0, history = time.time(), []
 
@@ -96,7 +97,7 @@ def qat(model, dims, scales: Scales, qc: QuantConfig, qs: QatSettings, x: np.nda
     for epoch in range(qs.epochs):
         perm = rng.permutation(tr)
         stats = {}
-        for i in range(0, len(perm) - qs.batch_size + 1, qs.batch_size):
+        for i in range(0, len(perm), qs.batch_size):
             b = perm[i:i + qs.batch_size]
             stats = qat_step(model, dims, scales, qc, qs, opt, x[b], y[b], halt_threshold)
             if time.time() - t0 > qs.wall_time_min * 60:
@@ -104,7 +105,7 @@ def qat(model, dims, scales: Scales, qc: QuantConfig, qs: QatSettings, x: np.nda
                 break
         art, acc = evaluate(f"epoch {epoch + 1}" + (" (wall-time budget reached)" if out_of_time else ""))
         history[-1].update(stats)
-        if acc > best_acc:
+        if acc >= best_acc:                          # ties go to the longer-trained weights
             best, best_acc = art, acc
         if out_of_time:
             break
