@@ -48,6 +48,11 @@ def test_plugin_phases_match_the_firmware_systick(firmware, tmp_path):
         systick = fw["ticks"] * ipt
         # +-1 tick per call of quantisation, plus the few instructions of the hooks between counter reads
         assert abs(plugin - systick) <= fw["calls"] * (ipt + 30), (name, plugin, systick)
+    (figs,) = report.session_figures(run, board, cps)
+    assert figs["steps"] == 2 and figs["phases"]["net"]["calls"] == 2 * cps
+    per_net = figs["phases"]["net"]["instructions"]["value"]
+    assert per_net == round(timing.total(inf["phases"]["net"])["insns"] / (2 * cps))
+    assert figs["energy"]["provenance"] == "modeled" and figs["latency"]["unit"] == "s"
     summary = report.summarize(inf["run"], board, {"kernels": ["trm_*_ref"]})
     k = summary["groups"]["kernels"]
     assert k["cycles"]["provenance"] == "modeled" and k["instructions"]["provenance"] == "emulated"

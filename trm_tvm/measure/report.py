@@ -25,3 +25,17 @@ def summarize(counts: Mapping[str, Mapping[str, int]], board: Any, groups: Mappi
     parts = timing.group_regions(counts, groups) if groups is not None else counts
     return {"total": summarize_row(timing.total(counts), board, runs),
             "groups": {name: summarize_row(row, board, runs) for name, row in parts.items()}}
+
+
+def session_figures(run: timing.PluginRun, board: Any, calls_per_step: int) -> list[dict[str, Any]]:
+    """Per inference of a session run under the plugin (marks timing.SESSION_MARKS): the whole RUN and each phase
+    (per call), as figures. Call after QEMU has stopped (the session closed)."""
+    out = []
+    for inf in timing.per_inference(run.snapshots(), calls_per_step):
+        fig = summarize_row(timing.total(inf["run"]), board)
+        fig["steps"] = inf["steps"]
+        fig["phases"] = {name: {"calls": inf["calls"][name],
+                                **summarize_row(timing.total(rows), board, runs=inf["calls"][name])}
+                         for name, rows in inf["phases"].items()}
+        out.append(fig)
+    return out
