@@ -48,9 +48,11 @@ def thresholds(golden: Golden, inp: np.ndarray) -> list[int]:
     return [golden.art.header["halting"]["q_thr"], int(np.median(q[:, 0])), int(np.percentile(q, 75)), INT32_MIN]
 
 
-@pytest.mark.parametrize("kernels,board", [("reference", "cortex-m4"), ("tvm", "cortex-m4"),
-                                           ("handwritten", "cortex-m4"), ("handwritten", "cortex-m55")])
-@pytest.mark.parametrize("kind", list(ARTIFACTS))
+COMBOS = ([(k, "cortex-m4", kind) for k in ("reference", "tvm") for kind in ARTIFACTS]
+          + [("handwritten", b, kind) for b in ("cortex-m4", "cortex-m55") for kind in ("w8a8", "w4a8_per_step")])
+
+
+@pytest.mark.parametrize("kernels,board,kind", COMBOS)
 def test_host_bit_exact(artifacts, tmp_path, kernels, board, kind):
     """handwritten: helper E's dsp (M4) / mve (M55) linear kernels, built with their exact host emulations."""
     build = compile_artifact(artifacts[kind], board, kernels, tmp_path / "build")
