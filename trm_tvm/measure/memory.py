@@ -15,7 +15,7 @@ from typing import Any, Iterable
 
 from trm_tvm.errors import UserError
 from trm_tvm.measure.board_data import board_name, fit_limits
-from trm_tvm.provenance import figure
+from trm_tvm.provenance import figure, fmt
 
 # Symbols of the weight/bias/multiplier/LUT arrays the compiler writes into model/trm_weights.c (build-dir.md).
 WEIGHT_PATTERNS = ("trm_w_*", "trm_weights_*")
@@ -125,6 +125,5 @@ def format_report(rep: dict[str, Any]) -> str:
     lines = [f"memory of {rep['elf']} on {rep['board']}:"]
     for k in ("flash", "weights", "code", "ram", "text", "rodata", "data", "bss", "peak_stack"):
         if k in rep:
-            f = rep[k]
-            lines.append(f"  {k:10s} {f['value']:>10d} B  {kib(f['value']):>11s}  ({f['provenance']})")
+            lines.append(f"  {k:10s} {fmt(rep[k]):>24s}  {kib(rep[k]['value']):>11s}")
     return "\n".join(lines)
