@@ -132,6 +132,8 @@ def run_one(board: str, artifact: Path, kernels: str, schedule: str, modes: list
         steps = float(np.mean([i["steps"] for i in r["inferences"]]))
         entry = {"inferences": s["inferences"], "checked": s["checked"], "bit_exact": s["bit_exact"],
                  "all_bit_exact": s["all_bit_exact"], "steps_mean": steps}
+        if "peak_stack" in s:
+            entry["peak_stack"] = s["peak_stack"]["max"]
         if "instructions" in s:
             entry.update(instructions=s["instructions"], latency=s["latency"],
                          instructions_per_mac=figure(round(s["instructions"]["mean"]["value"] /
