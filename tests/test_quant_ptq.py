@@ -1,7 +1,6 @@
 """PTQ pieces: observers, weight quantisation, rebuilding an artifact from its own scales."""
 import numpy as np
 
-from trm_tvm.quant import float_ref as fr
 from trm_tvm.quant.fixtures import random_artifact
 from trm_tvm.quant.ptq import Observer, QuantConfig, build, quantise_weight, scales_of
 

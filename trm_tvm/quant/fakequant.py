@@ -40,7 +40,7 @@ class ExactForward:
         """Fake-quantised weight with a straight-through gradient to the float weight."""
         if name not in self._wfq:
             w = self.params[f"{name}.weight"]
-            q = self.golden._weight(node)
+            q = self.golden.weight_int(node)
             s = self.art[f"{name}.weight.scale"]
             self._wfq[name] = _ste(w, q * s[:, None], 1.0)
         return self._wfq[name]
@@ -88,7 +88,7 @@ class ExactForward:
         env = dict(env)
         for node in self.art.graph[section]:
             ints = {k: v[0] for k, v in env.items()}
-            out_int = self.golden._node(node, ints, call)
+            out_int = self.golden.node(node, ints, call)
             names = call["inputs"] if node.get("per_call") and node["op"] == "add_s8" else node["inputs"]
             ins = [env[n][1] if n in env else self._const(n) for n in names]
             real = self._float_op(node, ins, call)

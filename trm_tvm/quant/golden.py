@@ -32,7 +32,7 @@ class Golden:
         self._weights: dict[str, np.ndarray] = {}
 
     # -- one node ----------------------------------------------------------------------------------------------------
-    def _weight(self, node: dict) -> np.ndarray:
+    def weight_int(self, node: dict) -> np.ndarray:
         """Weights as int64 [out][in] (int4 unpacked once)."""
         name = node["weight"]
         if name not in self._weights:
@@ -45,7 +45,7 @@ class Golden:
     def _value(self, name: str, env: dict) -> np.ndarray:
         return env[name] if name in env else self.art[name]
 
-    def _node(self, node: dict, env: dict, call: dict | None) -> np.ndarray:
+    def node(self, node: dict, env: dict, call: dict | None) -> np.ndarray:
         op, art, ab = node["op"], self.art, self.act_bits
         if node.get("per_call"):
             if op == "add_s8":
@@ -61,7 +61,7 @@ class Golden:
         if op in ("linear", "head"):
             bias = art[node["bias"]] if node.get("bias") else 0
             bits = 16 if op == "head" else ab
-            return spec.linear_s8(ins[0], self._weight(node), bias, art[node["mult"]], art[node["shift"]], bits)
+            return spec.linear_s8(ins[0], self.weight_int(node), bias, art[node["mult"]], art[node["shift"]], bits)
         if op == "add_s8":
             return spec.add_s8(ins, node["mult"], node["shift"], ab)
         if op == "add_s32":
@@ -82,7 +82,7 @@ class Golden:
         """Run one graph section ('prologue', 'net', 'heads') over env; returns env with every output added."""
         env = dict(env)
         for node in self.art.graph[section]:
-            env[node["output"]] = self._node(node, env, call)
+            env[node["output"]] = self.node(node, env, call)
         return env
 
     # -- the pieces the device runs ----------------------------------------------------------------------------------

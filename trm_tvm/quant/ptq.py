@@ -8,8 +8,8 @@ One code path for trained checkpoints and random-weight fixtures:
 """
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -375,7 +375,6 @@ def build(params: Params, dims: Dims, scales: Scales, qc: QuantConfig, halt_thre
 
 
 def _recipe_dict(qc: QuantConfig) -> dict:
-    import dataclasses
     return dataclasses.asdict(qc)
 
 
