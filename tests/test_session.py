@@ -22,7 +22,7 @@ from trm_tvm.session import Session, main, run_selftests, run_session
 sys.path.insert(0, str(Path(__file__).parent))
 import stub_model  # noqa: E402
 
-pytestmark = pytest.mark.qemu
+pytestmark = [pytest.mark.qemu, pytest.mark.xdist_group("c1-session")]   # one worker: QEMU runs one at a time
 BOARDS = ["cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55"]
 
 
