@@ -57,8 +57,8 @@ MESSAGES = [
     Message("LOAD_INPUT", 0x03, "<I+", "<I", "copy payload to input[offset:]; reply: bytes of input now loaded"),
     Message("RUN", 0x04, "<iBB", "<iBxHhQ", "q_threshold, max_steps, flags -> status, steps, pred, q, ticks"),
     Message("READ_OUTPUT", 0x05, "<HH", "+", "offset, count (int16 logits) -> the logits"),
-    Message("READ_STATS", 0x06, "", "<BBHIIIIQ+", "counter, n_phases, _, peak stack, model stack, stack size, "
-                                              "rx errors, total ticks; then per phase: calls u32, ticks u64"),
+    Message("READ_STATS", 0x06, "", "<BBBxIIIIQ+", "counter, n_phases, steps, _, peak stack, model stack, stack "
+                                               "size, rx errors, total ticks; then per phase: calls u32, ticks u64"),
     Message("SELF_TEST", 0x07, "<HHI6i", "<HH+", "kernel, batches, seed, params -> per batch: crc32 u32, ticks u64"),
     Message("SELF_TEST_DATA", 0x08, "<HHI6iIH", "+", "kernel, batch, seed, params, offset, count -> output bytes"),
     Message("KERNELS", 0x09, "<H", "<H+", "first index -> total, then 'index name present' lines"),
@@ -367,10 +367,10 @@ class RpcClient:
 
     def read_stats(self) -> dict:
         p = self.request("READ_STATS")
-        fixed = struct.Struct("<BBHIIIIQ")
-        counter, n, _, peak, model_stack, stack_size, rx_errors, total = fixed.unpack_from(p)
+        fixed = struct.Struct(BY_NAME["READ_STATS"].reply.rstrip("+"))
+        counter, n, steps, peak, model_stack, stack_size, rx_errors, total = fixed.unpack_from(p)
         phases = [struct.unpack_from("<IQ", p, fixed.size + 12 * i) for i in range(n)]
-        return {"counter": COUNTERS.get(counter, str(counter)), "peak_stack_bytes": peak,
+        return {"counter": COUNTERS.get(counter, str(counter)), "steps": steps, "peak_stack_bytes": peak,
                 "model_stack_bytes": model_stack, "stack_bytes": stack_size, "rx_errors": rx_errors,
                 "total_ticks": total, "phases": [{"calls": c, "ticks": t} for c, t in phases]}
 

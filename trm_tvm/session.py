@@ -308,6 +308,20 @@ def _finish(result: dict, board, out) -> dict:
     return result
 
 
+def add_power_trace(result: dict, trace: str, trigger_delay_s: float = 0.0, out=None) -> dict:
+    """Measured energy from a power analyser's trace of this session (the trigger GPIO is high during each RUN)."""
+    from trm_tvm.measure import energy
+    meas = energy.energy_from_trace(trace, trigger_delay_s=trigger_delay_s)
+    n = len(result["inferences"])
+    if len(meas["windows"]) != n:
+        raise UserError(f"power trace {trace} has {len(meas['windows'])} trigger windows, the session ran {n} "
+                        "inferences", "capture the whole session, or rerun it with --limit to match the trace")
+    result["energy_measured"] = meas
+    if out:
+        write_json(out, result)
+    return result
+
+
 # ------------------------------------------------------------------------------------------------ self-test
 def run_selftests(project: proj.Project, *, port: str | None = None, batches: int = 4, seed: int = 1,
                   kernels: list[str] | None = None, out: str | Path | None = None, flash: bool = True,
@@ -361,6 +375,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--self-test", action="store_true", help="run the kernel self-tests instead of inferences")
     ap.add_argument("--batches", type=int, default=4, help="self-test batches per kernel")
     ap.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for a reply before retrying")
+    ap.add_argument("--power-trace", help="a power analyser's CSV (time,current,voltage,trigger) captured during "
+                                          "this session: measured energy per trigger window (RUN)")
+    ap.add_argument("--trigger-delay-us", type=float, default=0.0, help="the current channel's lag behind the trigger")
     ap.add_argument("--timing-model", action="store_true",
                     help="QEMU: also count instruction classes (TCG plugin) for modeled cycles, latency, energy")
     ap.add_argument("--json", required=True, help="write the session result here (docs/session.md)")
@@ -376,6 +393,10 @@ def main(argv: list[str] | None = None) -> int:
     r = run_session(project, port=a.port, data=a.data, limit=a.limit, fixed_steps=a.fixed_steps,
                     q_threshold=a.q_threshold, seed=a.seed, artifact=a.artifact, out=a.json, flash=not a.no_flash,
                     timeout=a.timeout, timing_model=a.timing_model, log=say)
+    if a.power_trace:
+        r = add_power_trace(r, a.power_trace, a.trigger_delay_us * 1e-6, a.json)
+        say(f"measured energy: {fmt(r['energy_measured']['energy'])} per trigger window "
+            f"({len(r['energy_measured']['windows'])} windows)")
     s = r["summary"]
     lat = fmt(s["latency"]["mean"]) if "latency" in s else "n/a"
     if "timing_model" in s:

@@ -143,7 +143,7 @@ static int do_read_output(const uint8_t *p, uint32_t len) {
 static int do_read_stats(uint32_t len) {
   if (len) FAIL(TRM_E_BAD_PAYLOAD, len);
   uint8_t *o = TX_PAYLOAD;
-  o[0] = TRM_COUNTER_KIND, o[1] = TRM_PHASE_COUNT, o[2] = o[3] = 0;
+  o[0] = TRM_COUNTER_KIND, o[1] = TRM_PHASE_COUNT, o[2] = result.steps, o[3] = 0;
   put32(o + 4, stats.peak_stack);
   put32(o + 8, stats.model_stack);
   put32(o + 12, (uint32_t)((uintptr_t)&__stack_top - (uintptr_t)&__stack_bottom));
