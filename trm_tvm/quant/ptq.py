@@ -100,21 +100,19 @@ class Observer:
         v = np.concatenate(self.samples)
         if method == "percentile":
             return float(np.percentile(v, percentile))
-        return mse_clip(v, bits, self.absmax)
+        return float(mse_clip(v[None, :], bits)[0])
 
 
-def mse_clip(abs_values: np.ndarray, bits: int, absmax: float) -> float:
-    """The clipping value (among 40 fractions of absmax) minimising the symmetric quantisation MSE."""
-    if absmax == 0.0:
-        return 0.0
+def mse_clip(abs_rows: np.ndarray, bits: int) -> np.ndarray:
+    """Per row of |values| (R, N): the clipping value among 40 fractions of the row's max that minimises the
+    symmetric quantisation MSE (0 for an all-zero row)."""
     qmax = 2 ** (bits - 1) - 1
-    best, best_err = absmax, np.inf
-    for c in absmax * np.linspace(0.2, 1.0, 40):
-        s = c / qmax
-        err = np.mean((np.clip(np.floor(abs_values / s + 0.5), 0, qmax) * s - abs_values) ** 2)
-        if err < best_err:
-            best, best_err = c, err
-    return float(best)
+    absmax = abs_rows.max(axis=1)
+    cands = absmax[:, None] * np.linspace(0.2, 1.0, 40)[None, :]                 # (R, 40)
+    s = np.where(cands > 0, cands, 1.0)[:, :, None] / qmax
+    v = abs_rows[:, None, :]
+    err = ((np.clip(np.floor(v / s + 0.5), 0, qmax) * s - v) ** 2).mean(axis=2)  # (R, 40)
+    return cands[np.arange(len(cands)), err.argmin(axis=1)]
 
 
 def act_scale(clip: float, bits: int) -> float:
@@ -127,7 +125,7 @@ def quantise_weight(w: np.ndarray, bits: int, per_channel: bool, observer: str) 
     qmax = 2 ** (bits - 1) - 1
     rows = np.abs(w) if per_channel else np.abs(w).reshape(1, -1)
     if observer == "mse":
-        clip = np.array([mse_clip(r, bits, float(r.max())) for r in rows])
+        clip = mse_clip(rows, bits)
     else:
         clip = rows.max(axis=1)
     s = np.where(clip > 0, clip, 1.0) / qmax
