@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import tvm
 from tvm import relax
 
 from trm_tvm.errors import UserError
@@ -124,10 +125,8 @@ def to_relax(art: Artifact, section: str, ops: list[Op]) -> relax.Function:
     return bb.get()[section]
 
 
-def import_artifact(art: Artifact, scratch_of) -> tuple[dict[str, list[Op]], "relax.IRModule"]:
+def import_artifact(art: Artifact, scratch_of) -> tuple[dict[str, list[Op]], tvm.IRModule]:
     """All three sections: their Ops (with the back end's scratch sizes) and one IRModule of Relax functions."""
-    import tvm
-
     if not art.on_device:
         raise UserError(f"artifact {art.path} uses study-only numerics {art.numerics} (act/state bits)",
                         "only int8 activations and an int8 state run on the device")

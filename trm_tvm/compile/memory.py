@@ -168,14 +168,17 @@ def layout(sections: dict[str, list[Op]], planned: tvm.IRModule) -> Arena:
 
 def lower_bound(sections: dict[str, list[Op]]) -> int:
     """Least arena any planner could use (no in-place kernels), from tensor lifetimes in graph order alone."""
-    fixed = sum(persistent_tensors(sections).values())
     peak = 0
     for sec, ops in sections.items():
         boundary = set(BOUNDARY[sec][0]) | set(BOUNDARY[sec][1])
-        size = {op.output: nbytes(op.out_shape, op.out_dtype) for op in ops if op.output not in boundary}
-        last = {t: i for i, op in enumerate(ops) for t in op.inputs if t in size}
+        born = {op.output: i for i, op in enumerate(ops) if op.output not in boundary}
+        size = {op.output: nbytes(op.out_shape, op.out_dtype) for op in ops if op.output in born}
+        dies = dict(born)
         for i, op in enumerate(ops):
-            live = sum(s for t, s in size.items()
-                       if [o.output for o in ops].index(t) <= i <= max(last.get(t, -1), [o.output for o in ops].index(t)))
+            for t in op.inputs:
+                if t in born:
+                    dies[t] = i
+        for i, op in enumerate(ops):
+            live = sum(size[t] for t in born if born[t] <= i <= dies[t])
             peak = max(peak, live + op.scratch)
-    return fixed + peak
+    return sum(persistent_tensors(sections).values()) + peak
