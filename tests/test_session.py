@@ -305,3 +305,16 @@ def test_timing_model_and_memory_in_the_session_result(artifact, tmp_path):
     mem = r["memory"]
     assert mem["flash"]["value"] == mem["text"]["value"] + mem["rodata"]["value"] + mem["data"]["value"]
     assert mem["peak_stack"]["value"] == inf["peak_stack"]["value"] and mem["flash"]["provenance"] == "measured"
+
+
+def test_layer_profile_of_a_profiled_build(artifact, tmp_path):
+    """compile --profile-layers: the firmware times every kernel call site; the sites add up to the net phases."""
+    from trm_tvm.compile.driver import compile_artifact
+    compile_artifact(artifact, "cortex-m4", "reference", tmp_path / "build", profile_layers=True)
+    p = proj.generate_project(tmp_path / "build", "cortex-m4", tmp_path / "proj")
+    r = run_session(p, limit=1, fixed_steps=1)
+    inf = r["inferences"][0]
+    layers = inf["layers"]
+    assert inf["bit_exact"] and len(layers) > 10 and all(l["instructions"]["provenance"] == "emulated" for l in layers)
+    total = sum(l["instructions"]["value"] for l in layers)
+    assert 0.5 * inf["instructions"]["value"] < total < inf["instructions"]["value"]

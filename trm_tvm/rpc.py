@@ -62,6 +62,8 @@ MESSAGES = [
     Message("SELF_TEST", 0x07, "<HHI6i", "<HH+", "kernel, batches, seed, params -> per batch: crc32 u32, ticks u64"),
     Message("SELF_TEST_DATA", 0x08, "<HHI6iIH", "+", "kernel, batch, seed, params, offset, count -> output bytes"),
     Message("KERNELS", 0x09, "<H", "<H+", "first index -> total, then 'index name present' lines"),
+    Message("READ_LAYERS", 0x0A, "<H", "<HH+", "first op index -> ops seen, count; per op: calls u32, ticks u64 "
+                                              "(builds with TRM_PROFILE_LAYERS=1; else 0 ops)"),
 ]
 BY_NAME = {m.name: m for m in MESSAGES}
 BY_CODE = {m.code: m for m in MESSAGES}
@@ -373,6 +375,16 @@ class RpcClient:
         return {"counter": COUNTERS.get(counter, str(counter)), "steps": steps, "peak_stack_bytes": peak,
                 "model_stack_bytes": model_stack, "stack_bytes": stack_size, "rx_errors": rx_errors,
                 "total_ticks": total, "phases": [{"calls": c, "ticks": t} for c, t in phases]}
+
+    def read_layers(self) -> list[dict]:
+        """Per kernel call site (op_index of the executor) of the last RUN: calls and counter ticks."""
+        out: list[dict] = []
+        while True:
+            p = self.request("READ_LAYERS", struct.pack("<H", len(out)))
+            total, n = struct.unpack_from("<HH", p)
+            out += [dict(zip(("calls", "ticks"), struct.unpack_from("<IQ", p, 4 + 12 * i))) for i in range(n)]
+            if len(out) >= total or n == 0:
+                return out
 
     def kernels(self) -> list[tuple[str, bool]]:
         entries: list[tuple[str, bool]] = []

@@ -170,8 +170,9 @@ def run_inference(s: Session, x: np.ndarray, q_thr: int, max_steps: int) -> dict
     r = c.run(q_thr, max_steps)
     logits = c.read_output(int(s.project.manifest["io"]["output_len"]))
     stats = c.read_stats()
+    profiled = int((s.project.manifest.get("defines") or {}).get("TRM_PROFILE_LAYERS", 0))
     return {"logits": logits, "pred": r["pred"], "steps": r["steps"], "q": r["q"], "ticks": r["ticks"],
-            "stats": stats}
+            "stats": stats, "layers": c.read_layers() if profiled else None}
 
 
 def run_session(project: proj.Project, *, port: str | None = None, data: str | None = None,
@@ -217,6 +218,9 @@ def run_session(project: proj.Project, *, port: str | None = None, data: str | N
             prov = board.counter_provenance
             rec["phases"] = {name: {"calls": ph["calls"], **counter_figures(board, ph["ticks"])}
                              for name, ph in zip(m["phases"], dev["stats"]["phases"])}
+            if dev["layers"] is not None:
+                rec["layers"] = [{"op_index": k, "calls": l["calls"], **counter_figures(board, l["ticks"])}
+                                 for k, l in enumerate(dev["layers"]) if l["calls"]]
             rec["peak_stack"] = figure(dev["stats"]["peak_stack_bytes"], "bytes", prov, "stack painting (whole firmware)")
             rec["model_stack"] = figure(dev["stats"]["model_stack_bytes"], "bytes", prov,
                                         "stack painting below the RUN handler's frame")

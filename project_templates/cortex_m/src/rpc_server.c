@@ -32,6 +32,22 @@ __attribute__((noinline)) void trm_phase_end(trm_phase_t p) {
   }
 }
 
+/* ---- per-layer profile (builds with TRM_PROFILE_LAYERS=1): counter ticks per kernel call site */
+#if TRM_PROFILE_LAYERS
+#define MAX_LAYERS 256
+static struct {
+  uint64_t t0, ticks[MAX_LAYERS];
+  uint32_t calls[MAX_LAYERS], seen;
+} layers;
+void trm_layer_begin(int op) { layers.t0 = trm_counter_now(); (void)op; }
+void trm_layer_end(int op) {
+  if ((unsigned)op >= MAX_LAYERS) return;
+  layers.ticks[op] += trm_counter_now() - layers.t0;
+  layers.calls[op]++;
+  if ((uint32_t)op >= layers.seen) layers.seen = (uint32_t)op + 1;
+}
+#endif
+
 /* ---- framing */
 static uint32_t crc32(const uint8_t *p, uint32_t n) {
   uint32_t c = 0xFFFFFFFFu;
@@ -111,6 +127,9 @@ static int do_run(const uint8_t *p, uint32_t len) {
   if (opts.max_steps == 0 || opts.max_steps > TRM_N_SUP) FAIL(TRM_E_RANGE, opts.max_steps);
   int rc = trm_init(work, sizeof work);
   if (rc < 0) FAIL(TRM_E_MODEL, rc);
+#if TRM_PROFILE_LAYERS
+  memset(&layers, 0, sizeof layers);
+#endif
   memset(&stats.phase_ticks, 0, sizeof stats.phase_ticks);
   memset(&stats.phase_calls, 0, sizeof stats.phase_calls);
   if (p[5] & TRM_RPC_RUN_FLAG_PAINT_STACK) trm_stack_paint();
@@ -220,6 +239,24 @@ static int do_kernels(const uint8_t *p, uint32_t len) {
   return (int)n;
 }
 
+static int do_read_layers(const uint8_t *p, uint32_t len) {
+  if (len != TRM_RPC_READ_LAYERS_REQ_BYTES) FAIL(TRM_E_BAD_PAYLOAD, len);
+  uint32_t first = get16(p), n = 0;
+#if TRM_PROFILE_LAYERS
+  uint32_t seen = layers.seen;
+  for (uint32_t i = first; i < seen && n < (TRM_RPC_MAX_PAYLOAD - 4) / 12; i++, n++) {
+    put32(TX_PAYLOAD + 4 + 12 * n, layers.calls[i]);
+    put64(TX_PAYLOAD + 8 + 12 * n, layers.ticks[i]);
+  }
+#else
+  uint32_t seen = 0;
+  (void)first;
+#endif
+  put16(TX_PAYLOAD, seen);
+  put16(TX_PAYLOAD + 2, n);
+  return (int)(4 + 12 * n);
+}
+
 static void dispatch(uint8_t type, uint8_t seq, const uint8_t *p, uint32_t len) {
   int n;
   switch (type) {
@@ -232,6 +269,7 @@ static void dispatch(uint8_t type, uint8_t seq, const uint8_t *p, uint32_t len) 
     case TRM_RPC_SELF_TEST: n = do_self_test(p, len); break;
     case TRM_RPC_SELF_TEST_DATA: n = do_self_test_data(p, len); break;
     case TRM_RPC_KERNELS: n = do_kernels(p, len); break;
+    case TRM_RPC_READ_LAYERS: n = do_read_layers(p, len); break;
     default: n = -TRM_E_UNKNOWN_TYPE, detail = type;
   }
   if (n < 0)
