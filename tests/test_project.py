@@ -153,3 +153,18 @@ def test_cli_generate_error_is_one_line(tmp_path, build_dir, capsys):
     assert main(["generate", "--build-dir", str(build_dir), "--board", "nope", "--out", str(tmp_path / "p")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown board 'nope'" in err
+
+
+@needs_gcc
+def test_linker_overflow_is_one_line_with_the_numbers(tmp_path, build_dir):
+    """If the pre-build estimate is ever wrong, the linker's check still ends in one line with the numbers."""
+    p = proj.generate_project(build_dir, "cortex-m4", tmp_path / "p")
+    ld = p.dir / "gen" / "linker.ld"
+    ld.write_text(ld.read_text().replace("LENGTH = 2097152", "LENGTH = 4096"))
+    with pytest.raises(UserError) as e:
+        proj.build(p)
+    assert "firmware for cortex-m4 does not fit: code/flash overflowed by" in e.value.line()
+    assert "\n" not in e.value.line()
+    (p.dir / "src" / "uart.c").write_text("#error broken on purpose\n")
+    with pytest.raises(UserError, match="firmware build failed: src/uart.c:1:2: error: #error broken on purpose"):
+        proj.build(p)

@@ -107,8 +107,9 @@ def build(project: Project, jobs: int = 1, opt: str | None = None) -> Path:
             raise UserError(f"firmware for {project.board.name} does not fit: {region} overflowed by "
                             f"{int(over.group(2))} bytes (limits: {project.info['fit']['limits']})",
                             "use a smaller model or stack (--stack-bytes), or a board with more memory")
-        first = next((l for l in r.stderr.splitlines() if "error" in l), r.stderr.strip().splitlines()[-1:] or [""])
-        raise UserError(f"firmware build failed: {first if isinstance(first, str) else first[0]}", f"see {log}")
+        lines = r.stderr.strip().splitlines() or ["(no output)"]
+        first = next((l for l in lines if "error" in l), lines[-1])
+        raise UserError(f"firmware build failed: {first}", f"see {log}")
     return project.elf
 
 

@@ -161,7 +161,7 @@ def makefile(board: Board, m: dict[str, Any], sources: list[str], includes: list
         run = " ".join(a.replace("{elf}", "build/firmware.elf") for a in board.flash.commands[board.flash.tool])
     subs = {"@BOARD@": board.name, "@OPT@": m.get("opt", "-O2"), "@CPUFLAGS@": " ".join(board.core.cflags),
             "@DEFINES@": defines, "@INCLUDES@": " ".join(f"-I{i}" for i in includes),
-            "@SOURCES@": " \\\n           ".join(sources), "@HEADERS@": "", "@QEMU_RUN@": run}
+            "@SOURCES@": " \\\n           ".join(sources), "@QEMU_RUN@": run}
     text = _substitute((TEMPLATE / "Makefile.in").read_text(), subs)
     return text.replace("run: build/firmware.elf", "PORT ?= 5555\nrun: build/firmware.elf" if board.emulated
                         else "run: build/firmware.elf")

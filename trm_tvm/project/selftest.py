@@ -12,7 +12,6 @@ op = adding an OpSpec here; adding a variant of an existing op needs no change a
 from __future__ import annotations
 
 import re
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -343,6 +342,3 @@ def run_selftest(client: "rpc.RpcClient", index: int, entry: Entry, params: list
         results.append(r)
     return results
 
-
-def pack_params(params: list[int]) -> bytes:
-    return struct.pack("<6i", *(list(params) + [0] * (6 - len(params))))
