@@ -328,9 +328,10 @@ def add_power_trace(result: dict, trace: str, trigger_delay_s: float = 0.0, out=
 
 # ------------------------------------------------------------------------------------------------ self-test
 def run_selftests(project: proj.Project, *, port: str | None = None, batches: int = 4, seed: int = 1,
-                  kernels: list[str] | None = None, out: str | Path | None = None, flash: bool = True,
-                  timeout: float = 2.0, log: Callable[[str], None] = lambda m: None) -> dict:
-    """Every kernel of the firmware's self-test table (or `kernels`): seeded batches checked by CRC."""
+                  kernels: dict[str, list[int] | None] | None = None, out: str | Path | None = None,
+                  flash: bool = True, timeout: float = 2.0, log: Callable[[str], None] = lambda m: None) -> dict:
+    """Every kernel of the firmware's self-test table, or those in `kernels` ({name: params or None for the
+    op's example shape}): seeded batches checked by CRC, the kernel call timed on the device."""
     board = project.board
     ents = selftest.entries(project.info["selftest_variants"])
     result = {"schema": SCHEMA, "version": 1, "kind": "self-test", "board": board.name, "board_kind": board.kind,
@@ -340,17 +341,25 @@ def run_selftests(project: proj.Project, *, port: str | None = None, batches: in
         listed = s.client.kernels()
         if [n for n, _ in listed] != [e.name for e in ents]:
             raise UserError("the firmware's self-test table differs from the project's", "rebuild and reflash")
+        unknown = sorted(set(kernels or {}) - {e.name for e in ents})
+        if unknown:
+            raise UserError(f"no self-test kernel {unknown[0]}", f"known: {', '.join(e.name for e in ents)}")
         for i, (e, (name, present)) in enumerate(zip(ents, listed)):
             if kernels and name not in kernels:
                 continue
-            rec: dict[str, Any] = {"kernel": name, "present": present, "params": dict(zip(e.spec.params, e.spec.example))}
+            params = list((kernels or {}).get(name) or e.spec.example)
+            if len(params) != len(e.spec.params):
+                raise UserError(f"{name} takes {len(e.spec.params)} parameters ({', '.join(e.spec.params)}), "
+                                f"got {params}", "e.g. --kernel trm_linear_s8_ref:8,64,128")
+            rec: dict[str, Any] = {"kernel": name, "present": present, "params": dict(zip(e.spec.params, params))}
             if present:
-                res = selftest.run_selftest(s.client, i, e, list(e.spec.example), seed, batches)
+                res = selftest.run_selftest(s.client, i, e, params, seed, batches)
                 rec["batches"] = len(res)
                 rec["passed"] = sum(r.ok for r in res)
                 rec["mismatches"] = [{"batch": r.batch, **r.mismatch} for r in res if not r.ok]
                 rec.update(counter_figures(board, int(np.median([r.ticks for r in res]))))
-                log(f"{name}: {rec['passed']}/{rec['batches']} batches bit-exact, {fmt(rec['latency'])}")
+                work = rec.get("instructions") or rec["cycles"]
+                log(f"{name} {rec['params']}: {rec['passed']}/{rec['batches']} batches bit-exact, {fmt(work)}")
             else:
                 log(f"{name}: not linked into this firmware")
             result["kernels"].append(rec)
@@ -364,6 +373,14 @@ def run_selftests(project: proj.Project, *, port: str | None = None, batches: in
 
 
 # ------------------------------------------------------------------------------------------------ CLI
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise UserError(f"kernel parameters must be integers, got {text!r}", "e.g. --kernel trm_linear_s8_ref:8,64,128")
+
+
+
 @cli_main
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m trm_tvm.session", description=__doc__.split("\n\n")[0])
@@ -378,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--artifact", help="the artifact for the golden model (default: build.json's path)")
     ap.add_argument("--self-test", action="store_true", help="run the kernel self-tests instead of inferences")
     ap.add_argument("--batches", type=int, default=4, help="self-test batches per kernel")
+    ap.add_argument("--kernel", action="append", default=[], metavar="NAME[:P1,P2,...]",
+                    help="self-test only this kernel, optionally at these parameters (repeatable)")
     ap.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for a reply before retrying")
     ap.add_argument("--power-trace", help="a power analyser's CSV (time,current,voltage,trigger) captured during "
                                           "this session: measured energy per trigger window (RUN)")
@@ -389,7 +408,8 @@ def main(argv: list[str] | None = None) -> int:
     project = proj.load_project(a.project)
     say = lambda msg: print(msg, file=sys.stderr)
     if a.self_test:
-        r = run_selftests(project, port=a.port, batches=a.batches, seed=a.seed or 1, out=a.json,
+        kernels = {k.split(":")[0]: _int_list(k.split(":")[1]) if ":" in k else None for k in a.kernel} or None
+        r = run_selftests(project, port=a.port, batches=a.batches, seed=a.seed or 1, kernels=kernels, out=a.json,
                           flash=not a.no_flash, timeout=a.timeout, log=say)
         print(f"{r['board']}: {r['summary']['kernels']} kernels self-tested, "
               f"{'all bit-exact' if r['summary']['all_bit_exact'] else 'MISMATCHES'} -> {a.json}")
