@@ -175,6 +175,28 @@ def run_inference(s: Session, x: np.ndarray, q_thr: int, max_steps: int) -> dict
             "stats": stats, "layers": c.read_layers() if profiled else None}
 
 
+def _record(i: int, dev: dict, gold: dict | None, labels: np.ndarray | None, project: proj.Project) -> dict:
+    """One inference of the result JSON: outputs, golden check, counter figures per RUN/phase/layer, stack."""
+    board, io = project.board, project.manifest["io"]
+    per_token = bool(io.get("per_token"))
+    rec: dict[str, Any] = {"index": i, "pred": dev["pred"], "steps": dev["steps"], "q": dev["q"],
+                           "logits": dev["logits"].tolist()}
+    if labels is not None and not per_token:
+        rec["label"] = int(np.asarray(labels[i]).ravel()[0])
+    rec.update(_compare(dev, gold, i, per_token) if gold else {"bit_exact": None, "mismatch": ["no golden model"]})
+    rec.update(counter_figures(board, dev["ticks"]))
+    rec["phases"] = {name: {"calls": ph["calls"], **counter_figures(board, ph["ticks"])}
+                     for name, ph in zip(project.manifest["phases"], dev["stats"]["phases"])}
+    if dev["layers"] is not None:
+        rec["layers"] = [{"op_index": k, "calls": l["calls"], **counter_figures(board, l["ticks"])}
+                         for k, l in enumerate(dev["layers"]) if l["calls"]]
+    prov = board.counter_provenance
+    rec["peak_stack"] = figure(dev["stats"]["peak_stack_bytes"], "bytes", prov, "stack painting (whole firmware)")
+    rec["model_stack"] = figure(dev["stats"]["model_stack_bytes"], "bytes", prov,
+                                "stack painting below the RUN handler's frame")
+    return rec
+
+
 def run_session(project: proj.Project, *, port: str | None = None, data: str | None = None,
                 limit: int | None = None, fixed_steps: int | None = None, q_threshold: int | None = None,
                 seed: int = 0, golden: GoldenFn | None = None, golden_source: str = "",
@@ -208,22 +230,8 @@ def run_session(project: proj.Project, *, port: str | None = None, data: str | N
         for i in range(done, len(inputs)):
             t0 = time.monotonic()
             dev = run_inference(s, inputs[i], q_thr, max_steps)
-            rec = {"index": i, "pred": dev["pred"], "steps": dev["steps"], "q": dev["q"],
-                   "logits": dev["logits"].tolist(), "host_seconds": round(time.monotonic() - t0, 4)}
-            if labels is not None:
-                rec["label"] = int(np.asarray(labels[i]).ravel()[0]) if not m["io"].get("per_token") else None
-            rec.update(_compare(dev, gold, i, bool(m["io"].get("per_token"))) if gold else
-                       {"bit_exact": None, "mismatch": ["no golden model"]})
-            rec.update(counter_figures(board, dev["ticks"]))
-            prov = board.counter_provenance
-            rec["phases"] = {name: {"calls": ph["calls"], **counter_figures(board, ph["ticks"])}
-                             for name, ph in zip(m["phases"], dev["stats"]["phases"])}
-            if dev["layers"] is not None:
-                rec["layers"] = [{"op_index": k, "calls": l["calls"], **counter_figures(board, l["ticks"])}
-                                 for k, l in enumerate(dev["layers"]) if l["calls"]]
-            rec["peak_stack"] = figure(dev["stats"]["peak_stack_bytes"], "bytes", prov, "stack painting (whole firmware)")
-            rec["model_stack"] = figure(dev["stats"]["model_stack_bytes"], "bytes", prov,
-                                        "stack painting below the RUN handler's frame")
+            rec = _record(i, dev, gold, labels, project)
+            rec["host_seconds"] = round(time.monotonic() - t0, 4)
             result["inferences"].append(rec)
             new.append(rec)
             log(f"{i}: pred {rec['pred']} steps {rec['steps']} {fmt(rec['latency'])} "
