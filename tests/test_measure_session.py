@@ -1,5 +1,6 @@
-"""The measurement chain on a real model firmware (random-weight artifact -> compile -> project -> QEMU session):
-plugin phase counts agree with the firmware's own SysTick counts, the memory report with the ELF and build.json."""
+"""The measurement chain on a real model firmware (random-weight artifact -> compile -> project -> QEMU session) on
+all four emulated boards: plugin phase counts agree with the firmware's own SysTick counts, the memory report with
+the ELF and build.json."""
 from __future__ import annotations
 
 import json
@@ -14,19 +15,27 @@ pytestmark = pytest.mark.qemu
 
 
 @pytest.fixture(scope="module")
-def firmware(tmp_path_factory):
-    from trm_tvm import project as proj
-    from trm_tvm.compile.driver import compile_artifact
+def artifact(tmp_path_factory):
     from trm_tvm.quant.fixtures import golden_inputs, random_artifact
 
-    tmp = tmp_path_factory.mktemp("chain")
+    tmp = tmp_path_factory.mktemp("art")
     art, _, _ = random_artifact(hidden=16, tokens=8)
     art.save(tmp / "a.npz")
-    compile_artifact(tmp / "a.npz", "cortex-m4", "reference", tmp / "build")
-    project = proj.generate_project(tmp / "build", "cortex-m4", tmp / "proj")
-    proj.build(project)
     x, _ = golden_inputs(art, 1)
-    return project, np.asarray(x[0]).astype(np.int8).tobytes(), json.loads((tmp / "build" / "build.json").read_text())
+    return tmp / "a.npz", np.asarray(x[0]).astype(np.int8).tobytes()
+
+
+@pytest.fixture(scope="module", params=["cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55"])
+def firmware(request, artifact, tmp_path_factory):
+    from trm_tvm import project as proj
+    from trm_tvm.compile.driver import compile_artifact
+
+    path, x = artifact
+    tmp = tmp_path_factory.mktemp(request.param)
+    compile_artifact(path, request.param, "reference", tmp / "build")
+    project = proj.generate_project(tmp / "build", request.param, tmp / "proj")
+    proj.build(project)
+    return project, x, json.loads((tmp / "build" / "build.json").read_text())
 
 
 def test_plugin_phases_match_the_firmware_systick(firmware, tmp_path):
@@ -46,7 +55,8 @@ def test_plugin_phases_match_the_firmware_systick(firmware, tmp_path):
     for name, fw in zip(build["phases"], stats["phases"]):
         plugin = timing.total(inf["phases"][name])["insns"]
         systick = fw["ticks"] * ipt
-        # +-1 tick per call of quantisation, plus the few instructions of the hooks between counter reads
+        # +-1 tick per call of quantisation, the few instructions of the hooks between counter reads, and a SysTick
+        # wrap interrupt that may fall inside a phase
         assert abs(plugin - systick) <= fw["calls"] * (ipt + 30), (name, plugin, systick)
     (figs,) = report.session_figures(run, board, cps)
     assert figs["steps"] == 2 and figs["phases"]["net"]["calls"] == 2 * cps
@@ -56,7 +66,9 @@ def test_plugin_phases_match_the_firmware_systick(firmware, tmp_path):
     summary = report.summarize(inf["run"], board, {"kernels": ["trm_*_ref"]})
     k = summary["groups"]["kernels"]
     assert k["cycles"]["provenance"] == "modeled" and k["instructions"]["provenance"] == "emulated"
-    assert k["cycles"]["value"] > k["instructions"]["value"]     # loads cost 2 cycles on the M4
+    if board.name in ("cortex-m4", "cortex-m33"):
+        assert k["cycles"]["value"] > k["instructions"]["value"]  # loads cost 2 cycles on these cores
+    assert ("LOW FIDELITY" in k["cycles"]["source"]) == (board.name in ("cortex-m7", "cortex-m55"))
 
 
 def test_memory_report_of_the_firmware_matches_elf_and_build_json(firmware):
