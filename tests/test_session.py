@@ -318,3 +318,17 @@ def test_layer_profile_of_a_profiled_build(artifact, tmp_path):
     assert inf["bit_exact"] and len(layers) > 10 and all(l["instructions"]["provenance"] == "emulated" for l in layers)
     total = sum(l["instructions"]["value"] for l in layers)
     assert 0.5 * inf["instructions"]["value"] < total < inf["instructions"]["value"]
+
+
+def test_a_firmware_fault_is_one_line_and_stops_the_emulator(stub_project):
+    """The fault handler reports over the link (FAULT + CFSR) and exits QEMU; the host says so in one line."""
+    with Session(stub_project) as s:
+        x = np.zeros(1500, np.int8)
+        x[:3] = [127, -128, 127]                               # the stub model's deliberate bus fault
+        s.client.load_input(x.tobytes())
+        with pytest.raises(rpc.RpcError) as e:
+            s.client.run(0, 1)
+        assert "the firmware faulted during RUN (CFSR 0x" in e.value.line() and "\n" not in e.value.line()
+        assert s.device.process.wait(timeout=10) == 3                      # semihosting exit code of the handler
+        with pytest.raises(rpc.LinkError, match="the link closed"):
+            s.client.ping(b"x")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+import serial
 
 from trm_tvm.errors import UserError
 
@@ -234,14 +235,16 @@ class RpcClient:
     # -- raw frames
     def send_frame(self, type_: int, payload: bytes = b"", seq: int | None = None) -> int:
         seq = self._next_seq() if seq is None else seq
-        self.port.write(encode_frame(type_, seq, payload))
-        self.port.flush()
+        self.write_raw(encode_frame(type_, seq, payload))
         self.stats.sent += 1
         return seq
 
     def write_raw(self, data: bytes) -> None:
-        self.port.write(data)
-        self.port.flush()
+        try:
+            self.port.write(data)
+            self.port.flush()
+        except (serial.SerialException, OSError) as e:
+            raise LinkError(f"the link closed ({e})", "the device stopped or was unplugged") from None
 
     def _next_seq(self) -> int:
         self.seq = (self.seq + 1) & 0xFF
@@ -254,7 +257,11 @@ class RpcClient:
             if left <= 0:
                 return None
             self.port.timeout = left
-            chunk = self.port.read(n - len(buf))
+            try:
+                chunk = self.port.read(n - len(buf))
+            except (serial.SerialException, OSError) as e:
+                raise LinkError(f"the link closed ({e})", "the device stopped or was unplugged; for QEMU see "
+                                "build/qemu.log in the project") from None
             if not chunk:
                 return None
             buf += chunk
@@ -318,6 +325,9 @@ class RpcClient:
                 if frame.is_error:
                     self.stats.error_frames += 1
                     err, req_type, detail = frame.error()
+                    if err == "FAULT":
+                        raise RpcError(f"the firmware faulted during {name} (CFSR 0x{detail:08x}) and stopped",
+                                       _ERROR_FIXES["FAULT"])
                     if err in LINK_ERRORS:
                         if frame.seq == seq and err != "GARBAGE":
                             break                                   # our request was damaged: resend
@@ -420,5 +430,5 @@ _ERROR_FIXES = {
     "MODEL": "the model library returned an error code: check the build directory",
     "ABSENT": "the kernel is not linked into this firmware: rebuild with its back end",
     "RANGE": "a request asked beyond a buffer: check input/output sizes against INFO",
-    "FAULT": "the firmware faulted: rerun under the emulator with -d guest_errors",
+    "FAULT": "debug the firmware (QEMU: add -d guest_errors,int; the fault address is in build/qemu.log)",
 }
