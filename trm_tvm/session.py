@@ -53,6 +53,9 @@ class Session:
             raise
 
     def _check_identity(self) -> None:
+        if self.info.get("protocol") != str(rpc.PROTOCOL_VERSION):
+            raise UserError(f"the device speaks RPC protocol {self.info.get('protocol', '?')}, this host "
+                            f"{rpc.PROTOCOL_VERSION}", "regenerate, rebuild and reflash the project")
         want = {"board": self.project.board.name, "build_id": self.project.build_id}
         got = {k: self.info.get(k, "?") for k in want}
         if got != want:
