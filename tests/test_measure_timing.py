@@ -169,3 +169,21 @@ def test_plugin_counts_mve_and_low_overhead_loops_on_cortex_m55(tmp_path):
                                              "mve": 3 * 8, "lob": 1 + 8, "insns": 5 + 4 * 8 + 1,
                                              "fetch_bytes": 2 + 2 + 2 + 2 + 4 + 8 * 16 + 2}
     assert "LOW FIDELITY" in timing.cycles(counts["kernel_mve"], board)["source"]
+
+
+def test_functions_without_size_extend_to_the_next_function(tmp_path):
+    src = tmp_path / "nosize.S"
+    src.write_text(".syntax unified\n.thumb\n.text\n.thumb_func\n.type a, %function\na: nop\nnop\n"
+                   ".thumb_func\n.type b, %function\nb: bx lr\n.size b, .-b\n")
+    elf = tmp_path / "nosize.elf"
+    subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-nostdlib", "-T", str(LINK_LD), "-o",
+                    str(elf), str(src)], check=True)
+    regions = {r.name: (r.lo, r.hi) for r in timing.function_regions(elf)}
+    assert regions["a"][1] == regions["b"][0] == regions["a"][0] + 4 and regions["b"][1] == regions["b"][0] + 2
+
+
+@pytest.mark.qemu
+def test_qemu_failing_without_counts_is_one_user_error(tmp_path):
+    elf = build_elf(tmp_path, "loop.S")
+    with pytest.raises(UserError, match="without running the firmware .*missing.elf"):
+        timing.run_with_plugin(QEMU_M4 + ["-kernel", str(tmp_path / "missing.elf")], elf, load_board("cortex-m4"))

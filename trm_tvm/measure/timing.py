@@ -88,12 +88,14 @@ def function_regions(elf_path: str | os.PathLike) -> list[Region]:
             symtab = elf.get_section_by_name(".symtab")
             if symtab is None:
                 raise UserError(f"{elf_path} has no symbol table", "build the firmware without stripping (-g not needed)")
+            funcs = sorted((sym["st_value"] & ~1, sym["st_size"], sym.name) for sym in symtab.iter_symbols()
+                           if sym["st_info"]["type"] == "STT_FUNC" and sym["st_shndx"] != "SHN_UNDEF")
             spans: dict[tuple[int, int], str] = {}
-            for sym in symtab.iter_symbols():
-                if sym["st_info"]["type"] != "STT_FUNC" or sym["st_size"] == 0 or sym["st_shndx"] == "SHN_UNDEF":
-                    continue
-                lo = sym["st_value"] & ~1
-                spans.setdefault((lo, lo + sym["st_size"]), sym.name)
+            for i, (lo, size, name) in enumerate(funcs):
+                if size == 0:  # hand-written assembly without .size: up to the next function
+                    size = next((f[0] for f in funcs[i + 1:] if f[0] > lo), lo) - lo
+                if size:
+                    spans.setdefault((lo, lo + size), name)
     except (OSError, ELFError) as e:
         raise UserError(f"cannot read ELF {elf_path} ({e})", "rebuild the firmware") from None
     regions: list[Region] = []
@@ -216,7 +218,12 @@ def run_with_plugin(qemu_cmd: list[str], elf: str | os.PathLike, board: Any, wor
             raise UserError(f"QEMU did not exit within {timeout:.0f} s under the timing plugin",
                             "the firmware must exit by semihosting when its run is done") from None
         check_plugin_loaded(r.stderr)
-        return run.counts()
+        counts = run.counts() if run.out_path.is_file() else {}
+        if not counts:
+            tail = (r.stderr.strip().splitlines() or ["no output"])[-1]
+            raise UserError(f"QEMU exited ({r.returncode}) without running the firmware under the timing plugin: "
+                            f"{tail}", "check the firmware and the QEMU command")
+        return counts
 
 
 def check_plugin_loaded(stderr: str) -> None:
