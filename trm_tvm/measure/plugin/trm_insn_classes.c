@@ -352,6 +352,18 @@ static void on_load(unsigned int vcpu_index, qemu_plugin_meminfo_t info, uint64_
         *(uint64_t *)userdata += 1u << qemu_plugin_mem_size_shift(info);
 }
 
+static bool drop_class(insn_class_t *c, int cls)
+{
+    for (int k = 0; k < c->n; k++)
+        if (c->cls[k] == cls) {
+            c->n--;
+            c->cls[k] = c->cls[c->n];
+            c->amount[k] = c->amount[c->n];
+            return true;
+        }
+    return false;
+}
+
 static bool reads_memory(const insn_class_t *c)
 {
     for (int k = 0; k < c->n; k++)
@@ -408,11 +420,9 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
         if (address_stall(&prev, &c))
             add(&c, C_agu_stall, 1);
 
-        /* a branch-like instruction inside an IT block is conditional too */
-        if (in_it && !c.conditional_branch)
-            for (int k = 0; k < c.n; k++)
-                if (c.cls[k] == C_branch_taken) { c.conditional_branch = true; c.n--; c.cls[k] = c.cls[c.n];
-                                                  c.amount[k] = c.amount[c.n]; break; }
+        /* a branch inside an IT block is conditional too: its outcome is settled at run time */
+        if (in_it && drop_class(&c, C_branch_taken))
+            c.conditional_branch = true;
 
         size_t region = region_of(pc);
         add(&c, C_insns, 1);
