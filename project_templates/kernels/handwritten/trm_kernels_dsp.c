@@ -143,17 +143,16 @@ static void trm_row_sums(const uint32_t *wrow, const uint32_t *act, int chunks, 
   if (tokens - t0 == 1) trm_block_sums(wrow, act, chunks, 1, acc + t0);
 }
 
-/* out[t*n_out] = requantised acc[t] >> dot_shift (4 for int4 weights: widened times 16, so the shift is exact) */
-TRM_INLINE void trm_requant_column(const int32_t *acc, trm_requant_t q, int8_t *out, int tokens, int n_out,
-                               int dot_shift) {
-  if (q.shift >= 32) { /* the usual case: the result is the high word, shifted */
+/* out[t*n_out] = requantised bias + (acc[t] >> dot_shift) (4 for int4 weights: widened times 16, the sums stay
+ * multiples of 16, so the shift is exact) */
+TRM_INLINE void trm_requant_column(const int32_t *acc, int32_t bias, trm_requant_t q, int8_t *out, int tokens,
+                                   int n_out, int dot_shift) {
+  if (q.shift >= 33) { /* the usual case: one SMMLA and one ASR */
     int32_t s = q.shift - 32;
-    for (int t = 0; t < tokens; t++, out += n_out) {
-      int64_t v = q.base + (int64_t)(acc[t] >> dot_shift) * q.mult; /* one SMLAL */
-      *out = (int8_t)trm_ssat8((int32_t)(v >> 32) >> s);
-    }
+    for (int t = 0; t < tokens; t++, out += n_out)
+      *out = (int8_t)trm_ssat8(trm_smmla(bias + (acc[t] >> dot_shift), q.mult, q.round) >> s);
   } else {
-    for (int t = 0; t < tokens; t++, out += n_out) *out = trm_requant(acc[t] >> dot_shift, q);
+    for (int t = 0; t < tokens; t++, out += n_out) *out = trm_requant(bias + (acc[t] >> dot_shift), q);
   }
 }
 
@@ -173,7 +172,8 @@ TRM_INLINE uint32_t *trm_align4(void *p) { return (uint32_t *)(((uintptr_t)p + 3
     for (int o = 0; o < n_out; o++) {                                                                         \
       WIDEN_ROW(w + (size_t)o * (ROW_BYTES), wrow, n_in, chunks);                                             \
       trm_row_sums(wrow, act, chunks, tokens, acc);                                                           \
-      trm_requant_column(acc, trm_requant_init(bias, mult, shift, o), out + o, tokens, n_out, DOT_SHIFT);     \
+      trm_requant_column(acc, bias ? bias[o] : 0, trm_requant_init(mult, shift, o), out + o, tokens, n_out,   \
+                         DOT_SHIFT);                                                                          \
     }                                                                                                         \
   }
 

@@ -4,8 +4,8 @@
  * tokens stream past it, each token one load and one VMLADAVA; the int8 operands need no widening. Full chunks
  * run unpredicated; the last partial chunk is the same code with VCTP tail predication (inactive lanes load as 0
  * and are not read). Packed int4 rows are unpacked to 16 int8 lanes in 4 instructions.
- * The raw sums of a row go to scratch; a vector loop requantises them 4 tokens at a time (exact int64 rq from
- * 32-bit lanes) and scatters the bytes into the output column.
+ * The raw sums of a row go to scratch; a vector loop adds the bias and requantises them 4 tokens at a time
+ * (exact, from the high words of the products: trm_requant.h), scattering the bytes into the output column.
  */
 #include <stddef.h>
 #include "trm_kernels_handwritten.h"
@@ -91,26 +91,36 @@ TRM_INLINE void trm_mve_row_sums(const void *row, int packed_s4, int has_tail, c
   }
 }
 
-/* out[t*n_out] = requantised acc[t], 4 tokens per vector. For sh >= 32 the result is the high word of
- * dot*M + base shifted by sh-32; the high word is built exactly from VMULH, VMUL and the carry of the low words.
- * sh < 32 (multipliers of 1/2 and more: rare) takes the scalar path. */
-static void trm_mve_requant_column(const int32_t *acc, trm_requant_t q, int8_t *out, int tokens, int n_out) {
-  if (q.shift < 32) {
-    for (int t = 0; t < tokens; t++) out[(size_t)t * n_out] = trm_requant(acc[t], q);
-    return;
-  }
-  uint32_t base_lo = (uint32_t)q.base;
-  int32_t base_hi = (int32_t)(q.base >> 32), s = q.shift - 32;
-  uint32x4_t base_lo_v = vdupq_n_u32(base_lo), offsets = vmulq_n_u32(vidupq_n_u32(0, 1), (uint32_t)n_out);
-  int32x4_t mult = vdupq_n_s32(q.mult), max8 = vdupq_n_s32(127), min8 = vdupq_n_s32(-128);
-  for (int t = 0; t < tokens; t += 4, out += 4 * n_out) {
-    int32x4_t d = vldrwq_s32(acc + t);
-    uint32x4_t lo = vaddq_n_u32(vreinterpretq_u32_s32(vmulq_n_s32(d, q.mult)), base_lo);
-    int32x4_t hi = vaddq_n_s32(vmulhq_s32(d, mult), base_hi);
-    hi = vaddq_m_n_s32(hi, hi, 1, vcmphiq_u32(base_lo_v, lo)); /* carry out of the low words */
-    int32x4_t r = vmaxq_s32(vminq_s32(vshlq_r_s32(hi, -s), max8), min8);
-    vstrbq_scatter_offset_p_s32(out, offsets, r, vctp32q((uint32_t)(tokens - t)));
-  }
+/* 4 requantised tokens: (hi32(v*M) + 2^(sh-33)) >> (sh-32) (VMULH), or the rounded high word for sh == 32
+ * (VRMULH), clamped to int8 (trm_requant.h) */
+TRM_INLINE int32x4_t trm_mve_requant4(int32x4_t v, int32x4_t mult, int32_t round, int32_t s) {
+  int32x4_t r = s ? vshlq_r_s32(vaddq_n_s32(vmulhq_s32(v, mult), round), -s) : vrmulhq_s32(v, mult);
+  return vmaxq_s32(vminq_s32(r, vdupq_n_s32(127)), vdupq_n_s32(-128));
+}
+
+/* out[t*n_out] = requantised bias + acc[t], 4 tokens per vector scattered into the output column (full vectors
+ * unpredicated, then one predicated tail); sh < 32 is scalar. ROUNDED (sh == 32) is a constant after inlining. */
+TRM_INLINE void trm_mve_requant_loop(const int32_t *acc, int32_t bias, trm_requant_t q, int8_t *out, int tokens,
+                                     int n_out, int rounded) {
+  uint32x4_t offsets = vmulq_n_u32(vidupq_n_u32(0, 1), (uint32_t)n_out);
+  int32x4_t mult = vdupq_n_s32(q.mult);
+  int32_t s = rounded ? 0 : q.shift - 32;
+  int t = 0;
+  for (; t + 4 <= tokens; t += 4, out += 4 * n_out)
+    vstrbq_scatter_offset_s32(out, offsets, trm_mve_requant4(vaddq_n_s32(vldrwq_s32(acc + t), bias), mult, q.round, s));
+  if (t < tokens)
+    vstrbq_scatter_offset_p_s32(out, offsets, trm_mve_requant4(vaddq_n_s32(vldrwq_s32(acc + t), bias), mult, q.round, s),
+                                vctp32q((uint32_t)(tokens - t)));
+}
+
+static void trm_mve_requant_column(const int32_t *acc, int32_t bias, trm_requant_t q, int8_t *out, int tokens,
+                                   int n_out) {
+  if (q.shift > 32)
+    trm_mve_requant_loop(acc, bias, q, out, tokens, n_out, 0);
+  else if (q.shift == 32)
+    trm_mve_requant_loop(acc, bias, q, out, tokens, n_out, 1);
+  else
+    for (int t = 0; t < tokens; t++) out[(size_t)t * n_out] = trm_requant(bias + acc[t], q);
 }
 
 TRM_INLINE void trm_mve_linear(const int8_t *in, const uint8_t *w, int packed_s4, const int32_t *bias,
@@ -123,7 +133,7 @@ TRM_INLINE void trm_mve_linear(const int8_t *in, const uint8_t *w, int packed_s4
       trm_mve_row_sums(w, packed_s4, 1, in, tokens, n_in, acc);
     else
       trm_mve_row_sums(w, packed_s4, 0, in, tokens, n_in, acc);
-    trm_mve_requant_column(acc, trm_requant_init(bias, mult, shift, o), out + o, tokens, n_out);
+    trm_mve_requant_column(acc, bias ? bias[o] : 0, trm_requant_init(mult, shift, o), out + o, tokens, n_out);
   }
 }
 

@@ -53,6 +53,18 @@ TRM_INLINE int32_t trm_ssat8(int32_t x) {
   __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(x));
   return r;
 }
+/* acc + high word of a*b (floor of the 64-bit product / 2^32) */
+TRM_INLINE int32_t trm_smmla(int32_t a, int32_t b, int32_t acc) {
+  int32_t r;
+  __asm__("smmla %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+  return r;
+}
+/* (a*b + 2^31) >> 32 */
+TRM_INLINE int32_t trm_smmulr(int32_t a, int32_t b) {
+  int32_t r;
+  __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+}
 /* x[0..3] = p[0..3], p += 4: one LDM. GCC splits 4 loads into LDRs/LDRDs, so the register list is pinned (two
  * disjoint sets: the operand held in registers and the one streamed past it). */
 #define TRM_DEFINE_LDM4(name, R0, R1, R2, R3)                                                                 \
@@ -81,6 +93,10 @@ TRM_INLINE uint32_t trm_sxtb16_ror8(uint32_t x) { return trm_sxtb16((x >> 8) | (
 TRM_INLINE uint32_t trm_pkhbt16(uint32_t a, uint32_t b) { return (a & 0xFFFF) | (b << 16); }
 TRM_INLINE uint32_t trm_pkhtb16(uint32_t b, uint32_t a) { return (b & 0xFFFF0000u) | (a >> 16); }
 TRM_INLINE int32_t trm_ssat8(int32_t x) { return x < -128 ? -128 : (x > 127 ? 127 : x); }
+TRM_INLINE int32_t trm_smmla(int32_t a, int32_t b, int32_t acc) {
+  return (int32_t)((uint32_t)(int32_t)(((int64_t)a * b) >> 32) + (uint32_t)acc);
+}
+TRM_INLINE int32_t trm_smmulr(int32_t a, int32_t b) { return (int32_t)(((int64_t)a * b + 0x80000000LL) >> 32); }
 TRM_INLINE const uint32_t *trm_ldm4(const uint32_t *p, uint32_t x[4]) {
   x[0] = p[0], x[1] = p[1], x[2] = p[2], x[3] = p[3];
   return p + 4;
@@ -127,19 +143,6 @@ TRM_INLINE int8x16_t vshlq_s8(int8x16_t a, int8x16_t n) {
   for (int i = 0; i < 16; i++) a.v[i] = (int8_t)(uint8_t)((uint8_t)a.v[i] << n.v[i]);
   return a;
 }
-TRM_INLINE int8x16_t vshlq_n_s8(int8x16_t a, int n) {
-  for (int i = 0; i < 16; i++) a.v[i] = (int8_t)(uint8_t)((uint8_t)a.v[i] << n);
-  return a;
-}
-typedef struct { int8x16_t val[2]; } int8x16x2_t;
-TRM_INLINE int8x16x2_t vld2q_s8(const int8_t *p) { /* de-interleaving: val[0] = even, val[1] = odd elements */
-  int8x16x2_t r;
-  for (int i = 0; i < 16; i++) r.val[0].v[i] = p[2 * i], r.val[1].v[i] = p[2 * i + 1];
-  return r;
-}
-TRM_INLINE void vstrbq_s8(int8_t *p, int8x16_t a) {
-  for (int i = 0; i < 16; i++) p[i] = a.v[i];
-}
 TRM_INLINE int8x16_t vshrq_n_s8(int8x16_t a, int n) {
   for (int i = 0; i < 16; i++) a.v[i] = (int8_t)(a.v[i] >> n);
   return a;
@@ -168,7 +171,6 @@ TRM_INLINE int32x4_t vldrwq_s32(const int32_t *p) {
   return r;
 }
 TRM_INLINE int32x4_t vdupq_n_s32(int32_t x) { int32x4_t r = {{x, x, x, x}}; return r; }
-TRM_INLINE uint32x4_t vdupq_n_u32(uint32_t x) { uint32x4_t r = {{x, x, x, x}}; return r; }
 TRM_INLINE uint32x4_t vidupq_n_u32(uint32_t a, int imm) {
   uint32x4_t r;
   for (int i = 0; i < 4; i++) r.v[i] = a + (uint32_t)(i * imm);
@@ -178,35 +180,17 @@ TRM_INLINE uint32x4_t vmulq_n_u32(uint32x4_t a, uint32_t b) {
   for (int i = 0; i < 4; i++) a.v[i] *= b;
   return a;
 }
-TRM_INLINE int32x4_t vmulq_n_s32(int32x4_t a, int32_t b) { /* low 32 bits of the product */
-  for (int i = 0; i < 4; i++) a.v[i] = (int32_t)((uint32_t)a.v[i] * (uint32_t)b);
-  return a;
-}
 TRM_INLINE int32x4_t vmulhq_s32(int32x4_t a, int32x4_t b) { /* high 32 bits of the 64-bit product */
   for (int i = 0; i < 4; i++) a.v[i] = (int32_t)(((int64_t)a.v[i] * b.v[i]) >> 32);
   return a;
 }
-TRM_INLINE uint32x4_t vreinterpretq_u32_s32(int32x4_t a) {
-  uint32x4_t r;
-  for (int i = 0; i < 4; i++) r.v[i] = (uint32_t)a.v[i];
-  return r;
-}
-TRM_INLINE uint32x4_t vaddq_n_u32(uint32x4_t a, uint32_t b) {
-  for (int i = 0; i < 4; i++) a.v[i] += b;
+TRM_INLINE int32x4_t vrmulhq_s32(int32x4_t a, int32x4_t b) { /* the same, rounded: + 2^31 first */
+  for (int i = 0; i < 4; i++) a.v[i] = (int32_t)(((int64_t)a.v[i] * b.v[i] + 0x80000000LL) >> 32);
   return a;
 }
 TRM_INLINE int32x4_t vaddq_n_s32(int32x4_t a, int32_t b) {
   for (int i = 0; i < 4; i++) a.v[i] = (int32_t)((uint32_t)a.v[i] + (uint32_t)b);
   return a;
-}
-TRM_INLINE mve_pred16_t vcmphiq_u32(uint32x4_t a, uint32x4_t b) { /* a > b, unsigned */
-  mve_pred16_t p = 0;
-  for (int i = 0; i < 4; i++) p |= (mve_pred16_t)(a.v[i] > b.v[i] ? 0xF << (4 * i) : 0);
-  return p;
-}
-TRM_INLINE int32x4_t vaddq_m_n_s32(int32x4_t inactive, int32x4_t a, int32_t b, mve_pred16_t p) {
-  for (int i = 0; i < 4; i++) inactive.v[i] = trm_lane32(p, i) ? (int32_t)((uint32_t)a.v[i] + (uint32_t)b) : inactive.v[i];
-  return inactive;
 }
 TRM_INLINE int32x4_t vshlq_r_s32(int32x4_t a, int32_t n) { /* the kernels shift right only (n <= 0) */
   for (int i = 0; i < 4; i++) a.v[i] >>= -n;
@@ -225,7 +209,9 @@ TRM_INLINE void vstrbq_scatter_offset_p_s32(int8_t *base, uint32x4_t offset, int
   for (int i = 0; i < 4; i++)
     if (trm_lane32(p, i)) base[offset.v[i]] = (int8_t)(value.v[i] & 0xFF);
 }
-#define TRM_HAVE_MVE_EMULATION 1
+TRM_INLINE void vstrbq_scatter_offset_s32(int8_t *base, uint32x4_t offset, int32x4_t value) {
+  vstrbq_scatter_offset_p_s32(base, offset, value, 0xFFFF);
+}
 #endif
 
 #endif
