@@ -4,6 +4,7 @@ requantisation to int8 (or int16 for the heads).
 Compute (tensor expression) + schedule (s_tir.Schedule) with the knobs the tuner searches:
   order     "to" (tokens outer) | "ot" (output channels outer)
   tile_o    output channels computed together (register blocking), 1 = none
+  tile_t    tokens computed together (order "to"; each weight word is widened once for tile_t tokens), 1 = none
   unroll_k  inner unroll factor of the reduction (s4: even, so the nibble select folds away), 1 = none
   fuse      requantise right after each accumulation (accumulator stays in registers); False = naive: a full
             int32 accumulator tensor, passed in as arena scratch (never on the stack)
@@ -22,7 +23,7 @@ from tvm.script import tirx as T
 
 from trm_tvm.compile.strategies.common import rq, s4_nibble, sat
 
-NAIVE = {"order": "to", "tile_o": 1, "unroll_k": 1, "fuse": False, "dsp": False}
+NAIVE = {"order": "to", "tile_o": 1, "tile_t": 1, "unroll_k": 1, "fuse": False, "dsp": False}
 
 
 @dataclass(frozen=True)
@@ -142,10 +143,19 @@ def apply_knobs(sch: s_tir.Schedule, s: LinearShape, knobs: dict) -> None:
     t, o, k = sch.get_loops(acc)
     if knobs["order"] == "ot":
         sch.reorder(o, t)
-    inner, lane = (t if knobs["order"] == "ot" else o), None
-    if knobs["tile_o"] > 1 and s.n_out % knobs["tile_o"] == 0 and knobs["order"] == "to":
-        inner, lane = sch.split(o, [None, knobs["tile_o"]])
-        sch.reorder(inner, k, lane)
+    inner, lanes = (t if knobs["order"] == "ot" else o), []
+    if knobs["order"] == "to":
+        tile_t = knobs.get("tile_t", 1) if s.tokens % knobs.get("tile_t", 1) == 0 else 1
+        tile_o = knobs["tile_o"] if s.n_out % knobs["tile_o"] == 0 else 1
+        if tile_t > 1:
+            t, t_lane = sch.split(t, [None, tile_t])
+            lanes.append(t_lane)
+        if tile_o > 1:
+            o, o_lane = sch.split(o, [None, tile_o])
+            lanes.append(o_lane)
+        if lanes:
+            sch.reorder(t, o, k, *lanes)
+        inner = o
     if knobs["fuse"]:
         sch.reverse_compute_at(sch.get_sblock("out"), inner)
         sch.decompose_reduction(acc, k)
@@ -153,5 +163,5 @@ def apply_knobs(sch: s_tir.Schedule, s: LinearShape, knobs: dict) -> None:
     if knobs["unroll_k"] > 1 and k_extent % knobs["unroll_k"] == 0:
         _, ki = sch.split(k, [None, knobs["unroll_k"]])
         sch.unroll(ki)
-    if lane is not None:
+    for lane in lanes:
         sch.unroll(lane)
