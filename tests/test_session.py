@@ -152,6 +152,16 @@ def _frames_in(data: bytes) -> int:
     return n
 
 
+def _random_valid_frame(c, rng) -> tuple[bytes, int]:
+    """A well-formed frame of a random type (0..15) with a random payload: the device must answer it once."""
+    t = int(rng.integers(0, 16))
+    payload = rng.integers(0, 256, int(rng.integers(0, 48))).astype(np.uint8).tobytes()
+    if t == rpc.BY_NAME["SELF_TEST"].code:                      # keep random self-tests short: few batches
+        payload = bytes(2) + bytes([int(rng.integers(0, 4)), 0]) + payload[4:]
+    seq = c._next_seq()
+    return rpc.encode_frame(t, seq, payload), seq
+
+
 def test_fuzzed_frames_never_hang_and_are_all_reported(live):
     n = int(os.environ.get("TRM_FUZZ_FRAMES", "1000"))
     rng = np.random.default_rng(2026)
@@ -160,6 +170,14 @@ def test_fuzzed_frames_never_hang_and_are_all_reported(live):
                 (rpc.BY_NAME["READ_STATS"].code, b""), (rpc.BY_NAME["KERNELS"].code, b"\x00\x00")]
     unreported, t0 = [], time.monotonic()
     for case in range(n):
+        if case % 10 == 9:                                      # every 10th: valid framing, random content
+            frame, seq = _random_valid_frame(c, rng)
+            c.write_raw(frame)
+            while (f := c.read_frame(5.0)) is not None and f.seq != seq:
+                pass
+            assert f is not None, f"case {case}: no answer to a well-formed frame {frame.hex()}"
+            assert f.type in (frame[2] | rpc.REPLY, rpc.ERROR)
+            continue
         code, payload = requests[int(rng.integers(0, len(requests)))]
         if payload is None:
             payload = rng.integers(0, 256, int(rng.integers(0, 64))).astype(np.uint8).tobytes()
@@ -184,7 +202,7 @@ def test_fuzzed_frames_never_hang_and_are_all_reported(live):
     assert not unreported, f"{len(unreported)} of {n} damaged frames were not reported: {unreported[:3]}"
     assert time.monotonic() - t0 < n * 0.5
     stats = c.read_stats()
-    assert stats["rx_errors"] >= n * 0.9                              # the firmware counted them too
+    assert stats["rx_errors"] >= n * 0.8                              # the firmware counted them too
 
 
 def test_tty_transport_through_a_pty_bridged_to_qemu(stub_project):
