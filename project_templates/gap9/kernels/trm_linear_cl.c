@@ -39,20 +39,27 @@ uint32_t trm_linear_cl_l1_bytes(const trm_linear_cl_args_t *a) {
          nb * ROUND8(a->tile_tokens * a->tile_out);
 }
 
-static int32_t dot_s8(const int8_t *x, const int8_t *w, int n) {
-  int32_t acc = 0;
-  for (int k = 0; k < n; k++) acc += (int32_t)x[k] * w[k];
-  return acc;
+/* Weight (o, k): int8, or the k-th nibble of a packed int4 row (element 2j low nibble, 2j+1 high). */
+static inline int32_t weight(const uint8_t *row, int k, int wbits) {
+  if (wbits == 8) return (int8_t)row[k];
+  uint8_t b = row[k >> 1];
+  return (k & 1) ? (int32_t)(int8_t)b >> 4 : (int32_t)(int8_t)(uint8_t)(b << 4) >> 4;
 }
 
-static int32_t dot_s4(const int8_t *x, const uint8_t *w, int n) {
-  int32_t acc = 0;
-  for (int k = 0; k < n; k++) {
-    uint8_t b = w[k >> 1];
-    int32_t q = (k & 1) ? (int32_t)(int8_t)b >> 4 : (int32_t)(int8_t)(uint8_t)(b << 4) >> 4;
-    acc += (int32_t)x[k] * q;
+/* A register block of up to BLOCK_T tokens x BLOCK_O outputs (the 2x4 of PULP-NN's MatMul, docs/gap9.md): each
+ * weight is loaded once per k and used for every token of the block. */
+#define BLOCK_T 2
+#define BLOCK_O 4
+static void dot_block(const int8_t *const *x, int nt, const uint8_t *const *w, int no, int n_in, int wbits,
+                      int32_t acc[BLOCK_T][BLOCK_O]) {
+  for (int k = 0; k < n_in; k++) {
+    int32_t wk[BLOCK_O];
+    for (int j = 0; j < no; j++) wk[j] = weight(w[j], k, wbits);
+    for (int i = 0; i < nt; i++) {
+      int32_t xv = x[i][k];
+      for (int j = 0; j < no; j++) acc[i][j] += xv * wk[j];
+    }
   }
-  return acc;
 }
 
 static void dma_1d(pi_cl_dma_copy_t *d, const void *ext, void *loc, uint32_t bytes, pi_cl_dma_dir_e dir) {
@@ -87,12 +94,20 @@ static void compute_share(linear_ctx_t *c, int b, int ob, int tt_n, int to_n, in
   TRM_CL_READS(c->w[b] + (uint32_t)o_lo * c->row_bytes, (uint32_t)(o_hi - o_lo) * c->row_bytes);
   for (int k = 0; k < 3; k++) TRM_CL_READS(c->prm[b] + k * a->tile_out + o_lo, 4 * (o_hi - o_lo));
   for (int t = t_lo; t < t_hi; t++) TRM_CL_WRITES(c->o[ob] + t * to_n + o_lo, o_hi - o_lo);
-  for (int t = t_lo; t < t_hi; t++) {
-    const int8_t *x = c->x + t * a->n_in;
-    for (int o = o_lo; o < o_hi; o++) {
-      const uint8_t *w = c->w[b] + (uint32_t)o * c->row_bytes;
-      int32_t acc = bias[o] + (a->wbits == 4 ? dot_s4(x, w, a->n_in) : dot_s8(x, (const int8_t *)w, a->n_in));
-      TRM_CL_ST8(c->o[ob] + t * to_n + o, trm_sat8(trm_rq(acc, mult[o], shift[o])));
+  for (int t = t_lo; t < t_hi; t += BLOCK_T) {
+    int nt = t_hi - t < BLOCK_T ? t_hi - t : BLOCK_T;
+    const int8_t *x[BLOCK_T] = {c->x + t * a->n_in, c->x + (t + nt - 1) * a->n_in};
+    for (int o = o_lo; o < o_hi; o += BLOCK_O) {
+      int no = o_hi - o < BLOCK_O ? o_hi - o : BLOCK_O;
+      const uint8_t *w[BLOCK_O];
+      int32_t acc[BLOCK_T][BLOCK_O];
+      for (int j = 0; j < no; j++) w[j] = c->w[b] + (uint32_t)(o + j) * c->row_bytes;
+      for (int i = 0; i < nt; i++)
+        for (int j = 0; j < no; j++) acc[i][j] = bias[o + j];
+      dot_block(x, nt, w, no, a->n_in, a->wbits, acc);
+      for (int i = 0; i < nt; i++)
+        for (int j = 0; j < no; j++)
+          TRM_CL_ST8(c->o[ob] + (t + i) * to_n + o + j, trm_sat8(trm_rq(acc[i][j], mult[o + j], shift[o + j])));
     }
   }
 }
