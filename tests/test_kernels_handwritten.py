@@ -140,6 +140,24 @@ def test_linear_extreme_accumulators(lib, variant):
                                       want)
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("packed_s4", [False, True], ids=["s8", "s4"])
+def test_linear_every_requantisation_path(lib, variant, packed_s4):
+    """Shifts 1-62 around the high-word paths (< 32 int64, == 32 rounded high word, >= 33 high word + constant),
+    with small and large sums, biases and multipliers of both signs."""
+    rng = np.random.default_rng(120 + 2 * packed_s4 + (variant == "mve"))
+    for i in range(200):
+        tokens, n_in, n_out = int(rng.integers(1, 10)), int(rng.integers(1, 70)), int(rng.integers(1, 20))
+        a, w, bias, _, _ = model_case(rng, tokens, n_in, n_out, packed_s4)
+        sh = rng.choice(np.array([1, 2, 16, 30, 31, 32, 33, 34, 40, 50, 62]), size=n_out)
+        lim = np.minimum(1 << np.minimum(sh, 31), 1 << 31)  # |M| < 2^sh keeps rq(v) in int32, as the spec requires
+        mult = (rng.random(n_out) * 2 - 1) * lim
+        mult, sh = np.clip(mult, -(1 << 31), (1 << 31) - 1).astype(np.int32), sh.astype(np.int32)
+        want, wk = want_linear(a, w, bias, mult, sh, packed_s4)
+        got = call_linear(lib, variant, a, wk, bias, mult, sh, packed_s4, offset=i % 4)
+        np.testing.assert_array_equal(got, want, err_msg=f"shifts {sh} mults {mult}")
+
+
 def test_scratch_size_matches_c(lib):
     """The executor's arena plan (Python) and the kernels (C) agree on the scratch size."""
     for variant in VARIANTS:

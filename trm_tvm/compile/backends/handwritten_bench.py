@@ -129,7 +129,7 @@ class Prng:
                 mult[o], shift[o] = 1 << p, p + self.range(1, 3)
             else:
                 m = self.range(1 << 30, 0x7FFFFFFF)
-                mult[o], shift[o] = (-m if kind == 1 else m), base + self.range(-1, 2)
+                mult[o], shift[o] = (-m if kind == 1 else m), self.range(31, 33) if kind == 2 else base + self.range(-1, 2)
         return mult, shift
 
 

@@ -81,7 +81,8 @@ static int8_t value(int extreme, int lo, int hi) { return (int8_t)(extreme ? (ne
 
 static int bit_length(uint32_t v) { return v ? 32 - __builtin_clz(v) : 0; }
 
-/* per-channel (M, sh) around +-200 output, with rounding ties (M = 2^p, small sh) and negative multipliers */
+/* per-channel (M, sh) around +-200 output, with rounding ties (M = 2^p, small sh), negative multipliers and
+ * shifts 31-33 (mostly saturating) */
 static void requant(int32_t *mult, int32_t *shift, int n_out, int base) {
   for (int o = 0; o < n_out; o++) {
     int kind = range(0, 7);
@@ -92,7 +93,7 @@ static void requant(int32_t *mult, int32_t *shift, int n_out, int base) {
     } else {
       mult[o] = range(1 << 30, 0x7FFFFFFF);
       if (kind == 1) mult[o] = -mult[o];
-      shift[o] = base + range(-1, 2);
+      shift[o] = kind == 2 ? range(31, 33) : base + range(-1, 2); /* 31..33: each requantisation path */
     }
   }
 }
