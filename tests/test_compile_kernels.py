@@ -155,7 +155,7 @@ def test_eltwise(K, shape, level):
 def test_sources_come_from_tvm_and_follow_the_knobs(K):
     shape = LINEAR_SHAPES[6]  # int8, n_in and n_out divisible by the default tile and unroll: dsp applies
     base = strategies.knobs_for("linear", "default")
-    changes = ({}, {"tile_o": 1}, {"unroll_k": 1}, {"order": "ot"}, {"fuse": False}, {"dsp": False})
+    changes = ({}, {"tile_o": 1}, {"tile_t": 1}, {"unroll_k": 2}, {"order": "ot"}, {"fuse": False}, {"dsp": False})
     srcs = {to_c({"k": strategies.build(shape, dict(base, **change))[1]}) for change in changes}
     assert len(srcs) == len(changes)  # every knob changes the generated code
     for src in srcs | {K.src}:

@@ -26,7 +26,7 @@ from trm_tvm.quant.spec import INT32_MAX, INT32_MIN
 ARTIFACTS = {
     "w8a8": dict(bits=8),
     "w4a8_per_step": dict(bits=4, state_scale_mode="per_step", seed=3),
-    "mixed": dict(bits={"tok": 4, "default": 8}, seed=4, hidden=12, tokens=6),
+    "mixed": dict(bits={"*.tok.*": 4, "default": 8}, seed=4, hidden=12, tokens=6),
     "tokens": dict(input_kind="tokens", tokens=9, hidden=8, seed=2, N_sup=3),
 }
 

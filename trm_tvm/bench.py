@@ -35,7 +35,7 @@ from trm_tvm.session import INT32_MAX, Session, run_session
 
 MODES = ("fixed", "halting")
 RANDOM = {"w8a8": dict(bits=8, seed=21), "w4a8": dict(bits=4, seed=22, state_scale_mode="per_step"),
-          "mixed": dict(bits={"ch": 4, "default": 8}, seed=23)}
+          "mixed": dict(bits={"*.ch.*": 4, "default": 8}, seed=23)}
 
 
 def resolve_artifact(spec: str, out: Path) -> Path:
