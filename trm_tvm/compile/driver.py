@@ -74,7 +74,8 @@ def compile_artifact(artifact: str | Path, board: str, kernels: str, out: str | 
     write_json(out / "calls.json", {"calls": ex.call_table, "calls_per_step": len(art.calls)})
     build = {
         "schema": "trm-tvm-build", "version": 1, "board": brd.name,
-        "artifact": {"path": str(Path(artifact).resolve()), "sha256": file_sha256(artifact), "precision": precision(art)},
+        "artifact": {"path": str(Path(artifact).resolve()), "sha256": file_sha256(artifact),
+                     "precision": precision(art)},
         "kernels": kernels, "schedule": schedule if kernels == "tvm" else "n/a", "opt": opt,
         "sources": sources, "include_dirs": ["model"], "defines": {"TRM_PROFILE_LAYERS": int(profile_layers)},
         "arena_bytes": arena.bytes, "weight_bytes": wb,
