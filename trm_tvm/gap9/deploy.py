@@ -50,13 +50,19 @@ def _published(board: Gap9Board) -> dict:
 
 def deploy(art_path: Path | None, out_dir: Path, n_inputs: int, seed: int = 0, q_threshold: int | None = None,
            art: Artifact | None = None, board: Gap9Board | None = None, timeout_s: float | None = None,
-           checks: int = 1) -> dict:
+           checks: int = 1, schedule: Path | None = None) -> dict:
     board = board or load_gap9()
     art = art or Artifact.load(art_path)
     out_dir = Path(out_dir)
     inputs = project.quantized_inputs(art, n_inputs, seed)
     q_thr = int(art.header["halting"]["q_thr"]) if q_threshold is None else int(q_threshold)
-    plan = project.generate_project(art, out_dir / "project", inputs, board=board, q_threshold=q_thr)
+    overrides = None
+    if schedule is not None:
+        from trm_tvm.gap9.tune import load_schedule
+
+        overrides = load_schedule(schedule, art)
+    plan = project.generate_project(art, out_dir / "project", inputs, board=board, q_threshold=q_thr,
+                                    linear_overrides=overrides)
     project.syntax_check(out_dir / "project")
     elf = project.build_functional(out_dir / "project", checks=checks)
     run = functional.run(elf, timeout_s=timeout_s or 120 + 10.0 * n_inputs)
@@ -71,6 +77,7 @@ def deploy(art_path: Path | None, out_dir: Path, n_inputs: int, seed: int = 0, q
                      "source": art.header["provenance"].get("source")},
         "inputs": {"count": n_inputs, "kind": "random (trm_tvm.quant.fixtures.golden_inputs)", "seed": seed},
         "q_threshold": q_thr,
+        "schedule": str(schedule) if schedule else "default (trm_tvm.gap9.tiling.plan_linear)",
         "functional": {
             "what": "same C on qemu-system-riscv32 -M virt -smp 9 (FC + 8 cluster harts), our PMSIS compat layer",
             "compat_checks": checks,

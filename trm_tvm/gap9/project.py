@@ -53,8 +53,9 @@ def cname(name: str) -> str:
 class _NetEmitter:
     """Turns the artifact's node lists into the C of the three cluster sections (one small method per op)."""
 
-    def __init__(self, art: Artifact, board: Gap9Board):
+    def __init__(self, art: Artifact, board: Gap9Board, linear_overrides: dict[str, LinearTiling] | None = None):
         self.art, self.board = art, board
+        self.overrides = linear_overrides or {}
         self.acts = art.header["activations"]
         self.plans: dict[str, LinearTiling | RowsTiling | TransposeTiling] = {}
 
@@ -87,8 +88,12 @@ class _NetEmitter:
     def op_linear(self, node: dict) -> str:
         src = node["inputs"][0]
         rows = self.size(src) // node["n_in"]
-        plan = plan_linear(rows, node["n_in"], node["n_out"], node["bits"], self.board.l1_budget,
-                           self.board.workers)
+        plan = self.overrides.get(node["name"]) or plan_linear(rows, node["n_in"], node["n_out"], node["bits"],
+                                                               self.board.l1_budget, self.board.workers)
+        if ((plan.tokens, plan.n_in, plan.n_out, plan.wbits) != (rows, node["n_in"], node["n_out"], node["bits"])
+                or plan.l1_bytes > self.board.l1_budget or not plan.dma_ok()):
+            raise UserError(f"schedule for {node['name']} does not match the layer or does not fit L1 "
+                            f"({plan.l1_bytes} B of {self.board.l1_budget} B)", "re-run the GAP9 tuner for this artifact")
         self.plans[node["name"]] = plan
         bias = self.buf(node["bias"]) if node.get("bias") else "t_zero_bias"
         fields = {"tokens": rows, "n_in": node["n_in"], "n_out": node["n_out"], "wbits": node["bits"],
@@ -329,14 +334,14 @@ def _inputs_c(art: Artifact, inputs: np.ndarray) -> str:
 
 
 def generate_project(art: Artifact, out_dir: Path, inputs: np.ndarray, board: Gap9Board | None = None,
-                     q_threshold: int | None = None) -> dict:
+                     q_threshold: int | None = None, linear_overrides: dict[str, LinearTiling] | None = None) -> dict:
     """Write the project; returns plan.json's content (tilings, L1 peak, L2 use). Refuses models over L2.
     `q_threshold`: the halting threshold of the self-check's H runs (default: the artifact's)."""
     q_thr = int(art.header["halting"]["q_thr"]) if q_threshold is None else int(q_threshold)
     _check_supported(art)
     board = board or load_gap9()
     out_dir = Path(out_dir)
-    em = _NetEmitter(art, board)
+    em = _NetEmitter(art, board, linear_overrides)
     model_c, l2 = _model_c(art, em)
     l2_total = sum(l2.values())
     if l2_total > board.l2_budget:
