@@ -121,9 +121,9 @@ static void trm_widen_activations(const int8_t *in, uint32_t *act, int tokens, i
 
 /* NB tokens' sums of one row: the row's chunk in 4 registers, each token's 4 words streamed past it, two chunks
  * per iteration (chunks is even). NB is a constant after inlining; the returned a is the next block's start. */
-TRM_INLINE const uint32_t *trm_block_sums(const uint32_t *w, const uint32_t *a, int chunks, int nb, int32_t *acc) {
+TRM_INLINE const uint32_t *trm_block_sums(const uint32_t *w, const uint32_t *end, const uint32_t *a, int nb,
+                                          int32_t *acc) {
   int32_t s0 = 0, s1 = 0, s2 = 0;
-  const uint32_t *end = w + 4 * chunks;
   do {
     TRM_DSP_CHUNK();
     TRM_DSP_CHUNK();
@@ -137,10 +137,12 @@ TRM_INLINE const uint32_t *trm_block_sums(const uint32_t *w, const uint32_t *a, 
 /* acc[t] = row . activations of token t, every token (raw int32 sums; the requantisation runs after, in its own
  * loop, so the block loop keeps its registers for the products) */
 static void trm_row_sums(const uint32_t *wrow, const uint32_t *act, int chunks, int tokens, int32_t *acc) {
-  int t0 = 0;
-  for (; t0 + TRM_DSP_TOKENS <= tokens; t0 += TRM_DSP_TOKENS) act = trm_block_sums(wrow, act, chunks, 3, acc + t0);
-  if (tokens - t0 == 2) trm_block_sums(wrow, act, chunks, 2, acc + t0);
-  if (tokens - t0 == 1) trm_block_sums(wrow, act, chunks, 1, acc + t0);
+  const uint32_t *wend = wrow + 4 * chunks;
+  int left = tokens;
+  for (; left >= TRM_DSP_TOKENS; left -= TRM_DSP_TOKENS, acc += TRM_DSP_TOKENS)
+    act = trm_block_sums(wrow, wend, act, 3, acc);
+  if (left == 2) trm_block_sums(wrow, wend, act, 2, acc);
+  if (left == 1) trm_block_sums(wrow, wend, act, 1, acc);
 }
 
 /* out[t*n_out] = requantised bias + (acc[t] >> dot_shift) (4 for int4 weights: widened times 16, the sums stay
