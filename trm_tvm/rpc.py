@@ -65,6 +65,9 @@ MESSAGES = [
     Message("KERNELS", 0x09, "<H", "<H+", "first index -> total, then 'index name present' lines"),
     Message("READ_LAYERS", 0x0A, "<H", "<HH+", "first op index -> ops seen, count; per op: calls u32, ticks u64 "
                                               "(builds with TRM_PROFILE_LAYERS=1; else 0 ops)"),
+    Message("READ_STEPS", 0x0B, "<BHH", "<BBh+", "step (0-based), offset, count -> steps logged, n_phases, that "
+                                                "step's q; per phase cumulative ticks u64 at its end; int16 logits "
+                                                "(RUN with RUN_FLAG_LOG_STEPS)"),
 ]
 BY_NAME = {m.name: m for m in MESSAGES}
 BY_CODE = {m.code: m for m in MESSAGES}
@@ -88,6 +91,7 @@ ERROR_REPLY = struct.Struct("<BBI")
 LINK_ERRORS = {"BAD_CRC", "BAD_LENGTH", "TIMEOUT", "GARBAGE", "OVERFLOW"}   # the request was damaged: retry
 COUNTERS = {0: "systick-icount", 1: "dwt"}
 RUN_FLAG_PAINT_STACK = 1
+RUN_FLAG_LOG_STEPS = 2       # keep every supervision step's logits, q and phase ticks for READ_STEPS
 
 
 def crc32(data: bytes) -> int:
@@ -176,7 +180,8 @@ def c_header() -> str:
            f"#define TRM_RPC_MAX_PAYLOAD {MAX_PAYLOAD}", f"#define TRM_RPC_HEADER_BYTES {len(SYNC) + HEADER.size}",
            f"#define TRM_RPC_OVERHEAD {FRAME_OVERHEAD}", f"#define TRM_RPC_REPLY 0x{REPLY:02X}",
            f"#define TRM_RPC_ERROR 0x{ERROR:02X}",
-           f"#define TRM_RPC_RUN_FLAG_PAINT_STACK {RUN_FLAG_PAINT_STACK}", ""]
+           f"#define TRM_RPC_RUN_FLAG_PAINT_STACK {RUN_FLAG_PAINT_STACK}",
+           f"#define TRM_RPC_RUN_FLAG_LOG_STEPS {RUN_FLAG_LOG_STEPS}", ""]
     for m in MESSAGES:
         out.append(f"#define TRM_RPC_{m.name} 0x{m.code:02X}  /* {m.doc} */")
         for side, fmt in (("REQ", m.request), ("REPLY", m.reply)):
@@ -364,8 +369,9 @@ class RpcClient:
                 raise RpcError(f"LOAD_INPUT acknowledged {loaded} bytes, expected {off + len(part)}",
                                "rebuild and reflash the firmware")
 
-    def run(self, q_threshold: int, max_steps: int, paint_stack: bool = True, timeout: float = 120.0) -> dict:
-        flags = RUN_FLAG_PAINT_STACK if paint_stack else 0
+    def run(self, q_threshold: int, max_steps: int, paint_stack: bool = True, timeout: float = 120.0,
+            log_steps: bool = False) -> dict:
+        flags = (RUN_FLAG_PAINT_STACK if paint_stack else 0) | (RUN_FLAG_LOG_STEPS if log_steps else 0)
         reply = self.request("RUN", struct.pack("<iBB", q_threshold, max_steps, flags), timeout=timeout)
         status, steps, pred, q, ticks = struct.unpack("<iBxHhQ", reply)
         return {"status": status, "steps": steps, "pred": pred, "q": q, "ticks": ticks}
@@ -385,6 +391,22 @@ class RpcClient:
         return {"counter": COUNTERS.get(counter, str(counter)), "steps": steps, "peak_stack_bytes": peak,
                 "model_stack_bytes": model_stack, "stack_bytes": stack_size, "rx_errors": rx_errors,
                 "total_ticks": total, "phases": [{"calls": c, "ticks": t} for c, t in phases]}
+
+    def read_steps(self, count: int) -> list[dict]:
+        """Every supervision step of the last RUN (made with log_steps): q, cumulative phase ticks, `count` logits."""
+        out: list[dict] = []
+        fixed = struct.calcsize("<BBh")
+        while True:
+            logits = []
+            for off in range(0, max(count, 1), MAX_PAYLOAD // 2 - 16):
+                n = min(MAX_PAYLOAD // 2 - 16, count - off)
+                p = self.request("READ_STEPS", struct.pack("<BHH", len(out), off, n))
+                logged, n_ph, q = struct.unpack_from("<BBh", p)
+                ticks = list(struct.unpack_from(f"<{n_ph}Q", p, fixed))
+                logits.append(np.frombuffer(p, dtype="<i2", offset=fixed + 8 * n_ph))
+            out.append({"q": q, "phase_ticks": ticks, "logits": np.concatenate(logits)})
+            if len(out) >= logged:
+                return out
 
     def read_layers(self) -> list[dict]:
         """Per kernel call site (op_index of the executor) of the last RUN: calls and counter ticks."""

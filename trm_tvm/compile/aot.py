@@ -190,6 +190,8 @@ void trm_phase_begin(trm_phase_t phase);
 void trm_phase_end(trm_phase_t phase);
 void trm_layer_begin(int op_index);
 void trm_layer_end(int op_index);
+/* After each supervision step's heads (outside the phase windows): that step's logits and q (halting studies). */
+void trm_step_end(int step, const int16_t *logits, int16_t q);
 
 #endif
 """
@@ -240,6 +242,7 @@ __attribute__((weak)) void trm_phase_begin(trm_phase_t phase) {{ (void)phase; }}
 __attribute__((weak)) void trm_phase_end(trm_phase_t phase) {{ (void)phase; }}
 __attribute__((weak)) void trm_layer_begin(int op_index) {{ (void)op_index; }}
 __attribute__((weak)) void trm_layer_end(int op_index) {{ (void)op_index; }}
+__attribute__((weak)) void trm_step_end(int step, const int16_t *logits, int16_t q) {{ (void)step, (void)logits, (void)q; }}
 
 static uint8_t *trm_arena;
 
@@ -295,6 +298,7 @@ int trm_run(const void *input, trm_result_t *out, const trm_run_opts_t *opts) {{
     trm_phase_begin(TRM_PHASE_HEADS);
     trm_heads();
     trm_phase_end(TRM_PHASE_HEADS);
+    trm_step_end(step, logits, q[0]);
     if ((int32_t)q[0] >= opts->q_threshold || step >= opts->max_steps) break;
   }}
   memcpy(out->logits, logits, sizeof(out->logits));

@@ -32,6 +32,30 @@ __attribute__((noinline)) void trm_phase_end(trm_phase_t p) {
   }
 }
 
+/* ---- supervision-step log (RUN flag LOG_STEPS): every step's logits, q and cumulative phase ticks, so that a
+ * halting study replays every policy from one full-compute run. Called between phase windows, so phase ticks
+ * exclude it. Logits are kept only when they fit in 8 KiB (else READ_STEPS answers ABSENT). */
+#define STEP_LOG_LOGITS (TRM_N_SUP * TRM_OUTPUT_LEN * 2 <= 8192)
+static struct {
+  uint8_t on, count;
+  int16_t q[TRM_N_SUP];
+  uint64_t ticks[TRM_N_SUP][TRM_PHASE_COUNT];
+#if STEP_LOG_LOGITS
+  int16_t logits[TRM_N_SUP][TRM_OUTPUT_LEN];
+#endif
+} step_log;
+void trm_step_end(int step, const int16_t *logits, int16_t q) {
+  if (!step_log.on || step < 1 || step > TRM_N_SUP) return;
+  step_log.q[step - 1] = q;
+  memcpy(step_log.ticks[step - 1], stats.phase_ticks, sizeof stats.phase_ticks);
+#if STEP_LOG_LOGITS
+  memcpy(step_log.logits[step - 1], logits, sizeof step_log.logits[0]);
+#else
+  (void)logits;
+#endif
+  step_log.count = (uint8_t)step;
+}
+
 /* ---- per-layer profile (builds with TRM_PROFILE_LAYERS=1): counter ticks per kernel call site */
 #if TRM_PROFILE_LAYERS
 #define MAX_LAYERS 256
@@ -132,6 +156,7 @@ static int do_run(const uint8_t *p, uint32_t len) {
 #endif
   memset(&stats.phase_ticks, 0, sizeof stats.phase_ticks);
   memset(&stats.phase_calls, 0, sizeof stats.phase_calls);
+  step_log.on = (p[5] & TRM_RPC_RUN_FLAG_LOG_STEPS) != 0, step_log.count = 0;
   if (p[5] & TRM_RPC_RUN_FLAG_PAINT_STACK) trm_stack_paint();
   uintptr_t sp = trm_stack_pointer();
   trm_trigger_set();
@@ -173,6 +198,23 @@ static int do_read_stats(uint32_t len) {
     put64(o + 32 + 12 * i, stats.phase_ticks[i]);
   }
   return TRM_RPC_READ_STATS_REPLY_BYTES + 12 * TRM_PHASE_COUNT;
+}
+
+static int do_read_steps(const uint8_t *p, uint32_t len) {
+  if (len != TRM_RPC_READ_STEPS_REQ_BYTES) FAIL(TRM_E_BAD_PAYLOAD, len);
+  uint32_t step = p[0], off = get16(p + 1), count = get16(p + 3);
+  uint32_t head = TRM_RPC_READ_STEPS_REPLY_BYTES + 8 * TRM_PHASE_COUNT;
+  if (!STEP_LOG_LOGITS && count) FAIL(TRM_E_ABSENT, TRM_OUTPUT_LEN);
+  if (step >= step_log.count) FAIL(TRM_E_RANGE, step);
+  if (off + count > TRM_OUTPUT_LEN || head + 2 * count > TRM_RPC_MAX_PAYLOAD) FAIL(TRM_E_RANGE, off + count);
+  uint8_t *o = TX_PAYLOAD;
+  o[0] = step_log.count, o[1] = TRM_PHASE_COUNT;
+  put16(o + 2, (uint16_t)step_log.q[step]);
+  for (int i = 0; i < TRM_PHASE_COUNT; i++) put64(o + 4 + 8 * i, step_log.ticks[step][i]);
+#if STEP_LOG_LOGITS
+  for (uint32_t i = 0; i < count; i++) put16(o + head + 2 * i, (uint16_t)step_log.logits[step][off + i]);
+#endif
+  return (int)(head + 2 * count);
 }
 
 static void get_params(const uint8_t *p, int32_t *params) {
@@ -270,6 +312,7 @@ static void dispatch(uint8_t type, uint8_t seq, const uint8_t *p, uint32_t len) 
     case TRM_RPC_SELF_TEST_DATA: n = do_self_test_data(p, len); break;
     case TRM_RPC_KERNELS: n = do_kernels(p, len); break;
     case TRM_RPC_READ_LAYERS: n = do_read_layers(p, len); break;
+    case TRM_RPC_READ_STEPS: n = do_read_steps(p, len); break;
     default: n = -TRM_E_UNKNOWN_TYPE, detail = type;
   }
   if (n < 0)
