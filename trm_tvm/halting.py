@@ -1,0 +1,580 @@
+"""python -m trm_tvm.halting: learned halting on the device versus fixed compute (docs/halting.md).
+
+    python -m trm_tvm.halting --board cortex-m4 --artifact a.npz [--checkpoint ckpt | --data d.npz] [--limit N]
+                              [--kernels tvm|reference|handwritten] --out reports/halting/<name>
+
+The device runs every test input once with ALL N_sup supervision steps (fixed full compute, RUN flag LOG_STEPS):
+after each step the firmware keeps that step's logits, q and cumulative per-phase counter ticks (READ_STEPS), and
+the QEMU timing plugin (trm_tvm.measure) gives modeled cycles for every phase execution. Each step is checked
+bit-exact against the golden model. Every policy is then replayed from these records on the host -- no rerun per
+threshold -- because a policy only chooses the step at which to stop, and what the device computed up to that step
+does not depend on the threshold:
+  fixed k       stop after k steps (k = 1..N_sup);
+  learned tau   stop at the first step with q >= q_thr(tau) (the device's rule, docs/integer-spec.md), else N_sup;
+  confidence m  stop at the first step whose int16 logits' top-1 margin >= m (no trained head needed), else N_sup.
+With --checkpoint the float reference (trm_tvm.quant.float_ref) runs the same policies on the same test inputs
+(FP: steps from float q / logits; its cycles are this build's per-step cycles, labelled so).
+Outputs in --out: records.json (the device runs; resumable), halting.json + points.csv (every policy point),
+summary.md (Pareto table), plots (accuracy vs mean cycles, halting-step histogram, latency CDF).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from trm_tvm.errors import UserError, atomic_write_text, cli_main
+from trm_tvm.evaluate import wilson
+from trm_tvm.jsonio import REPO_ROOT, read_json, run_info, write_json
+from trm_tvm.provenance import figure, fmt
+
+INT32_MIN, INT32_MAX = -2**31, 2**31 - 1
+TAUS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+MARGIN_QUANTILES = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+SCHEMA = "trm-tvm-halting"
+
+
+# ------------------------------------------------------------------------------------------------ device runs
+def run_full_compute(session, x: np.ndarray, n_sup: int, output_len: int) -> dict:
+    """One input, all N_sup steps, every step logged by the firmware."""
+    c = session.client
+    c.load_input(np.ascontiguousarray(x).tobytes())
+    r = c.run(INT32_MAX, n_sup, log_steps=True)
+    final = c.read_output(output_len)
+    steps = c.read_steps(output_len)
+    return {"run": r, "final": final, "steps": steps}
+
+
+def check_steps(dev: dict, gold_logits: np.ndarray, gold_q: np.ndarray) -> list[str]:
+    """Mismatches of every step's logits and q (and the final result) against the golden model's."""
+    bad = []
+    if len(dev["steps"]) != len(gold_q):
+        return [f"device logged {len(dev['steps'])} steps, golden ran {len(gold_q)}"]
+    for k, (st, gl, gq) in enumerate(zip(dev["steps"], gold_logits, gold_q), 1):
+        if not np.array_equal(st["logits"], gl.ravel()):
+            bad.append(f"step {k}: logits differ at {int(np.sum(st['logits'] != gl.ravel()))} positions")
+        if st["q"] != int(gq):
+            bad.append(f"step {k}: q {st['q']} vs golden {int(gq)}")
+    if not np.array_equal(dev["final"], gold_logits[-1].ravel()):
+        bad.append("final logits differ from the last step's")
+    return bad
+
+
+def phase_cycles(snapshots, board, calls_per_step: int, halt_fns: dict[str, float]) -> list[dict]:
+    """Per inference, modeled cycles and emulated instructions of the prologue and of each step (net calls, heads,
+    and the halting head's share of the heads) from the timing plugin's phase intervals."""
+    from trm_tvm.measure import timing
+
+    runs: list[list] = []
+    for mark, rows in snapshots:
+        if mark == "trm_run":
+            runs.append([])
+        if runs:
+            runs[-1].append((mark, rows))
+    out = []
+    for snaps in runs:
+        spans = timing.intervals(snaps, "trm_phase_begin", "trm_phase_end")
+        per = calls_per_step + 1
+        if not spans or (len(spans) - 1) % per:
+            raise UserError(f"{len(spans)} phase intervals do not fit prologue + k x ({calls_per_step} net + heads)",
+                            "the firmware's phase hooks and build.json disagree")
+        cyc = lambda counts: float(timing.cycles(timing.total(counts), board)["value"])
+        ins = lambda counts: int(timing.total(counts)["insns"])
+        steps = []
+        for s in range((len(spans) - 1) // per):
+            nets, heads = spans[1 + s * per: (s + 1) * per], spans[(s + 1) * per]
+            halt = sum(share * float(timing.cycles(heads[fn], board)["value"])
+                       for fn, share in halt_fns.items() if fn in heads)
+            steps.append({"net": sum(cyc(n) for n in nets), "heads": cyc(heads), "halt": halt,
+                          "instructions": sum(ins(n) for n in nets) + ins(heads)})
+        out.append({"prologue": cyc(spans[0]), "prologue_instructions": ins(spans[0]), "steps": steps})
+    return out
+
+
+def halt_functions(calls: dict) -> dict[str, float]:
+    """{C function: share of its heads-section cycles that belong to the halting head} from calls.json (a function
+    shared with the output head is apportioned by MACs)."""
+    heads = [c for c in calls["calls"] if c["section"] == "heads"]
+    out = {}
+    for c in heads:
+        if c["op"] == "halt":
+            same = [h for h in heads if h["function"] == c["function"]]
+            macs = sum(h["macs"] for h in same)
+            out[c["function"]] = c["macs"] / macs if macs else 1.0 / len(same)
+    return out
+
+
+def record_device_runs(project, artifact_path: Path, inputs: np.ndarray, labels: np.ndarray | None,
+                       records_path: Path, timing_model: bool, chunk: int = 25,
+                       log: Callable[[str], None] = lambda m: None) -> dict:
+    """Run (or resume) the full-compute logged runs; records.json is rewritten after every chunk of inputs."""
+    from trm_tvm.quant.artifact import Artifact
+    from trm_tvm.quant.golden import Golden
+    from trm_tvm.session import Session, counter_figures
+
+    m, board = project.manifest, project.board
+    n_sup, cps = int(m["schedule_info"]["N_sup"]), int(m["schedule_info"]["calls_per_step"])
+    out_len = int(m["io"]["output_len"])
+    header = {"schema": SCHEMA + "-records", "version": 1, "board": board.name, "build_id": project.build_id,
+              "artifact": m.get("artifact"), "kernels": m.get("kernels"), "n_sup": n_sup,
+              "calls_per_step": cps, "inputs": int(len(inputs)), "timing_model": timing_model}
+    rec = read_json(records_path, "halting records") if records_path.is_file() else None
+    if not rec or {k: rec.get(k) for k in header} != header:
+        rec = {**header, "records": [], "provenance": run_info()}
+    golden = Golden(Artifact.load(artifact_path))
+    calls = read_json(project.dir / "build_dir" / "calls.json", "calls.json") if timing_model else None
+    ipt = board.emulator.instructions_per_tick if board.counter == "systick-icount" else None
+    while len(rec["records"]) < len(inputs):
+        lo = len(rec["records"])
+        idx = range(lo, min(lo + chunk, len(inputs)))
+        g = golden.infer(inputs[idx.start:idx.stop], INT32_MAX, n_sup, all_steps=True)
+        plugin = _plugin(project) if timing_model else None
+        new = []
+        with Session(project, qemu_args=tuple(plugin.qemu_args) if plugin else ()) as s:
+            for j, i in enumerate(idx):
+                dev = run_full_compute(s, inputs[i], n_sup, out_len)
+                bad = check_steps(dev, g.step_logits[j], g.q[j])
+                cum = np.array([st["phase_ticks"] for st in dev["steps"]], np.int64)   # (steps, phases)
+                ticks = np.diff(np.vstack([np.zeros(cum.shape[1], np.int64), cum]), axis=0)
+                phases = m["phases"]
+                new.append({
+                    "index": i, "label": None if labels is None else int(np.asarray(labels[i]).ravel()[0]),
+                    "bit_exact": not bad, "mismatch": bad,
+                    "q": [st["q"] for st in dev["steps"]],
+                    "logits": [st["logits"].tolist() for st in dev["steps"]],
+                    "ticks": {"prologue": int(ticks[0][phases.index("prologue")]),
+                              "steps": [int(t[phases.index("net")] + t[phases.index("heads")]) for t in ticks]},
+                    "run_ticks": int(dev["run"]["ticks"])})
+                log(f"{i}: {len(dev['steps'])} steps logged, q {new[-1]['q']}, "
+                    f"{'bit-exact' if not bad else 'MISMATCH ' + bad[0]}")
+        if plugin:
+            cycles = phase_cycles(plugin.snapshots(), board, cps, halt_functions(calls))
+            if len(cycles) != len(new):
+                raise UserError(f"the timing plugin saw {len(cycles)} runs, the session made {len(new)}", "rerun")
+            for r, c in zip(new, cycles):
+                r["cycles"] = c
+        rec["records"] += new
+        rec["counter"] = {"kind": board.counter, "instructions_per_tick": ipt,
+                          "tick": counter_figures(board, 1)}
+        write_json(records_path, rec)
+    return rec
+
+
+def _plugin(project):
+    from trm_tvm import project as proj
+    from trm_tvm.measure import timing
+
+    proj.build(project)
+    return timing.prepare_plugin(project.elf, project.board, project.dir / "build" / "timing",
+                                 marks=timing.SESSION_MARKS)
+
+
+# ------------------------------------------------------------------------------------------------ policies
+def margins(logits: np.ndarray, classes: int) -> np.ndarray:
+    """Top-1 minus top-2 of int16 logits per step, (N, S); per-token outputs take the smallest token margin."""
+    lg = logits.reshape(*logits.shape[:2], -1, classes).astype(np.int64)
+    top = np.sort(lg, axis=-1)
+    return (top[..., -1] - top[..., -2]).min(axis=-1)
+
+
+def first_true(stop: np.ndarray) -> np.ndarray:
+    """0-based index of the first True per row, the last step when none (the N_sup bound)."""
+    stop = stop.copy()
+    stop[:, -1] = True
+    return np.argmax(stop, axis=1)
+
+
+def learned_stop(q: np.ndarray, q_thr: int) -> np.ndarray:
+    return first_true(q >= q_thr)
+
+
+def policy_stops(q: np.ndarray, margin: np.ndarray, q_scale: float | None, taus=TAUS,
+                 float_q: bool = False) -> list[tuple[str, str, float, np.ndarray]]:
+    """[(policy, parameter label, parameter, stop index per input)] for fixed, learned and confidence policies.
+    Integer q (device) uses q_thr(tau) of the spec; float q (FP reference) uses sigmoid(q) >= tau."""
+    from trm_tvm.quant.spec import q_threshold
+
+    n, S = q.shape
+    out = [("fixed", "k", k, np.full(n, k - 1)) for k in range(1, S + 1)]
+    for tau in taus:
+        if float_q:
+            stop = np.zeros(n, np.int64) if tau == 0 else first_true(1 / (1 + np.exp(-q)) >= tau) if tau < 1 \
+                else np.full(n, S - 1)
+        else:
+            stop = learned_stop(q, q_threshold(tau, q_scale))
+        out.append(("learned", "tau", tau, stop))
+    levels = sorted({float(v) for v in np.quantile(margin, MARGIN_QUANTILES)})
+    for m in [0.0, *levels, float(margin.max()) + 1]:          # the last never stops early
+        out.append(("confidence", "margin", m, first_true(margin >= m)))
+    return out
+
+
+def _pct(v: np.ndarray, p: float) -> float:
+    return float(np.percentile(v, p)) if len(v) else float("nan")
+
+
+def evaluate_points(pred: np.ndarray, labels: np.ndarray | None, cost: np.ndarray, halt_cost: np.ndarray,
+                    stops) -> list[dict]:
+    """Accuracy (Wilson 95 %) or agreement with full compute, and the cost of each policy point.
+    pred (N, S) per step; cost (N, S) cumulative cost to stop after step k; halt_cost (N, S) cumulative halting-head
+    cost."""
+    n, S = pred.shape
+    rows = np.arange(n)
+    ref = labels if labels is not None else pred[:, -1]
+    pts = []
+    for policy, pname, param, stop in stops:
+        ok = pred[rows, stop] == ref
+        lo, hi = wilson(int(ok.sum()), n)
+        c = cost[rows, stop]
+        pts.append({"policy": policy, "parameter": pname, "value": param, "n": n,
+                    "metric": "accuracy" if labels is not None else "agreement_with_full",
+                    "accuracy": float(ok.mean()), "ci95": [lo, hi],
+                    "steps_mean": float(stop.mean() + 1), "steps_hist": np.bincount(stop, minlength=S).tolist(),
+                    "cost_mean": float(c.mean()), "cost_p99": _pct(c, 99), "cost_max": float(c.max()),
+                    "halt_share": float(halt_cost[rows, stop].sum() / c.sum()) if c.sum() else 0.0,
+                    "stop": stop})
+    return pts
+
+
+def pareto(points: list[dict]) -> list[dict]:
+    """Points not dominated in (lower mean cost, higher accuracy)."""
+    front, best = [], -1.0
+    for p in sorted(points, key=lambda p: (p["cost_mean"], -p["accuracy"])):
+        if p["accuracy"] > best:
+            front.append(p)
+            best = p["accuracy"]
+    return front
+
+
+def operating_point(points: list[dict], full: dict, tolerance: float = 0.01) -> dict | None:
+    """The cheapest adaptive point whose accuracy is within `tolerance` of fixed full compute."""
+    ok = [p for p in points if p["policy"] != "fixed" and p["accuracy"] >= full["accuracy"] - tolerance]
+    return min(ok, key=lambda p: (p["cost_mean"], -p["accuracy"])) if ok else None
+
+
+# ------------------------------------------------------------------------------------------------ the study
+def cost_arrays(rec: dict, board) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Cumulative cost to stop after step k (N, S), the halting head's part, and the cost's figure metadata:
+    modeled cycles from the timing plugin when recorded, else emulated instructions from the device counter."""
+    rs = rec["records"]
+    if all("cycles" in r for r in rs):
+        pro = np.array([r["cycles"]["prologue"] for r in rs])
+        step = np.array([[s["net"] + s["heads"] for s in r["cycles"]["steps"]] for r in rs])
+        halt = np.array([[s["halt"] for s in r["cycles"]["steps"]] for r in rs])
+        from trm_tvm.measure import timing
+        src = timing.cycles(dict.fromkeys(timing.CLASSES, 0), board)["source"]
+        unit = {"unit": "cycles", "provenance": "modeled", "source": f"{src}; sum of the phase windows"}
+    else:
+        ipt = rec["counter"]["instructions_per_tick"] or 1
+        pro = np.array([r["ticks"]["prologue"] for r in rs]) * ipt
+        step = np.array([r["ticks"]["steps"] for r in rs]) * ipt
+        halt = np.zeros_like(step, dtype=float)
+        tick = rec["counter"]["tick"]
+        key = "instructions" if "instructions" in tick else "cycles"
+        unit = {"unit": key, "provenance": tick[key]["provenance"],
+                "source": f"{tick[key]['source']}; sum of the phase windows"}
+    return pro[:, None] + np.cumsum(step, axis=1), np.cumsum(halt, axis=1), unit
+
+
+def study(rec: dict, art, board, fp: dict | None = None, taus=TAUS) -> dict:
+    """Every policy point (device quantised, and FP when given) with figures and their provenance."""
+    from trm_tvm.measure import energy
+    from trm_tvm.quant.spec import q_threshold
+
+    rs = rec["records"]
+    classes = int(art.header["io"]["classes"])
+    q = np.array([r["q"] for r in rs], np.int64)
+    logits = np.array([r["logits"] for r in rs], np.int64)
+    pred = logits.reshape(len(rs), q.shape[1], -1, classes).argmax(-1)[..., 0] if not art.dims.per_token else None
+    if pred is None:
+        raise UserError("per-token (Sudoku) halting studies are not supported yet", "use a classification artifact")
+    labels = np.array([r["label"] for r in rs]) if rs and rs[0]["label"] is not None else None
+    cost, halt, unit = cost_arrays(rec, board)
+    q_scale = float(art.header["halting"]["q_scale"])
+    variants = {art.header["precision"]: policy_stops(q, margins(logits, classes), q_scale, taus)}
+    preds = {art.header["precision"]: pred}
+    if fp is not None:
+        variants["fp"] = policy_stops(fp["q"], fp["margin"], None, taus, float_q=True)
+        preds["fp"] = fp["pred"]
+    clock = board.part.clock_hz
+    epc = energy.energy_modeled(1.0, board) if unit["unit"] == "cycles" else None
+    out: dict[str, Any] = {"cost": unit, "variants": {}}
+    for name, stops in variants.items():
+        pts = evaluate_points(preds[name], labels, cost, halt, stops)
+        full = next(p for p in pts if p["policy"] == "fixed" and p["value"] == q.shape[1])
+        op = operating_point(pts, full)
+        for p in pts:
+            if p["policy"] == "learned" and name != "fp":
+                p["q_thr"] = q_threshold(p["value"], q_scale)
+            if unit["unit"] == "cycles":
+                p["latency_mean_s"], p["latency_p99_s"], p["latency_max_s"] = (
+                    p["cost_mean"] / clock, p["cost_p99"] / clock, p["cost_max"] / clock)
+                p["energy_mean_j"] = p["cost_mean"] * epc["value"]
+        out["variants"][name] = {
+            "points": pts, "pareto": {pol: [pts.index(p) for p in pareto([p for p in pts if p["policy"] == pol])]
+                                      for pol in ("fixed", "learned", "confidence")},
+            "full_compute": pts.index(full), "operating_point": pts.index(op) if op else None,
+            "saving_vs_full": (1 - op["cost_mean"] / full["cost_mean"]) if op else None,
+            "cost_note": "device cost of the same steps on this build" if name == "fp" else "device"}
+    worst = float(cost[:, -1].max())
+    out["worst_case_bound"] = figure(worst, unit["unit"], unit["provenance"],
+                                     f"N_sup = {q.shape[1]} steps, slowest input; halting never exceeds it")
+    out["energy_source"] = epc["source"] if epc else None
+    out["labels"] = labels is not None
+    out["bit_exact"] = {"inputs": len(rs), "all_steps_bit_exact": sum(r["bit_exact"] for r in rs)}
+    return out
+
+
+def float_view(checkpoint: str, x_float: np.ndarray, classes: int) -> dict:
+    """FP reference on the same inputs: per-step float q, predictions and logit margins."""
+    from trm_tvm.quantize import _checkpoint
+    from trm_tvm.quant import float_ref
+
+    params, dims, _, _ = _checkpoint(checkpoint)
+    lg, qs = [], []
+    for i in range(0, len(x_float), 256):
+        r = float_ref.forward(params, dims, np.asarray(x_float[i:i + 256], np.float64))
+        lg.append(r.logits)
+        qs.append(r.q)
+    logits = np.concatenate(lg)
+    top = np.sort(logits, axis=-1)
+    return {"q": np.concatenate(qs).reshape(len(logits), -1), "pred": logits.argmax(-1),
+            "margin": top[..., -1] - top[..., -2]}
+
+
+# ------------------------------------------------------------------------------------------------ outputs
+def _label(p: dict) -> str:
+    return f"{p['policy']} {p['parameter']}={p['value']:g}"
+
+
+def write_csv(res: dict, path: Path) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    cols = ["variant", "policy", "parameter", "value", "metric", "accuracy", "ci95_lo", "ci95_hi", "steps_mean",
+            "cost_mean", "cost_p99", "cost_max", "cost_unit", "cost_provenance", "latency_mean_s", "latency_p99_s",
+            "latency_max_s", "energy_mean_j", "halt_share", "pareto"]
+    w.writerow(cols)
+    for name, v in res["variants"].items():
+        front = {i for ids in v["pareto"].values() for i in ids}
+        for i, p in enumerate(v["points"]):
+            w.writerow([name, p["policy"], p["parameter"], p["value"], p["metric"], p["accuracy"], *p["ci95"],
+                        p["steps_mean"], p["cost_mean"], p["cost_p99"], p["cost_max"], res["cost"]["unit"],
+                        res["cost"]["provenance"], p.get("latency_mean_s", ""), p.get("latency_p99_s", ""),
+                        p.get("latency_max_s", ""), p.get("energy_mean_j", ""), p["halt_share"], int(i in front)])
+    atomic_write_text(path, buf.getvalue())
+
+
+def summary_md(res: dict, meta: dict) -> str:
+    u = res["cost"]
+    lines = [f"# Halting study: {meta['artifact']} on {meta['board']} ({meta['kernels']} kernels)", "",
+             f"{meta['inputs']} inputs ({meta['data']}); every step of every input ran on the device and was checked "
+             f"against the golden model: {res['bit_exact']['all_steps_bit_exact']}/{res['bit_exact']['inputs']} "
+             "inputs bit-exact at every step.",
+             f"Cost: {u['unit']} ({u['provenance']}: {u['source']}). Energy: modeled ({res['energy_source']}).",
+             f"Worst-case bound that halting guarantees (N_sup): {fmt(res['worst_case_bound'])}.", ""]
+    for name, v in res["variants"].items():
+        pts = v["points"]
+        full = pts[v["full_compute"]]
+        metric = "accuracy" if res["labels"] else "agreement with full compute"
+        lines += [f"## {name} ({v['cost_note']})", "",
+                  f"| policy (Pareto points) | {metric} [95 % CI] | mean steps | mean {u['unit']} | p99 | max | "
+                  f"halt head share |", "|---|---|---|---|---|---|---|"]
+        for pol in ("fixed", "learned", "confidence"):
+            for i in v["pareto"][pol]:
+                p = pts[i]
+                lines.append(f"| {_label(p)} | {100 * p['accuracy']:.2f} % [{100 * p['ci95'][0]:.1f}, "
+                             f"{100 * p['ci95'][1]:.1f}] | {p['steps_mean']:.2f} | {p['cost_mean']:.4g} | "
+                             f"{p['cost_p99']:.4g} | {p['cost_max']:.4g} | {100 * p['halt_share']:.2f} % |")
+        op = pts[v["operating_point"]] if v["operating_point"] is not None else None
+        lines.append("")
+        lines.append(f"Full compute: {100 * full['accuracy']:.2f} % at {full['cost_mean']:.4g} {u['unit']} "
+                     f"({u['provenance']}).")
+        lines.append(f"Operating point within 1 point of full compute: {_label(op)}, {100 * op['accuracy']:.2f} %, "
+                     f"{op['cost_mean']:.4g} {u['unit']} = {100 * (1 - v['saving_vs_full']):.1f} % of full compute "
+                     f"(saving {100 * v['saving_vs_full']:.1f} %)." if op else
+                     "No adaptive point stays within 1 point of full compute.")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plots(res: dict, out: Path, cost_full: np.ndarray) -> list[str]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    u = res["cost"]
+    tag = f"{u['unit']} ({u['provenance']})"
+    files = []
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, v in res["variants"].items():
+        for pol, mk in (("fixed", "s-"), ("learned", "o-"), ("confidence", "^-")):
+            pts = [v["points"][i] for i in v["pareto"][pol]]
+            ax.plot([p["cost_mean"] for p in pts], [100 * p["accuracy"] for p in pts], mk, label=f"{name} {pol}")
+    ax.set_xlabel(f"mean {tag}")
+    ax.set_ylabel("accuracy %" if res["labels"] else "agreement with full compute %")
+    ax.set_title("Pareto fronts per policy (accuracy: measured on the test set)", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "pareto.png", dpi=120)
+    files.append("pareto.png")
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name, v in res["variants"].items():
+        learned = [p for p in v["points"] if p["policy"] == "learned"]
+        p = min(learned, key=lambda p: abs(p["value"] - 0.5))
+        ax.bar(np.arange(1, len(p["steps_hist"]) + 1) + (0.2 if name == "fp" else -0.2), p["steps_hist"], 0.4,
+               label=f"{name} learned tau={p['value']:g}")
+    ax.set_xlabel("halting step")
+    ax.set_ylabel("inputs")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "halting_steps.png", dpi=120)
+    files.append("halting_steps.png")
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name, v in res["variants"].items():
+        if name == "fp":
+            continue
+        for idx, lab in ((v["full_compute"], "fixed full"), (v["operating_point"], "operating point")):
+            if idx is None:
+                continue
+            c = np.sort(cost_full[np.arange(len(cost_full)), v["points"][idx]["stop"]])
+            ax.plot(c, np.arange(1, len(c) + 1) / len(c), label=f"{name} {lab} ({_label(v['points'][idx])})")
+    ax.set_xlabel(tag)
+    ax.set_ylabel("fraction of inputs")
+    ax.set_title("Latency CDF", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "latency_cdf.png", dpi=120)
+    files.append("latency_cdf.png")
+    plt.close(fig)
+    return files
+
+
+# ------------------------------------------------------------------------------------------------ user's view
+def operating_point_text(halting_json: str | Path) -> str:
+    """One paragraph for deploy/demo: the chosen threshold (a RUN parameter) and what it saves against fixed
+    compute, from a halting study's halting.json."""
+    res = read_json(halting_json, "halting study")
+    name = res["meta"]["precision"]
+    v = res["variants"][name]
+    full, u = v["points"][v["full_compute"]], res["cost"]
+    if v["operating_point"] is None:
+        return (f"halting: no threshold keeps accuracy within 1 point of full compute "
+                f"({100 * full['accuracy']:.1f} %); run fixed compute (q_threshold = INT32_MAX).")
+    op = v["points"][v["operating_point"]]
+    run = (f"RUN q_threshold = {op['q_thr']}" if op["policy"] == "learned" else
+           f"host-side stop at top-1 margin >= {op['value']:g} LSB")
+    return (f"halting operating point: {_label(op)} ({run}, no rebuild): {100 * op['accuracy']:.1f} % vs "
+            f"{100 * full['accuracy']:.1f} % at full compute, {op['steps_mean']:.2f} of {len(op['steps_hist'])} "
+            f"steps on average, {op['cost_mean']:.4g} vs {full['cost_mean']:.4g} {u['unit']} ({u['provenance']}): "
+            f"saves {100 * v['saving_vs_full']:.1f} %; worst case stays {fmt(res['worst_case_bound'])}.")
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+def load_study_inputs(art, checkpoint: str | None, data: str | None, limit: int | None, seed: int):
+    """(device inputs, labels or None, float inputs or None, description)."""
+    from trm_tvm.quant.evaluation import device_inputs
+
+    if checkpoint:
+        from trm_tvm.quantize import _checkpoint, _dataset
+        _, dims, cfg, _ = _checkpoint(checkpoint)
+        if dims != art.dims:
+            raise UserError(f"checkpoint {checkpoint} does not have the artifact's shape",
+                            "pass the checkpoint the artifact was quantised from")
+        d = _dataset(cfg)
+        x, y = d.x_test[:limit], d.y_test[:limit]
+        return device_inputs(art, x), y, x, f"{cfg.task.name} test split"
+    if data:
+        p = Path(data)
+        if not p.is_file():
+            raise UserError(f"data file {p} does not exist", "pass an .npz with `inputs` [and `labels`]")
+        with np.load(p) as z:
+            x, y = z["inputs"][:limit], (z["labels"][:limit] if "labels" in z.files else None)
+        if np.issubdtype(x.dtype, np.floating):
+            return device_inputs(art, x), y, x, str(p)
+        return x, y, None, str(p)
+    from trm_tvm.quant.fixtures import golden_inputs
+    xf, xd = golden_inputs(art, limit or 16, seed)
+    return xd, None, None, f"random inputs (seed {seed}); accuracy = agreement with full compute"
+
+
+def run_study(artifact: str | Path, board: str, out: str | Path, *, kernels: str = "tvm",
+              schedule: str = "default", checkpoint: str | None = None, data: str | None = None,
+              limit: int | None = None, seed: int = 0, timing_model: bool = True, work: str | Path | None = None,
+              taus=TAUS, log: Callable[[str], None] = lambda m: None) -> dict:
+    from trm_tvm import project as proj
+    from trm_tvm.compile.driver import compile_artifact
+    from trm_tvm.quant.artifact import Artifact
+
+    art = Artifact.load(artifact)
+    if not art.on_device:
+        raise UserError(f"artifact {artifact} uses study-only numerics", "use a W8A8 / W4A8 / mixed artifact")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(work or REPO_ROOT / "build" / "halting" / f"{board}-{kernels}-{schedule}-{Path(artifact).stem}")
+    built = work / "build" / "build.json"
+    if not built.is_file() or read_json(built, "build.json")["artifact"]["sha256"] != _sha(artifact):
+        log(f"compiling {artifact} for {board} ({kernels})")
+        compile_artifact(artifact, board, kernels, work / "build", schedule)
+    project = proj.generate_project(work / "build", board, work / "project")
+    if timing_model and not project.board.emulated:
+        timing_model = False
+    x, y, xf, desc = load_study_inputs(art, checkpoint, data, limit, seed)
+    rec = record_device_runs(project, Path(artifact), x, y, out / "records.json", timing_model, log=log)
+    fp = float_view(checkpoint, xf, int(art.header["io"]["classes"])) if checkpoint and xf is not None else None
+    res = study(rec, art, project.board, fp, taus)
+    cost_full, _, _ = cost_arrays(rec, project.board)
+    res["meta"] = {"artifact": str(artifact), "precision": art.header["precision"], "board": board,
+                   "kernels": kernels, "schedule": schedule, "data": desc, "inputs": int(len(x)),
+                   "checkpoint": checkpoint, "build_id": project.build_id}
+    res["schema"], res["version"], res["provenance"] = SCHEMA, 1, run_info()
+    res["plots"] = plots(res, out, cost_full)
+    for v in res["variants"].values():
+        for p in v["points"]:
+            p.pop("stop", None)
+    write_json(out / "halting.json", res)
+    write_csv(res, out / "points.csv")
+    atomic_write_text(out / "summary.md", summary_md(res, res["meta"]))
+    return res
+
+
+def _sha(path) -> str:
+    from trm_tvm.quant.artifact import file_sha256
+    return file_sha256(path)
+
+
+@cli_main
+def main(argv: list[str] | None = None) -> int:
+    from trm_tvm.compile.backends import KERNELS
+    ap = argparse.ArgumentParser(prog="python -m trm_tvm.halting", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--board", required=True)
+    ap.add_argument("--artifact", required=True)
+    ap.add_argument("--kernels", default="tvm", choices=KERNELS)
+    ap.add_argument("--schedule", default="default")
+    src = ap.add_mutually_exclusive_group()
+    src.add_argument("--checkpoint", help="the float checkpoint: its task's test split and the FP reference")
+    src.add_argument("--data", help=".npz with `inputs` (device dtype, or float series) [and `labels`]")
+    ap.add_argument("--limit", type=int, help="the first N test inputs")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-timing-model", action="store_true",
+                    help="cost from the device counter (emulated instructions) instead of modeled cycles")
+    ap.add_argument("--work", help="build directory and project (default build/halting/...)")
+    ap.add_argument("--out", required=True, help="reports/halting/<name>")
+    a = ap.parse_args(argv)
+    say = lambda m: print(m, file=sys.stderr)
+    res = run_study(a.artifact, a.board, a.out, kernels=a.kernels, schedule=a.schedule, checkpoint=a.checkpoint,
+                    data=a.data, limit=a.limit, seed=a.seed, timing_model=not a.no_timing_model, work=a.work, log=say)
+    print(summary_md(res, res["meta"]))
+    print(operating_point_text(Path(a.out) / "halting.json"))
+    be = res["bit_exact"]
+    return 0 if be["all_steps_bit_exact"] == be["inputs"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
