@@ -137,3 +137,13 @@ def test_shared_rpc_protocol_on_the_functional_build(tmp_path):
             assert got[(i, r)]["status"] == 0 and got[(i, r)]["steps"] == k
             assert got[(i, r)]["q"] == int(ref.q[i, k - 1]) and got[(i, r)]["pred"] == int(ref.pred[i])
             np.testing.assert_array_equal(got[(i, r)]["logits"], ref.logits[i].reshape(-1))
+
+
+def test_syntax_check_fails_on_a_call_the_pmsis_prototypes_do_not_declare(tmp_path):
+    art, _, _ = random_artifact(hidden=8, tokens=4, classes=3, layers=1, n=1, T=1, N_sup=1, patch=4, channels=2)
+    project.generate_project(art, tmp_path / "p", project.quantized_inputs(art, 1, 0))
+    project.syntax_check(tmp_path / "p")
+    model_c = tmp_path / "p" / "src" / "trm_gap9_model.c"
+    model_c.write_text(model_c.read_text() + "\nvoid f(void) { pi_cl_team_fork_all(0); }\n")
+    with pytest.raises(RuntimeError, match="pi_cl_team_fork_all"):
+        project.syntax_check(tmp_path / "p")

@@ -30,9 +30,9 @@ from trm_tvm.errors import UserError, atomic_write_text
 from trm_tvm.gap9 import functional
 from trm_tvm.gap9.board import Gap9Board, load_gap9
 from trm_tvm.gap9.codegen import c_array
-from trm_tvm.gap9.tiling import LinearTiling, RowsTiling, TransposeTiling, plan_linear, plan_rows, plan_transpose
+from trm_tvm.gap9.tiling import (LinearTiling, RowsTiling, TransposeTiling, plan_linear, plan_rows,
+                                 plan_transpose)
 from trm_tvm.jsonio import write_json
-from trm_tvm.quant import spec
 from trm_tvm.quant.artifact import Artifact
 from trm_tvm.quant.golden import Golden
 
@@ -505,6 +505,3 @@ def quantized_inputs(art: Artifact, n: int, seed: int) -> np.ndarray:
 
     return np.asarray(golden_inputs(art, n, seed)[1])
 
-
-__all__ = ["generate_project", "syntax_check", "build_functional", "parse_log", "compare_with_golden",
-           "quantized_inputs", "spec"]

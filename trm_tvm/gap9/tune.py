@@ -14,7 +14,7 @@ from pathlib import Path
 
 from trm_tvm.gap9 import cycles, functional, project
 from trm_tvm.gap9.board import Gap9Board, load_gap9
-from trm_tvm.gap9.tiling import LinearTiling, plan_linear
+from trm_tvm.gap9.tiling import LinearTiling
 from trm_tvm.jsonio import run_info, write_json
 from trm_tvm.quant.artifact import Artifact, file_sha256
 
