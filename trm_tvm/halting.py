@@ -208,10 +208,22 @@ def policy_stops(q: np.ndarray, margin: np.ndarray, q_scale: float | None, taus=
         else:
             stop = learned_stop(q, q_threshold(tau, q_scale))
         out.append(("learned", "tau", tau, stop))
-    levels = sorted({float(v) for v in np.quantile(margin, MARGIN_QUANTILES)})
+    levels = sorted({float(np.ceil(v)) for v in np.quantile(margin, MARGIN_QUANTILES)} - {0.0})
     for m in [0.0, *levels, float(margin.max()) + 1]:          # the last never stops early
         out.append(("confidence", "margin", m, first_true(margin >= m)))
     return out
+
+
+def replay(rec: dict, q_thr: int, max_steps: int | None = None) -> dict:
+    """What RUN(q_thr, max_steps) returns for every recorded input, from the full-compute records alone:
+    steps, q and logits of the stopping step, and the device counter ticks of the phase windows up to it."""
+    rs = rec["records"]
+    q = np.array([r["q"] for r in rs], np.int64)[:, :max_steps or None]
+    stop = learned_stop(q, q_thr)
+    rows = np.arange(len(rs))
+    ticks = np.array([[r["ticks"]["prologue"], *r["ticks"]["steps"]] for r in rs], np.int64).cumsum(axis=1)
+    return {"steps": stop + 1, "q": q[rows, stop], "logits": [rs[i]["logits"][k] for i, k in zip(rows, stop)],
+            "ticks": ticks[rows, stop + 1]}
 
 
 def _pct(v: np.ndarray, p: float) -> float:
@@ -251,9 +263,9 @@ def pareto(points: list[dict]) -> list[dict]:
     return front
 
 
-def operating_point(points: list[dict], full: dict, tolerance: float = 0.01) -> dict | None:
-    """The cheapest adaptive point whose accuracy is within `tolerance` of fixed full compute."""
-    ok = [p for p in points if p["policy"] != "fixed" and p["accuracy"] >= full["accuracy"] - tolerance]
+def operating_point(points: list[dict], full: dict, policy: str, tolerance: float = 0.01) -> dict | None:
+    """The cheapest point of `policy` whose accuracy is within `tolerance` of fixed full compute."""
+    ok = [p for p in points if p["policy"] == policy and p["accuracy"] >= full["accuracy"] - tolerance]
     return min(ok, key=lambda p: (p["cost_mean"], -p["accuracy"])) if ok else None
 
 
@@ -296,6 +308,7 @@ def study(rec: dict, art, board, fp: dict | None = None, taus=TAUS) -> dict:
     labels = np.array([r["label"] for r in rs]) if rs and rs[0]["label"] is not None else None
     cost, halt, unit = cost_arrays(rec, board)
     q_scale = float(art.header["halting"]["q_scale"])
+    taus = sorted({*taus, float(art.header["halting"]["threshold"])})
     variants = {art.header["precision"]: policy_stops(q, margins(logits, classes), q_scale, taus)}
     preds = {art.header["precision"]: pred}
     if fp is not None:
@@ -307,7 +320,7 @@ def study(rec: dict, art, board, fp: dict | None = None, taus=TAUS) -> dict:
     for name, stops in variants.items():
         pts = evaluate_points(preds[name], labels, cost, halt, stops)
         full = next(p for p in pts if p["policy"] == "fixed" and p["value"] == q.shape[1])
-        op = operating_point(pts, full)
+        ops = {pol: operating_point(pts, full, pol) for pol in ("fixed", "learned", "confidence")}
         for p in pts:
             if p["policy"] == "learned" and name != "fp":
                 p["q_thr"] = q_threshold(p["value"], q_scale)
@@ -318,8 +331,9 @@ def study(rec: dict, art, board, fp: dict | None = None, taus=TAUS) -> dict:
         out["variants"][name] = {
             "points": pts, "pareto": {pol: [pts.index(p) for p in pareto([p for p in pts if p["policy"] == pol])]
                                       for pol in ("fixed", "learned", "confidence")},
-            "full_compute": pts.index(full), "operating_point": pts.index(op) if op else None,
-            "saving_vs_full": (1 - op["cost_mean"] / full["cost_mean"]) if op else None,
+            "full_compute": pts.index(full),
+            "operating_points": {pol: {"point": pts.index(op), "saving_vs_full": 1 - op["cost_mean"] / full["cost_mean"]}
+                                 if op else None for pol, op in ops.items()},
             "cost_note": "device cost of the same steps on this build" if name == "fp" else "device"}
     worst = float(cost[:, -1].max())
     out["worst_case_bound"] = figure(worst, unit["unit"], unit["provenance"],
@@ -390,14 +404,16 @@ def summary_md(res: dict, meta: dict) -> str:
                 lines.append(f"| {_label(p)} | {100 * p['accuracy']:.2f} % [{100 * p['ci95'][0]:.1f}, "
                              f"{100 * p['ci95'][1]:.1f}] | {p['steps_mean']:.2f} | {p['cost_mean']:.4g} | "
                              f"{p['cost_p99']:.4g} | {p['cost_max']:.4g} | {100 * p['halt_share']:.2f} % |")
-        op = pts[v["operating_point"]] if v["operating_point"] is not None else None
-        lines.append("")
-        lines.append(f"Full compute: {100 * full['accuracy']:.2f} % at {full['cost_mean']:.4g} {u['unit']} "
-                     f"({u['provenance']}).")
-        lines.append(f"Operating point within 1 point of full compute: {_label(op)}, {100 * op['accuracy']:.2f} %, "
-                     f"{op['cost_mean']:.4g} {u['unit']} = {100 * (1 - v['saving_vs_full']):.1f} % of full compute "
-                     f"(saving {100 * v['saving_vs_full']:.1f} %)." if op else
-                     "No adaptive point stays within 1 point of full compute.")
+        lines += ["", f"Full compute: {100 * full['accuracy']:.2f} % at {full['cost_mean']:.4g} {u['unit']} "
+                      f"({u['provenance']}). Cheapest point within 1 point of it, per policy:"]
+        for pol, o in v["operating_points"].items():
+            if o is None:
+                lines.append(f"- {pol}: none")
+                continue
+            op = pts[o["point"]]
+            lines.append(f"- {pol}: {_label(op)}, {100 * op['accuracy']:.2f} %, {op['cost_mean']:.4g} {u['unit']} "
+                         f"= {100 * (1 - o['saving_vs_full']):.1f} % of full compute (saving "
+                         f"{100 * o['saving_vs_full']:.1f} %), mean {op['steps_mean']:.2f} steps")
         lines.append("")
     return "\n".join(lines)
 
@@ -417,7 +433,8 @@ def plots(res: dict, out: Path, cost_full: np.ndarray) -> list[str]:
             ax.plot([p["cost_mean"] for p in pts], [100 * p["accuracy"] for p in pts], mk, label=f"{name} {pol}")
     ax.set_xlabel(f"mean {tag}")
     ax.set_ylabel("accuracy %" if res["labels"] else "agreement with full compute %")
-    ax.set_title("Pareto fronts per policy (accuracy: measured on the test set)", fontsize=9)
+    ax.set_title(f"Pareto fronts per policy; {'accuracy on the labelled' if res['labels'] else 'agreement on'} "
+                 f"inputs, {u['provenance']} {u['unit']}", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "pareto.png", dpi=120)
@@ -440,9 +457,9 @@ def plots(res: dict, out: Path, cost_full: np.ndarray) -> list[str]:
     for name, v in res["variants"].items():
         if name == "fp":
             continue
-        for idx, lab in ((v["full_compute"], "fixed full"), (v["operating_point"], "operating point")):
-            if idx is None:
-                continue
+        ops = v["operating_points"]
+        for idx, lab in ((v["full_compute"], "fixed full"),
+                         *((o["point"], f"{pol} op. point") for pol, o in ops.items() if o and pol != "fixed")):
             c = np.sort(cost_full[np.arange(len(cost_full)), v["points"][idx]["stop"]])
             ax.plot(c, np.arange(1, len(c) + 1) / len(c), label=f"{name} {lab} ({_label(v['points'][idx])})")
     ax.set_xlabel(tag)
@@ -458,22 +475,21 @@ def plots(res: dict, out: Path, cost_full: np.ndarray) -> list[str]:
 
 # ------------------------------------------------------------------------------------------------ user's view
 def operating_point_text(halting_json: str | Path) -> str:
-    """One paragraph for deploy/demo: the chosen threshold (a RUN parameter) and what it saves against fixed
-    compute, from a halting study's halting.json."""
+    """One line for deploy/demo: the learned-halting threshold to pass to RUN (no rebuild) and what it saves
+    against fixed full compute, from a halting study's halting.json."""
     res = read_json(halting_json, "halting study")
-    name = res["meta"]["precision"]
-    v = res["variants"][name]
+    v = res["variants"][res["meta"]["precision"]]
     full, u = v["points"][v["full_compute"]], res["cost"]
-    if v["operating_point"] is None:
-        return (f"halting: no threshold keeps accuracy within 1 point of full compute "
-                f"({100 * full['accuracy']:.1f} %); run fixed compute (q_threshold = INT32_MAX).")
-    op = v["points"][v["operating_point"]]
-    run = (f"RUN q_threshold = {op['q_thr']}" if op["policy"] == "learned" else
-           f"host-side stop at top-1 margin >= {op['value']:g} LSB")
-    return (f"halting operating point: {_label(op)} ({run}, no rebuild): {100 * op['accuracy']:.1f} % vs "
-            f"{100 * full['accuracy']:.1f} % at full compute, {op['steps_mean']:.2f} of {len(op['steps_hist'])} "
-            f"steps on average, {op['cost_mean']:.4g} vs {full['cost_mean']:.4g} {u['unit']} ({u['provenance']}): "
-            f"saves {100 * v['saving_vs_full']:.1f} %; worst case stays {fmt(res['worst_case_bound'])}.")
+    o = v["operating_points"]["learned"]
+    if o is None:
+        return (f"halting: no learned threshold keeps accuracy within 1 point of full compute "
+                f"({100 * full['accuracy']:.1f} %): run fixed compute (RUN q_threshold = INT32_MAX)")
+    op = v["points"][o["point"]]
+    return (f"halting: tau = {op['value']:g} (RUN q_threshold = {op['q_thr']}, no rebuild): "
+            f"{100 * op['accuracy']:.1f} % vs {100 * full['accuracy']:.1f} % at full compute, "
+            f"{op['steps_mean']:.2f} of {len(op['steps_hist'])} steps on average, "
+            f"{op['cost_mean']:.4g} vs {full['cost_mean']:.4g} {u['unit']} ({u['provenance']}): saves "
+            f"{100 * o['saving_vs_full']:.1f} %; worst case stays {fmt(res['worst_case_bound'])}")
 
 
 # ------------------------------------------------------------------------------------------------ CLI
