@@ -58,7 +58,7 @@ TRM_INLINE void trm_widen_s4(uint32_t w, uint32_t *dst) {
 
 /* A row of n int8 values -> chunks of int16 pairs at dst[4c..], zero-padded to `chunks` chunks. dst_step: words
  * from one chunk to the next (4 for a weight row; 4*nb for a token inside a block of nb interleaved tokens). */
-static void trm_widen_s8_row(const int8_t *row, uint32_t *dst, int n, int chunks, int dst_step) {
+TRM_INLINE void trm_widen_s8_row(const int8_t *row, uint32_t *dst, int n, int chunks, int dst_step) {
   int c = 0;
   for (; 8 * c + 8 <= n; c++, row += 8, dst += dst_step) {
     uint32_t x[2] = {trm_read_u32(row), trm_read_u32(row + 4)};
@@ -72,7 +72,7 @@ static void trm_widen_s8_row(const int8_t *row, uint32_t *dst, int n, int chunks
 }
 
 /* A packed int4 row (n values, (n+1)/2 bytes) -> chunks as above, values times 16. */
-static void trm_widen_s4_row(const uint8_t *row, uint32_t *dst, int n, int chunks) {
+TRM_INLINE void trm_widen_s4_row(const uint8_t *row, uint32_t *dst, int n, int chunks) {
   int bytes = (n + 1) / 2, c = 0;
   for (; 4 * c + 4 <= bytes; c++, dst += 4) trm_widen_s4(trm_read_u32(row + 4 * c), dst);
   for (; c < chunks; c++, dst += 4) {
@@ -83,7 +83,7 @@ static void trm_widen_s4_row(const uint8_t *row, uint32_t *dst, int n, int chunk
 }
 
 /* All activations, token blocks interleaved per chunk: block b (tokens 3b..), chunk c, token j of nb. */
-static void trm_widen_activations(const int8_t *in, uint32_t *act, int tokens, int n_in, int chunks) {
+TRM_INLINE void trm_widen_activations(const int8_t *in, uint32_t *act, int tokens, int n_in, int chunks) {
   for (int t0 = 0; t0 < tokens; t0 += TRM_DSP_TOKENS) {
     int nb = tokens - t0 < TRM_DSP_TOKENS ? tokens - t0 : TRM_DSP_TOKENS;
     for (int j = 0; j < nb; j++)
@@ -136,7 +136,7 @@ TRM_INLINE const uint32_t *trm_block_sums(const uint32_t *w, const uint32_t *end
 
 /* acc[t] = row . activations of token t, every token (raw int32 sums; the requantisation runs after, in its own
  * loop, so the block loop keeps its registers for the products) */
-static void trm_row_sums(const uint32_t *wrow, const uint32_t *act, int chunks, int tokens, int32_t *acc) {
+TRM_INLINE void trm_row_sums(const uint32_t *wrow, const uint32_t *act, int chunks, int tokens, int32_t *acc) {
   const uint32_t *wend = wrow + 4 * chunks;
   int left = tokens;
   for (; left >= TRM_DSP_TOKENS; left -= TRM_DSP_TOKENS, acc += TRM_DSP_TOKENS)

@@ -113,7 +113,7 @@ TRM_INLINE void trm_mve_requant_loop(const int32_t *acc, int32_t bias, trm_requa
                                 vctp32q((uint32_t)(tokens - t)));
 }
 
-static void trm_mve_requant_column(const int32_t *acc, int32_t bias, trm_requant_t q, int8_t *out, int tokens,
+TRM_INLINE void trm_mve_requant_column(const int32_t *acc, int32_t bias, trm_requant_t q, int8_t *out, int tokens,
                                    int n_out) {
   if (q.shift > 32)
     trm_mve_requant_loop(acc, bias, q, out, tokens, n_out, 0);
