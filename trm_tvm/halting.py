@@ -1,7 +1,8 @@
 """python -m trm_tvm.halting: learned halting on the device versus fixed compute (docs/halting.md).
 
-    python -m trm_tvm.halting --board cortex-m4 --artifact a.npz [--checkpoint ckpt | --data d.npz] [--limit N]
-                              [--kernels tvm|reference|handwritten] --out reports/halting/<name>
+    python -m trm_tvm.halting --board cortex-m4 --artifact a.npz [--checkpoint ckpt | --data d.npz]
+                              [--limit N | --sample N] [--kernels tvm|reference|handwritten] --out reports/halting/<name>
+    python -m trm_tvm.halting --compare reports/halting/a reports/halting/b --out reports/halting/compare
 
 The device runs every test input once with ALL N_sup supervision steps (fixed full compute, RUN flag LOG_STEPS):
 after each step the firmware keeps that step's logits, q and cumulative per-phase counter ticks (READ_STEPS), and
@@ -110,7 +111,7 @@ def halt_functions(calls: dict) -> dict[str, float]:
 
 
 def record_device_runs(project, artifact_path: Path, inputs: np.ndarray, labels: np.ndarray | None,
-                       records_path: Path, timing_model: bool, chunk: int = 25,
+                       indices: np.ndarray, records_path: Path, timing_model: bool, chunk: int = 25,
                        log: Callable[[str], None] = lambda m: None) -> dict:
     """Run (or resume) the full-compute logged runs; records.json is rewritten after every chunk of inputs."""
     from trm_tvm.quant.artifact import Artifact
@@ -122,7 +123,7 @@ def record_device_runs(project, artifact_path: Path, inputs: np.ndarray, labels:
     out_len = int(m["io"]["output_len"])
     header = {"schema": SCHEMA + "-records", "version": 1, "board": board.name, "build_id": project.build_id,
               "artifact": m.get("artifact"), "kernels": m.get("kernels"), "n_sup": n_sup,
-              "calls_per_step": cps, "inputs": int(len(inputs)), "timing_model": timing_model}
+              "calls_per_step": cps, "indices": [int(i) for i in indices], "timing_model": timing_model}
     rec = read_json(records_path, "halting records") if records_path.is_file() else None
     if not rec or {k: rec.get(k) for k in header} != header:
         rec = {**header, "records": [], "provenance": run_info()}
@@ -143,7 +144,7 @@ def record_device_runs(project, artifact_path: Path, inputs: np.ndarray, labels:
                 ticks = np.diff(np.vstack([np.zeros(cum.shape[1], np.int64), cum]), axis=0)
                 phases = m["phases"]
                 new.append({
-                    "index": i, "label": None if labels is None else int(np.asarray(labels[i]).ravel()[0]),
+                    "index": int(indices[i]), "label": None if labels is None else int(np.asarray(labels[i]).ravel()[0]),
                     "bit_exact": not bad, "mismatch": bad,
                     "q": [st["q"] for st in dev["steps"]],
                     "logits": [st["logits"].tolist() for st in dev["steps"]],
@@ -493,10 +494,12 @@ def operating_point_text(halting_json: str | Path) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ CLI
-def load_study_inputs(art, checkpoint: str | None, data: str | None, limit: int | None, seed: int):
-    """(device inputs, labels or None, float inputs or None, description)."""
+def load_study_inputs(art, checkpoint: str | None, data: str | None, limit: int | None, sample: int | None,
+                      seed: int):
+    """(device inputs, labels or None, float inputs or None, test-set indices, description)."""
     from trm_tvm.quant.evaluation import device_inputs
 
+    xf = y = None
     if checkpoint:
         from trm_tvm.quantize import _checkpoint, _dataset
         _, dims, cfg, _ = _checkpoint(checkpoint)
@@ -504,25 +507,36 @@ def load_study_inputs(art, checkpoint: str | None, data: str | None, limit: int 
             raise UserError(f"checkpoint {checkpoint} does not have the artifact's shape",
                             "pass the checkpoint the artifact was quantised from")
         d = _dataset(cfg)
-        x, y = d.x_test[:limit], d.y_test[:limit]
-        return device_inputs(art, x), y, x, f"{cfg.task.name} test split"
-    if data:
+        xf, y, desc = d.x_test, d.y_test, f"{cfg.task.name} test split"
+    elif data:
         p = Path(data)
         if not p.is_file():
             raise UserError(f"data file {p} does not exist", "pass an .npz with `inputs` [and `labels`]")
         with np.load(p) as z:
-            x, y = z["inputs"][:limit], (z["labels"][:limit] if "labels" in z.files else None)
-        if np.issubdtype(x.dtype, np.floating):
-            return device_inputs(art, x), y, x, str(p)
-        return x, y, None, str(p)
-    from trm_tvm.quant.fixtures import golden_inputs
-    xf, xd = golden_inputs(art, limit or 16, seed)
-    return xd, None, None, f"random inputs (seed {seed}); accuracy = agreement with full compute"
+            x, y = z["inputs"], (z["labels"] if "labels" in z.files else None)
+        xf, desc = (x, str(p)) if np.issubdtype(x.dtype, np.floating) else (None, str(p))
+    else:
+        from trm_tvm.quant.fixtures import golden_inputs
+        _, x = golden_inputs(art, limit or sample or 16, seed)
+        desc = f"random inputs (seed {seed}); accuracy = agreement with full compute"
+    n = len(xf if xf is not None else x)
+    if sample and sample < n:
+        idx = np.sort(np.random.default_rng(seed).choice(n, sample, replace=False))
+        desc += f", seeded random subset of {sample} of {n} (seed {seed})"
+    else:
+        idx = np.arange(min(n, limit or n))
+        desc += f", first {len(idx)} of {n}" if len(idx) < n else f", all {n}"
+    if xf is not None:
+        xf = xf[idx]
+        x = device_inputs(art, xf)
+    else:
+        x = x[idx]
+    return x, (y[idx] if y is not None else None), xf, idx, desc
 
 
 def run_study(artifact: str | Path, board: str, out: str | Path, *, kernels: str = "tvm",
               schedule: str = "default", checkpoint: str | None = None, data: str | None = None,
-              limit: int | None = None, seed: int = 0, timing_model: bool = True, work: str | Path | None = None,
+              limit: int | None = None, sample: int | None = None, seed: int = 0, timing_model: bool = True, work: str | Path | None = None,
               taus=TAUS, log: Callable[[str], None] = lambda m: None) -> dict:
     from trm_tvm import project as proj
     from trm_tvm.compile.driver import compile_artifact
@@ -541,13 +555,14 @@ def run_study(artifact: str | Path, board: str, out: str | Path, *, kernels: str
     project = proj.generate_project(work / "build", board, work / "project")
     if timing_model and not project.board.emulated:
         timing_model = False
-    x, y, xf, desc = load_study_inputs(art, checkpoint, data, limit, seed)
-    rec = record_device_runs(project, Path(artifact), x, y, out / "records.json", timing_model, log=log)
+    x, y, xf, idx, desc = load_study_inputs(art, checkpoint, data, limit, sample, seed)
+    rec = record_device_runs(project, Path(artifact), x, y, idx, out / "records.json", timing_model, log=log)
     fp = float_view(checkpoint, xf, int(art.header["io"]["classes"])) if checkpoint and xf is not None else None
     res = study(rec, art, project.board, fp, taus)
     cost_full, _, _ = cost_arrays(rec, project.board)
     res["meta"] = {"artifact": str(artifact), "precision": art.header["precision"], "board": board,
                    "kernels": kernels, "schedule": schedule, "data": desc, "inputs": int(len(x)),
+                   "timing_model": timing_model,
                    "checkpoint": checkpoint, "build_id": project.build_id}
     res["schema"], res["version"], res["provenance"] = SCHEMA, 1, run_info()
     res["plots"] = plots(res, out, cost_full)
@@ -565,27 +580,66 @@ def _sha(path) -> str:
     return file_sha256(path)
 
 
+def compare(dirs: list[str | Path], out: str | Path) -> str:
+    """compare.md (+ .json) in `out`: full compute and each policy's operating point of several studies."""
+    rows, table = [], ["| study | variant | full compute | learned op. point | saving | confidence op. point | "
+                       "saving | worst case (N_sup) |", "|---|---|---|---|---|---|---|---|"]
+    for d in dirs:
+        res = read_json(Path(d) / "halting.json", "halting study")
+        m, u = res["meta"], res["cost"]
+        for name, v in res["variants"].items():
+            full = v["points"][v["full_compute"]]
+            cells = []
+            for pol in ("learned", "confidence"):
+                o = v["operating_points"][pol]
+                p = v["points"][o["point"]] if o else None
+                cells += [f"{_label(p)}: {100 * p['accuracy']:.2f} %, {p['steps_mean']:.2f} steps" if p else "none",
+                          f"{100 * o['saving_vs_full']:.1f} %" if o else "-"]
+            table.append(f"| {Path(m['artifact']).stem} {m['board']} ({m['kernels']}) | {name} | "
+                         f"{100 * full['accuracy']:.2f} %, {full['cost_mean']:.4g} {u['unit']} | {' | '.join(cells)} | "
+                         f"{fmt(res['worst_case_bound'])} |")
+            rows.append({"study": str(d), "variant": name, "full": full, "operating_points": v["operating_points"],
+                         "cost": u, "meta": m})
+    text = "\n".join(["# Halting studies compared", "",
+                       "Costs are the board's " + ", ".join(sorted({r["cost"]["unit"] + " (" + r["cost"]["provenance"]
+                                                                   + ")" for r in rows})) +
+                       "; the fp variant is costed with the same build's per-step device cost.", "", *table, ""])
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "compare.md", text)
+    write_json(out / "compare.json", {"schema": SCHEMA + "-compare", "version": 1, "rows": rows, "run": run_info()})
+    return text
+
+
 @cli_main
 def main(argv: list[str] | None = None) -> int:
-    from trm_tvm.compile.backends import KERNELS
     ap = argparse.ArgumentParser(prog="python -m trm_tvm.halting", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--board", required=True)
-    ap.add_argument("--artifact", required=True)
-    ap.add_argument("--kernels", default="tvm", choices=KERNELS)
+    ap.add_argument("--board")
+    ap.add_argument("--artifact")
+    ap.add_argument("--kernels", default="tvm", choices=("tvm", "reference", "handwritten"))
     ap.add_argument("--schedule", default="default")
     src = ap.add_mutually_exclusive_group()
     src.add_argument("--checkpoint", help="the float checkpoint: its task's test split and the FP reference")
     src.add_argument("--data", help=".npz with `inputs` (device dtype, or float series) [and `labels`]")
     ap.add_argument("--limit", type=int, help="the first N test inputs")
+    ap.add_argument("--sample", type=int, help="a seeded random subset of N test inputs (--seed)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-timing-model", action="store_true",
                     help="cost from the device counter (emulated instructions) instead of modeled cycles")
     ap.add_argument("--work", help="build directory and project (default build/halting/...)")
+    ap.add_argument("--compare", nargs="+", metavar="DIR", help="compare finished studies instead of running one")
     ap.add_argument("--out", required=True, help="reports/halting/<name>")
     a = ap.parse_args(argv)
+    if a.compare:
+        print(compare(a.compare, a.out))
+        return 0
+    if not (a.board and a.artifact):
+        raise UserError("--board and --artifact are required (or --compare DIR...)",
+                        "e.g. --board cortex-m4 --artifact artifacts/ecg_w8a8.npz")
     say = lambda m: print(m, file=sys.stderr)
     res = run_study(a.artifact, a.board, a.out, kernels=a.kernels, schedule=a.schedule, checkpoint=a.checkpoint,
-                    data=a.data, limit=a.limit, seed=a.seed, timing_model=not a.no_timing_model, work=a.work, log=say)
+                    data=a.data, limit=a.limit, sample=a.sample, seed=a.seed, timing_model=not a.no_timing_model,
+                    work=a.work, log=say)
     print(summary_md(res, res["meta"]))
     print(operating_point_text(Path(a.out) / "halting.json"))
     be = res["bit_exact"]
