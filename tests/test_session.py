@@ -350,3 +350,15 @@ def test_a_firmware_fault_is_one_line_and_stops_the_emulator(stub_project):
         assert s.device.process.wait(timeout=10) == 3                      # semihosting exit code of the handler
         with pytest.raises(rpc.LinkError, match="the link closed"):
             s.client.ping(b"x")
+
+
+def test_token_input_with_per_token_logits_over_several_frames(tmp_path):
+    """Sudoku-shaped model: uint8 digits in, 81 x 10 int16 logits out (1620 bytes: READ_OUTPUT in chunks)."""
+    from trm_tvm.compile.driver import compile_artifact
+    from trm_tvm.quant.fixtures import random_artifact
+    art, _, _ = random_artifact(hidden=16, tokens=81, classes=10, input_kind="tokens")
+    art.save(tmp_path / "tok.npz")
+    compile_artifact(tmp_path / "tok.npz", "cortex-m4", "reference", tmp_path / "build")
+    p = proj.generate_project(tmp_path / "build", "cortex-m4", tmp_path / "proj")
+    r = run_session(p, limit=2)
+    assert r["summary"]["all_bit_exact"] and len(r["inferences"][0]["logits"]) == 810
