@@ -51,7 +51,12 @@ class TVMBackend:
         self.kernels: dict = {}          # C name -> (PrimFunc, [param dtypes])
 
     def _knobs(self, shape):
-        knobs = strategies.knobs_for(strategies.family_of(shape), self.schedule, self.board)
+        family = strategies.family_of(shape)
+        if self.schedule == "tuned" and family == "linear":   # the tuning database (trm_tvm/tune, docs/tuning.md)
+            from trm_tvm.tune.database import tuned_knobs
+            knobs = tuned_knobs(self.board, shape, strategies.knobs_for(family, "default"))
+        else:
+            knobs = strategies.knobs_for(family, "default" if self.schedule == "tuned" else self.schedule, self.board)
         if "dsp" in knobs and not self.dsp:
             knobs["dsp"] = False          # the core has no SMLAD/SXTB16
         return knobs

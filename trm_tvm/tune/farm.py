@@ -1,0 +1,112 @@
+"""A board farm for the tuner: board hosts serve our build-and-measure function over TVM RPC behind a tracker.
+
+    python -m tvm.exec.rpc_tracker --host 127.0.0.1 --port 9190                    # needs tornado
+    python -m trm_tvm.tune worker --board cortex-m4 --tracker 127.0.0.1:9190       # one per board (host)
+    python -m trm_tvm.tune --board cortex-m4 --artifact ... --tracker 127.0.0.1:9190
+
+A worker is a `tvm.rpc.Server` registered with the tracker under the board's key; its init callback registers the
+global function `trm.tune.build_and_measure` (batch JSON in, results JSON out: trm_tvm.tune.firmware), which
+cross-compiles the batch firmware on the board host and measures it on the board attached to it (QEMU here).
+The tuner's runner splits each batch over the free workers of its key and runs the parts in parallel.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from trm_tvm.errors import UserError
+
+FUNC = "trm.tune.build_and_measure"
+CACHE_ENV = "TRM_TUNE_WORKER_CACHE"
+
+
+def parse_addr(addr: str) -> tuple[str, int]:
+    host, _, port = addr.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"tracker address {addr!r} is not host:port", "e.g. --tracker 127.0.0.1:9190")
+    return host, int(port)
+
+
+def build_and_measure_json(batch_json: str) -> str:
+    """The registered function: one batch built and measured on this host."""
+    from trm_tvm.tune.firmware import Batch, build_and_measure
+
+    cache = Path(os.environ.get(CACHE_ENV) or Path(tempfile.gettempdir()) / "trm-tune-worker")
+    with tempfile.TemporaryDirectory(prefix="trm-tune-batch-") as work:
+        return json.dumps(build_and_measure(Batch.from_json(batch_json), Path(work), cache))
+
+
+def register() -> None:
+    """Server init callback (runs in the RPC server process): make our function callable remotely."""
+    import tvm
+
+    tvm.register_global_func(FUNC, build_and_measure_json, override=True)
+
+
+def serve(board: str, tracker: str, key: str, host: str = "127.0.0.1", port: int = 9200):
+    """Start one worker (returns the tvm.rpc.Server; it serves until terminated)."""
+    import tvm.rpc
+
+    from trm_tvm.boards import load_board
+
+    load_board(board)
+    os.environ.setdefault(CACHE_ENV, str(Path(tempfile.gettempdir()) / f"trm-tune-worker-{os.getpid()}"))
+    return tvm.rpc.Server(host=host, port=port, port_end=port + 100, tracker_addr=parse_addr(tracker), key=key,
+                          server_init_callback=register, silent=True)
+
+
+def worker_main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="python -m trm_tvm.tune worker", description="a board host for the tuner")
+    ap.add_argument("--board", required=True)
+    ap.add_argument("--tracker", required=True)
+    ap.add_argument("--key")
+    ap.add_argument("--port", type=int, default=9200)
+    a = ap.parse_args(argv)
+    server = serve(a.board, a.tracker, a.key or a.board, port=a.port)
+    print(f"worker for {a.board} on port {server.port}, registered with tracker {a.tracker} as {a.key or a.board}",
+          flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        server.terminate()
+
+
+def free_workers(tracker, key: str) -> int:
+    info = tracker.summary()
+    return sum(1 for s in info.get("server_info", []) if str(s.get("key", "")).endswith(f":{key}")
+               or s.get("key") == key) or 1
+
+
+def tracker_measure(addr: str, key: str, timeout: float = 600.0):
+    """A `remote` for trm_tvm.tune.search.Measurer: split each batch over the key's workers, in parallel."""
+    import tvm.rpc
+
+    from trm_tvm.tune.firmware import Batch
+
+    host, port = parse_addr(addr)
+    try:
+        tracker = tvm.rpc.connect_tracker(host, port)
+    except Exception as e:    # noqa: BLE001
+        raise UserError(f"cannot reach the RPC tracker at {addr} ({e})",
+                        "start it: python -m tvm.exec.rpc_tracker --port <port>") from None
+
+    def one(part: Batch) -> list[dict]:
+        sess = tracker.request(key, priority=1, session_timeout=timeout)
+        return json.loads(sess.get_function(FUNC)(part.to_json()))
+
+    def remote(batch: Batch) -> list[dict]:
+        n = max(1, min(free_workers(tracker, key), len(batch.candidates)))
+        parts = [Batch(batch.board, batch.candidates[i::n], batch.c_source) for i in range(n)]
+        with ThreadPoolExecutor(n) as pool:
+            outs = list(pool.map(one, parts))
+        by_id = {c.id: r for p, out in zip(parts, outs) for c, r in zip(p.candidates, out)}
+        return [by_id[c.id] for c in batch.candidates]
+
+    remote.workers = lambda: free_workers(tracker, key)
+    return remote
