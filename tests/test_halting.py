@@ -107,3 +107,24 @@ def test_cli_one_line_errors(tmp_path, capsys):
                          str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:")
+
+
+def test_users_view_names_the_run_threshold_and_saving(art, tmp_path):
+    _, x = golden_inputs(art, 30, seed=6)
+    res = halting.study(golden_records(art, x), art, load_board("cortex-m4"))
+    res["meta"] = {"precision": art.header["precision"]}
+    for v in res["variants"].values():
+        for p in v["points"]:
+            p.pop("stop")
+    from trm_tvm.jsonio import write_json
+    write_json(tmp_path / "halting.json", res)
+    v = res["variants"][art.header["precision"]]
+    o = v["operating_points"]["learned"]
+    text = halting.operating_point_text(tmp_path / "halting.json")
+    if o is None:
+        assert "fixed compute" in text and halting.operating_threshold(tmp_path / "halting.json") == 2**31 - 1
+    else:
+        thr = v["points"][o["point"]]["q_thr"]
+        assert f"q_threshold = {thr}" in text and f"saves {100 * o['saving_vs_full']:.1f} %" in text
+        assert halting.operating_threshold(tmp_path / "halting.json") == thr
+    assert "(emulated)" in text            # the cost keeps its provenance

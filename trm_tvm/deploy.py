@@ -48,11 +48,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, help="at most N inferences")
     ap.add_argument("--fixed-steps", type=int, help="fixed compute: K supervision steps, no halting")
     ap.add_argument("--q-threshold", type=int, help="learned halting at this int q threshold (default: artifact's)")
+    ap.add_argument("--halting-study", help="a halting study's halting.json (python -m trm_tvm.halting): print its "
+                                            "operating point and run at its threshold unless --q-threshold is given")
     ap.add_argument("--data", help=".npz with `inputs` [and `labels`]; default random inputs")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", help="where the build directory and the project go")
     ap.add_argument("--json", required=True, help="session result (docs/session.md)")
     a = ap.parse_args(argv)
+    if a.halting_study:
+        from trm_tvm.halting import operating_point_text, operating_threshold
+        print(operating_point_text(a.halting_study), file=sys.stderr)
+        a.q_threshold = operating_threshold(a.halting_study) if a.q_threshold is None else a.q_threshold
     r = deploy(a.artifact, a.board, a.kernels, a.schedule, a.opt, a.work, a.limit, a.fixed_steps, a.q_threshold,
                a.data, a.seed, a.json, log=lambda m: print(m, file=sys.stderr))
     s = r["summary"]

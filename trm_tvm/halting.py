@@ -111,7 +111,7 @@ def halt_functions(calls: dict) -> dict[str, float]:
 
 
 def record_device_runs(project, artifact_path: Path, inputs: np.ndarray, labels: np.ndarray | None,
-                       indices: np.ndarray, records_path: Path, timing_model: bool, chunk: int = 25,
+                       indices: np.ndarray, records_path: Path, timing_model: bool, chunk: int = 100,
                        log: Callable[[str], None] = lambda m: None) -> dict:
     """Run (or resume) the full-compute logged runs; records.json is rewritten after every chunk of inputs."""
     from trm_tvm.quant.artifact import Artifact
@@ -491,6 +491,14 @@ def operating_point_text(halting_json: str | Path) -> str:
             f"{op['steps_mean']:.2f} of {len(op['steps_hist'])} steps on average, "
             f"{op['cost_mean']:.4g} vs {full['cost_mean']:.4g} {u['unit']} ({u['provenance']}): saves "
             f"{100 * o['saving_vs_full']:.1f} %; worst case stays {fmt(res['worst_case_bound'])}")
+
+
+def operating_threshold(halting_json: str | Path) -> int:
+    """The int q_threshold of the learned operating point (INT32_MAX, fixed full compute, when none keeps accuracy)."""
+    res = read_json(halting_json, "halting study")
+    v = res["variants"][res["meta"]["precision"]]
+    o = v["operating_points"]["learned"]
+    return int(v["points"][o["point"]]["q_thr"]) if o else INT32_MAX
 
 
 # ------------------------------------------------------------------------------------------------ CLI
