@@ -11,8 +11,9 @@ worst case), modeled latency and emulated instructions per MAC. With --profile o
 runs under the QEMU timing plugin (trm_tvm.measure): instructions and modeled cycles per kernel function,
 instructions per MAC per kernel, and the share of cycles spent in the linear layers.
 
-`random:w8a8`, `random:w4a8`, `random:mixed` name random-weight artifacts made by trm_tvm.quant.fixtures (for
-checking the compiler before trained artifacts exist; their accuracy is meaningless). Results: `results.json`
+`random:w8a8`, `random:w4a8`, `random:mixed` (tiny) and `random:ecg-w8a8` (the ECG model's shapes) name
+random-weight artifacts made by trm_tvm.quant.fixtures (for checking the compiler before trained artifacts exist;
+their accuracy is meaningless). Results: `results.json`
 (every figure with its provenance) and `summary.md` in --out; reruns skip finished combinations.
 """
 from __future__ import annotations
@@ -35,7 +36,9 @@ from trm_tvm.session import INT32_MAX, Session, run_session
 
 MODES = ("fixed", "halting")
 RANDOM = {"w8a8": dict(bits=8, seed=21), "w4a8": dict(bits=4, seed=22, state_scale_mode="per_step"),
-          "mixed": dict(bits={"*.ch.*": 4, "default": 8}, seed=23)}
+          "mixed": dict(bits={"*.ch.*": 4, "default": 8}, seed=23),
+          # the ECG model's shapes (configs/ecg.yaml: hidden 48, 512 samples in 32 tokens of 16) for kernel figures
+          "ecg-w8a8": dict(bits=8, seed=24, hidden=48, tokens=32, patch=16, calib=16)}
 
 
 def resolve_artifact(spec: str, out: Path) -> Path:
