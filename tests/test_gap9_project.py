@@ -147,3 +147,17 @@ def test_syntax_check_fails_on_a_call_the_pmsis_prototypes_do_not_declare(tmp_pa
     model_c.write_text(model_c.read_text() + "\nvoid f(void) { pi_cl_team_fork_all(0); }\n")
     with pytest.raises(RuntimeError, match="pi_cl_team_fork_all"):
         project.syntax_check(tmp_path / "p")
+
+
+def test_shared_deploy_cli_dispatches_gap9(tmp_path):
+    """python -m trm_tvm.deploy --board gap9 runs this deploy and writes its JSON to --json."""
+    import json
+
+    from trm_tvm.deploy import main
+
+    art, _, _ = random_artifact(hidden=8, tokens=4, classes=3, layers=1, n=1, T=1, N_sup=2, patch=4, channels=2)
+    art.save(tmp_path / "a.npz")
+    rc = main(["--board", "gap9", "--artifact", str(tmp_path / "a.npz"), "--limit", "2", "--json",
+               str(tmp_path / "r.json"), "--work", str(tmp_path / "w")])
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert rc == 0 and r["board"] == "gap9" and r["functional"]["golden"]["runs"] == 4

@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", help="where the build directory and the project go")
     ap.add_argument("--json", required=True, help="session result (docs/session.md)")
     a = ap.parse_args(argv)
+    if a.board == "gap9":  # GAP9 has its own project, functional QEMU build and cycle model (docs/gap9.md)
+        from trm_tvm.gap9.deploy import deploy_cli
+        return deploy_cli(a)
     if a.halting_study:
         from trm_tvm.halting import operating_point_text, operating_threshold
         print(operating_point_text(a.halting_study), file=sys.stderr)

@@ -125,3 +125,25 @@ def summary_lines(r: dict) -> list[str]:
     lines.append(f"published GAP9 MLPerf Tiny v1.0 keyword spotting: {kws['latency_ms']} ms, {kws['energy_uj']} uJ")
     return lines
 
+
+
+def deploy_cli(a) -> int:
+    """`python -m trm_tvm.deploy --board gap9 ...` (its parsed arguments): this module's deploy, the JSON to --json."""
+    from trm_tvm.errors import UserError
+    from trm_tvm.jsonio import REPO_ROOT
+
+    if a.data:
+        raise UserError("--data is not supported for gap9 yet", "drop it: gap9 deploys with random inputs (--seed)")
+    stem = Path(a.artifact).stem
+    schedule = None
+    if a.schedule == "tuned":
+        schedule = REPO_ROOT / "schedules" / "gap9" / f"{stem}.json"
+        if not schedule.is_file():
+            raise UserError(f"no tuned GAP9 schedule {schedule}", f"run python -m trm_tvm.tune --board gap9 --artifact {a.artifact}")
+    work = Path(a.work or REPO_ROOT / "build" / "deploy" / f"gap9-{a.schedule}-{stem}")
+    r = deploy(Path(a.artifact), work, a.limit or 20, a.seed, a.q_threshold, schedule=schedule)
+    write_json(a.json, r)
+    for line in summary_lines(r):
+        print(line)
+    print(f"-> {a.json}")
+    return 0 if r["functional"]["golden"]["bit_exact"] else 1
