@@ -50,8 +50,7 @@ static inline int hart_id(void) {
 }
 
 /* ------------------------------------------------------------------ locks, sleeping and waking harts */
-#define CLINT_MSIP_WORDS ((volatile uint32_t *)0x2000000)
-static void wake(int hart) { CLINT_MSIP_WORDS[hart] = 1; }
+static void wake(int hart) { CLINT_MSIP[hart] = 1; }
 
 /* A lock whose waiters sleep in WFI and are woken by the unlocker: single-threaded TCG runs the harts round-robin,
  * so a spinning waiter would burn its whole time slice while the holder is descheduled. */
@@ -62,13 +61,14 @@ static void lock(lock_t *l) {
   int me = hart_id();
   while (__atomic_exchange_n(&l->held, 1, __ATOMIC_ACQUIRE)) {
     __atomic_fetch_or(&l->waiters, 1 << me, __ATOMIC_ACQ_REL);
-    CLINT_MSIP_WORDS[me] = 0;
+    CLINT_MSIP[me] = 0;
     if (__atomic_load_n(&l->held, __ATOMIC_ACQUIRE)) __asm__ volatile("wfi");
     __atomic_fetch_and(&l->waiters, ~(1 << me), __ATOMIC_ACQ_REL);
   }
 }
 static void unlock(lock_t *l) {
   __atomic_store_n(&l->held, 0, __ATOMIC_RELEASE);
+  __atomic_thread_fence(__ATOMIC_SEQ_CST); /* the store above must be visible before the waiters are read */
   int w = __atomic_load_n(&l->waiters, __ATOMIC_ACQUIRE);
   for (int h = 0; w; h++, w >>= 1)
     if (w & 1) wake(h);
