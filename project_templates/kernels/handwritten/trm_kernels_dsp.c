@@ -149,10 +149,14 @@ TRM_INLINE void trm_row_sums(const uint32_t *wrow, const uint32_t *act, int chun
  * multiples of 16, so the shift is exact) */
 TRM_INLINE void trm_requant_column(const int32_t *acc, int32_t bias, trm_requant_t q, int8_t *out, int tokens,
                                    int n_out, int dot_shift) {
-  if (q.shift >= 33) { /* the usual case: one SMMLA and one ASR */
-    int32_t s = q.shift - 32;
-    for (int t = 0; t < tokens; t++, out += n_out)
-      *out = (int8_t)trm_ssat8(trm_smmla(bias + (acc[t] >> dot_shift), q.mult, q.round) >> s);
+  if (q.shift >= 33) { /* the usual case: one SMMLA and one ASR, two tokens per turn */
+    int32_t s = q.shift - 32, t = 0;
+    for (; t + 2 <= tokens; t += 2, out += 2 * n_out) {
+      int32_t v0 = bias + (acc[t] >> dot_shift), v1 = bias + (acc[t + 1] >> dot_shift);
+      out[0] = (int8_t)trm_ssat8(trm_smmla(v0, q.mult, q.round) >> s);
+      out[n_out] = (int8_t)trm_ssat8(trm_smmla(v1, q.mult, q.round) >> s);
+    }
+    if (t < tokens) *out = (int8_t)trm_ssat8(trm_smmla(bias + (acc[t] >> dot_shift), q.mult, q.round) >> s);
   } else {
     for (int t = 0; t < tokens; t++, out += n_out) *out = trm_requant(bias + (acc[t] >> dot_shift), q);
   }
