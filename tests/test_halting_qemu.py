@@ -25,7 +25,7 @@ def study(tmp_path_factory):
     _, x = golden_inputs(art, N, seed=3)
     np.savez(tmp / "inputs.npz", inputs=x)
     res = halting.run_study(path, "cortex-m4", tmp / "out", kernels="reference", data=str(tmp / "inputs.npz"),
-                            timing_model=False, work=tmp / "work")
+                            timing_model=0, work=tmp / "work")
     return {"path": path, "art": art, "x": x, "res": res, "tmp": tmp,
             "rec": read_json(tmp / "out" / "records.json")}
 
@@ -82,3 +82,23 @@ def test_sweep_reuses_the_runs_and_matches_a_direct_run(study, monkeypatch):
         windows = 1 + i["steps"] * (cps + 1)                   # SysTick: +-1 tick per phase window
         direct_ticks = sum(p["counter_ticks"]["value"] for p in i["phases"].values())
         assert abs(direct_ticks - int(ticks)) <= windows, (direct_ticks, ticks)
+
+
+def test_modeled_cycles_from_a_plugin_subset_match_the_plugin_on_every_input(study):
+    """Inputs outside the plugin subset are costed as emulated instructions x the subset's cycles per instruction;
+    that must agree with the plugin run on every input (the kernels' instruction mix does not depend on data)."""
+    from trm_tvm.boards import load_board
+    tmp, board = study["tmp"], load_board("cortex-m4")
+    costs = {}
+    for k in (3, N):
+        res = halting.run_study(study["path"], "cortex-m4", tmp / f"out{k}", kernels="reference",
+                                data=str(tmp / "inputs.npz"), limit=6, timing_model=k, work=tmp / "work")
+        rec = read_json(tmp / f"out{k}" / "records.json")
+        assert sum("cycles" in r for r in rec["records"]) == min(k, 6)
+        costs[k] = halting.cost_arrays(rec, board)
+        assert res["cost"]["provenance"] == "modeled" and res["cost"]["unit"] == "cycles"
+    partial, full = costs[3][0], costs[N][0]
+    # plugin runs of one input differ by the SysTick interrupts that land in the windows (a few instructions)
+    assert np.allclose(partial[:3], full[:3], rtol=1e-4)
+    assert np.allclose(partial[3:], full[3:], rtol=1e-3), np.abs(partial / full - 1).max()
+    assert "x the plugin's cycles per instruction" in costs[3][2]["source"]

@@ -111,9 +111,10 @@ def halt_functions(calls: dict) -> dict[str, float]:
 
 
 def record_device_runs(project, artifact_path: Path, inputs: np.ndarray, labels: np.ndarray | None,
-                       indices: np.ndarray, records_path: Path, timing_model: bool, chunk: int = 100,
+                       indices: np.ndarray, records_path: Path, timing_model: int, chunk: int = 100,
                        log: Callable[[str], None] = lambda m: None) -> dict:
-    """Run (or resume) the full-compute logged runs; records.json is rewritten after every chunk of inputs."""
+    """Run (or resume) the full-compute logged runs; records.json is rewritten after every chunk of inputs.
+    The first `timing_model` inputs run under the QEMU timing plugin (modeled cycles per phase window)."""
     from trm_tvm.quant.artifact import Artifact
     from trm_tvm.quant.golden import Golden
     from trm_tvm.session import Session, counter_figures
@@ -128,13 +129,14 @@ def record_device_runs(project, artifact_path: Path, inputs: np.ndarray, labels:
     if not rec or {k: rec.get(k) for k in header} != header:
         rec = {**header, "records": [], "provenance": run_info()}
     golden = Golden(Artifact.load(artifact_path))
-    calls = read_json(project.dir / "build_dir" / "calls.json", "calls.json") if timing_model else None
+    calls = read_json(project.dir / "build_dir" / "calls.json", "calls.json")
     ipt = board.emulator.instructions_per_tick if board.counter == "systick-icount" else None
     while len(rec["records"]) < len(inputs):
         lo = len(rec["records"])
-        idx = range(lo, min(lo + chunk, len(inputs)))
+        modeled = lo < timing_model
+        idx = range(lo, min(lo + (min(chunk, timing_model - lo) if modeled else chunk), len(inputs)))
         g = golden.infer(inputs[idx.start:idx.stop], INT32_MAX, n_sup, all_steps=True)
-        plugin = _plugin(project) if timing_model else None
+        plugin = _plugin(project) if modeled else None
         new = []
         with Session(project, qemu_args=tuple(plugin.qemu_args) if plugin else ()) as s:
             for j, i in enumerate(idx):
@@ -272,25 +274,38 @@ def operating_point(points: list[dict], full: dict, policy: str, tolerance: floa
 
 # ------------------------------------------------------------------------------------------------ the study
 def cost_arrays(rec: dict, board) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Cumulative cost to stop after step k (N, S), the halting head's part, and the cost's figure metadata:
-    modeled cycles from the timing plugin when recorded, else emulated instructions from the device counter."""
+    """Cumulative cost to stop after step k (N, S), the halting head's part, and the cost's figure metadata.
+
+    Modeled cycles from the timing plugin for the inputs that ran under it; the others' emulated instructions (device
+    SysTick) times the plugin's cycles per instruction of the same phase kind over those inputs (the CPI of a phase
+    varies by ~1e-4 between inputs: the kernels' instruction mix does not depend on the data). Without any plugin
+    run: emulated instructions."""
     rs = rec["records"]
-    if all("cycles" in r for r in rs):
-        pro = np.array([r["cycles"]["prologue"] for r in rs])
-        step = np.array([[s["net"] + s["heads"] for s in r["cycles"]["steps"]] for r in rs])
-        halt = np.array([[s["halt"] for s in r["cycles"]["steps"]] for r in rs])
-        from trm_tvm.measure import timing
-        src = timing.cycles(dict.fromkeys(timing.CLASSES, 0), board)["source"]
-        unit = {"unit": "cycles", "provenance": "modeled", "source": f"{src}; sum of the phase windows"}
-    else:
-        ipt = rec["counter"]["instructions_per_tick"] or 1
-        pro = np.array([r["ticks"]["prologue"] for r in rs]) * ipt
-        step = np.array([r["ticks"]["steps"] for r in rs]) * ipt
-        halt = np.zeros_like(step, dtype=float)
+    ipt = rec["counter"]["instructions_per_tick"] or 1
+    ins_pro = np.array([r["ticks"]["prologue"] for r in rs], float) * ipt
+    ins_step = np.array([r["ticks"]["steps"] for r in rs], float) * ipt
+    have = [r for r in rs if "cycles" in r]
+    if not have:
         tick = rec["counter"]["tick"]
         key = "instructions" if "instructions" in tick else "cycles"
         unit = {"unit": key, "provenance": tick[key]["provenance"],
                 "source": f"{tick[key]['source']}; sum of the phase windows"}
+        return ins_pro[:, None] + np.cumsum(ins_step, axis=1), np.zeros_like(ins_step), unit
+    from trm_tvm.measure import timing
+    cyc_step = lambda r: [s["net"] + s["heads"] for s in r["cycles"]["steps"]]
+    cpi_pro = sum(r["cycles"]["prologue"] for r in have) / sum(r["cycles"]["prologue_instructions"] for r in have)
+    cpi_step = sum(sum(cyc_step(r)) for r in have) / sum(s["instructions"] for r in have for s in r["cycles"]["steps"])
+    halt_frac = sum(s["halt"] for r in have for s in r["cycles"]["steps"]) / sum(sum(cyc_step(r)) for r in have)
+    pro = np.array([r["cycles"]["prologue"] if "cycles" in r else ins_pro[i] * cpi_pro for i, r in enumerate(rs)])
+    step = np.array([cyc_step(r) if "cycles" in r else ins_step[i] * cpi_step for i, r in enumerate(rs)])
+    halt = np.array([[s["halt"] for s in r["cycles"]["steps"]] if "cycles" in r else ins_step[i] * cpi_step * halt_frac
+                     for i, r in enumerate(rs)])
+    src = timing.cycles(dict.fromkeys(timing.CLASSES, 0), board)["source"]
+    how = ("timing plugin on every input" if len(have) == len(rs) else
+           f"timing plugin on {len(have)} of {len(rs)} inputs; the others: emulated instructions (SysTick) x the "
+           f"plugin's cycles per instruction (prologue {cpi_pro:.4f}, steps {cpi_step:.4f})")
+    unit = {"unit": "cycles", "provenance": "modeled", "source": f"{src}; {how}; sum of the phase windows",
+            "plugin_inputs": len(have)}
     return pro[:, None] + np.cumsum(step, axis=1), np.cumsum(halt, axis=1), unit
 
 
@@ -544,7 +559,8 @@ def load_study_inputs(art, checkpoint: str | None, data: str | None, limit: int 
 
 def run_study(artifact: str | Path, board: str, out: str | Path, *, kernels: str = "tvm",
               schedule: str = "default", checkpoint: str | None = None, data: str | None = None,
-              limit: int | None = None, sample: int | None = None, seed: int = 0, timing_model: bool = True, work: str | Path | None = None,
+              limit: int | None = None, sample: int | None = None, seed: int = 0, timing_model: int = 100,
+              work: str | Path | None = None,
               taus=TAUS, log: Callable[[str], None] = lambda m: None) -> dict:
     from trm_tvm import project as proj
     from trm_tvm.compile.driver import compile_artifact
@@ -561,8 +577,8 @@ def run_study(artifact: str | Path, board: str, out: str | Path, *, kernels: str
         log(f"compiling {artifact} for {board} ({kernels})")
         compile_artifact(artifact, board, kernels, work / "build", schedule)
     project = proj.generate_project(work / "build", board, work / "project")
-    if timing_model and not project.board.emulated:
-        timing_model = False
+    if not project.board.emulated:
+        timing_model = 0
     x, y, xf, idx, desc = load_study_inputs(art, checkpoint, data, limit, sample, seed)
     rec = record_device_runs(project, Path(artifact), x, y, idx, out / "records.json", timing_model, log=log)
     fp = float_view(checkpoint, xf, int(art.header["io"]["classes"])) if checkpoint and xf is not None else None
@@ -632,8 +648,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, help="the first N test inputs")
     ap.add_argument("--sample", type=int, help="a seeded random subset of N test inputs (--seed)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--no-timing-model", action="store_true",
-                    help="cost from the device counter (emulated instructions) instead of modeled cycles")
+    ap.add_argument("--timing-model-inputs", type=int, default=100, metavar="K",
+                    help="the first K inputs run under the QEMU timing plugin (modeled cycles; the rest: emulated "
+                         "instructions x the plugin's cycles per instruction); 0: emulated instructions only")
     ap.add_argument("--work", help="build directory and project (default build/halting/...)")
     ap.add_argument("--compare", nargs="+", metavar="DIR", help="compare finished studies instead of running one")
     ap.add_argument("--out", required=True, help="reports/halting/<name>")
@@ -646,7 +663,7 @@ def main(argv: list[str] | None = None) -> int:
                         "e.g. --board cortex-m4 --artifact artifacts/ecg_w8a8.npz")
     say = lambda m: print(m, file=sys.stderr)
     res = run_study(a.artifact, a.board, a.out, kernels=a.kernels, schedule=a.schedule, checkpoint=a.checkpoint,
-                    data=a.data, limit=a.limit, sample=a.sample, seed=a.seed, timing_model=not a.no_timing_model,
+                    data=a.data, limit=a.limit, sample=a.sample, seed=a.seed, timing_model=a.timing_model_inputs,
                     work=a.work, log=say)
     print(summary_md(res, res["meta"]))
     print(operating_point_text(Path(a.out) / "halting.json"))
