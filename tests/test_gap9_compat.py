@@ -11,7 +11,7 @@ import pytest
 
 from trm_tvm.gap9 import functional
 from trm_tvm.gap9.codegen import c_array, c_defines
-from trm_tvm.gap9.tiling import LinearTiling, plan_linear
+from trm_tvm.gap9.tiling import LinearTiling, pack_linear, plan_linear
 from trm_tvm.quant import spec
 
 pytestmark = [pytest.mark.qemu, pytest.mark.xdist_group("gap9")]
@@ -62,10 +62,12 @@ def _linear_case(t: LinearTiling, seed: int):
               else spec.linear_s8(a, w, bias, mult, shift))
     defs = {"ST_TOKENS": t.tokens, "ST_N_IN": t.n_in, "ST_N_OUT": t.n_out, "ST_WBITS": t.wbits,
             "ST_TILE_TOKENS": t.tile_tokens, "ST_TILE_OUT": t.tile_out,
-            "ST_SPLIT_TOKENS": int(t.split_tokens), "ST_DOUBLE_BUFFER": int(t.double_buffer)}
-    h = "#include <stdint.h>\n" + c_defines(defs) + "".join(
-        c_array(n, v) for n, v in [("st_in", a), ("st_w", w_dev), ("st_bias", bias), ("st_mult", mult),
-                                   ("st_shift", shift)])
+            "ST_SPLIT_TOKENS": int(t.split_tokens), "ST_DOUBLE_BUFFER": int(t.double_buffer),
+            "ST_PACKED": int(t.packed)}
+    arrays = [("st_in", a), ("st_w", w_dev), ("st_bias", bias), ("st_mult", mult), ("st_shift", shift)]
+    if t.packed:
+        arrays.append(("st_packed", pack_linear(t, w_dev, bias, mult, shift)))
+    h = "#include <stdint.h>\n" + c_defines(defs) + "".join(c_array(n, v) for n, v in arrays)
     return h, expect
 
 
@@ -76,7 +78,9 @@ def _parse(out: str) -> tuple[int, int, np.ndarray]:
     return peak, rc, np.frombuffer(bytes.fromhex(hexes), dtype=np.int8)
 
 
-CASES = [  # tokens, n_in, n_out, wbits, tile_tokens, tile_out, split_tokens, double_buffer, sequential
+CASES = [  # tokens, n_in, n_out, wbits, tile_tokens, tile_out, split_tokens, double_buffer, sequential, packed
+    (13, 37, 29, 8, 5, 7, False, True, 0, True),   # ragged tiles, packed weight tiles (one DMA per tile)
+    (13, 37, 29, 4, 13, 11, True, False, 1, True),  # packed int4, odd n_in, single buffering, sequential
     (13, 37, 29, 8, 5, 7, False, True, 0),     # ragged tiles in both axes, 7 channels over 8 cores
     (13, 37, 29, 8, 5, 7, True, True, 1),      # split by token, shuffled sequential fallback
     (13, 37, 29, 4, 13, 11, False, False, 0),  # packed int4, odd n_in, single buffering
@@ -86,10 +90,11 @@ CASES = [  # tokens, n_in, n_out, wbits, tile_tokens, tile_out, split_tokens, do
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c[0]}x{c[1]}-{c[2]}-w{c[3]}-t{c[4]}x{c[5]}-"
-                                              f"{'tok' if c[6] else 'ch'}-db{int(c[7])}-seq{c[8]}" for c in CASES])
+                                              f"{'tok' if c[6] else 'ch'}-db{int(c[7])}-seq{c[8]}"
+                                              f"{'-packed' if c[9:] and c[9] else ''}" for c in CASES])
 def test_tiled_parallel_linear_is_bit_exact(tmp_path, case):
-    tokens, n_in, n_out, wbits, tt, to, split, db, seq = case
-    t = LinearTiling(tokens, n_in, n_out, wbits, tt, to, split, db)
+    tokens, n_in, n_out, wbits, tt, to, split, db, seq = case[:9]
+    t = LinearTiling(tokens, n_in, n_out, wbits, tt, to, split, db, packed=bool(case[9:] and case[9]))
     h, expect = _linear_case(t, seed=tokens * 1000 + n_out)
     r = _build_run(tmp_path, "lin", {"TRM_SELFTEST_LINEAR": 1, "TRM_COMPAT_SEQUENTIAL": seq,
                                      "TRM_COMPAT_CHECKS": 2, "TRM_COMPAT_SEED": 7}, h)

@@ -81,3 +81,10 @@ def test_row_parallel_op_hand_computed(board):
 
     r = cycles.rows_cycles(RowsTiling("lut", 16, 48, 1, 2), board, 1)
     assert (r.dma_exposed, r.compute, r.sync, r.total) == (806 + 1292, 384, 300, 2782)
+
+
+def test_packed_weight_tiles_move_in_one_transfer(board):
+    """The hand-computed case with packed tiles: weights + params of a tile are one 176-byte DMA (22 + 550 = 572
+    instead of 2222). Exposed: 555 + 572; max(0, 572 + 554 - 196) = 930; last output 554 -> 2611; total 3503."""
+    r = cycles.linear_cycles(LinearTiling(4, 10, 16, 8, 4, 8, False, True, packed=True), board)
+    assert (r.compute, r.dma_exposed, r.sync, r.total) == (392, 2611, 500, 3503)

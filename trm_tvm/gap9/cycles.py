@@ -102,7 +102,8 @@ def linear_cycles(t: LinearTiling, board: Gap9Board, loop: InnerLoop = TRM_LOOP)
     for tt_n, to_n in dims:
         share = (math.ceil(tt_n / cores), to_n) if t.split_tokens else (tt_n, math.ceil(to_n / cores))
         compute.append(matmul_core_cycles(*share, t.n_in, t.wbits, loop))
-    w_dma = [dma_cycles(to_n * rb + 12 * to_n, 4, board) for _, to_n in dims]
+    w_dma = [dma_cycles(t.packed_tile_bytes, 1, board) if t.packed else dma_cycles(to_n * rb + 12 * to_n, 4, board)
+             for _, to_n in dims]
     out_dma = [dma_cycles(tt_n * to_n, 1, board) for tt_n, to_n in dims]
     for i, ((tt, to), (tt_n, _)) in enumerate(zip(tiles, dims)):
         exposed = dma_cycles(tt_n * t.n_in, 1, board) if to == 0 else 0        # input rows: loaded and waited

@@ -32,6 +32,7 @@ class LinearTiling:
     tile_out: int
     split_tokens: bool = False     # False: a tile's output channels are split over the cores; True: its tokens
     double_buffer: bool = True
+    packed: bool = False           # weights + bias/mult/shift of a tile laid out contiguously: one DMA per tile
 
     @property
     def buffers(self) -> int:
@@ -48,14 +49,43 @@ class LinearTiling:
     def n_tiles(self) -> int:
         return -(-self.tokens // self.tile_tokens) * -(-self.n_out // self.tile_out)
 
+    @property
+    def packed_tile_bytes(self) -> int:
+        """One tile of the packed layout: weights padded to 8 bytes, then bias, mult, shift (tile_out each)."""
+        return _r8(self.tile_out * row_bytes(self.n_in, self.wbits)) + 12 * self.tile_out
+
     def dma_ok(self) -> bool:
         rb = row_bytes(self.n_in, self.wbits)
-        return max(self.tile_out * rb, self.tile_tokens * self.n_in, self.tile_tokens * self.tile_out) <= MAX_DMA_BYTES
+        weights = self.packed_tile_bytes if self.packed else self.tile_out * rb
+        return max(weights, self.tile_tokens * self.n_in, self.tile_tokens * self.tile_out) <= MAX_DMA_BYTES
 
     def c_args(self) -> dict[str, int]:
         """The tiling fields of trm_linear_cl_args_t."""
         return {"tile_tokens": self.tile_tokens, "tile_out": self.tile_out,
                 "split_tokens": int(self.split_tokens), "double_buffer": int(self.double_buffer)}
+
+
+def pack_linear(t: LinearTiling, w, bias, mult, shift):
+    """The `packed` L2 layout of trm_linear_cl for tiling `t`: per output tile, its weight rows (padded to 8 bytes),
+    then bias, mult, shift as int32 little-endian, each `tile_out` long (the last tile zero-padded). `w` is the device
+    weight array ([n_out][row bytes], int8 or packed int4); bias may be None."""
+    import numpy as np
+
+    rb = row_bytes(t.n_in, t.wbits)
+    n_to = -(-t.n_out // t.tile_out)
+    out = np.zeros((n_to, t.packed_tile_bytes), np.uint8)
+    wb = np.ascontiguousarray(w).view(np.uint8).reshape(t.n_out, rb)
+    zero = np.zeros(t.n_out, np.int32)
+    for j in range(n_to):
+        o0, o1 = j * t.tile_out, min(t.n_out, (j + 1) * t.tile_out)
+        out[j, :(o1 - o0) * rb] = wb[o0:o1].reshape(-1)
+        at = _r8(t.tile_out * rb)
+        for arr in (zero if bias is None else bias, mult, shift):
+            seg = np.zeros(t.tile_out, "<i4")
+            seg[:o1 - o0] = np.asarray(arr, np.int64)[o0:o1]
+            out[j, at:at + 4 * t.tile_out] = seg.view(np.uint8)
+            at += 4 * t.tile_out
+    return out.reshape(-1)
 
 
 def plan_linear(tokens: int, n_in: int, n_out: int, wbits: int, l1_budget: int, cores: int = 8,

@@ -1,6 +1,7 @@
 """GAP9 schedule search for the cluster linear layers (a first `tune --board gap9`).
 
-Knobs per linear layer: output tile width, token tile height, split axis (channels or tokens), double buffering.
+Knobs per linear layer: output tile width, token tile height, split axis (channels or tokens), double buffering,
+packed weight tiles (weights + bias/mult/shift contiguous in L2: one DMA per tile instead of four).
 Every candidate that fits L1 and the 16-bit DMA limit is scored with the frozen cycle model (cycles.py); the
 default schedule (tiling.plan_linear) is always a candidate, so the tuned choice is never worse than the default
 under the model. The whole tuned project is then run on the functional build: a schedule that is not 0 LSB against
@@ -31,9 +32,10 @@ def candidates(default: LinearTiling, board: Gap9Board) -> list[LinearTiling]:
         for w in widths:
             for split in (False, True):
                 for db in (True, False):
-                    c = replace(t, tile_tokens=h, tile_out=w, split_tokens=split, double_buffer=db)
-                    if c.l1_bytes <= board.l1_budget and c.dma_ok():
-                        out.append(c)
+                    for packed in (False, True):
+                        c = replace(t, tile_tokens=h, tile_out=w, split_tokens=split, double_buffer=db, packed=packed)
+                        if c.l1_bytes <= board.l1_budget and c.dma_ok():
+                            out.append(c)
     return out
 
 

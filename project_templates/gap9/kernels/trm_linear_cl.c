@@ -68,10 +68,15 @@ static void dma_1d(pi_cl_dma_copy_t *d, const void *ext, void *loc, uint32_t byt
   pi_cl_dma_memcpy(d);
 }
 
-/* Weights and the three per-channel arrays of output tile `to` into buffer `b`. */
+/* Weights and the three per-channel arrays of output tile `to` into buffer `b` (w[b] and prm[b] are adjacent). */
 static void load_weights(linear_ctx_t *c, int to, int b) {
   const trm_linear_cl_args_t *a = c->a;
   int o0 = to * a->tile_out, n = a->n_out - o0 < a->tile_out ? a->n_out - o0 : a->tile_out;
+  if (a->packed) {
+    uint32_t tile_bytes = ROUND8(a->tile_out * c->row_bytes) + 12u * (uint32_t)a->tile_out;
+    dma_1d(&c->dw[b][0], a->packed + (uint32_t)to * tile_bytes, c->w[b], tile_bytes, PI_CL_DMA_DIR_EXT2LOC);
+    return;
+  }
   dma_1d(&c->dw[b][0], (const uint8_t *)a->w + (uint32_t)o0 * c->row_bytes, c->w[b], (uint32_t)n * c->row_bytes, PI_CL_DMA_DIR_EXT2LOC);
   dma_1d(&c->dw[b][1], a->bias + o0, c->prm[b], 4u * (uint32_t)n, PI_CL_DMA_DIR_EXT2LOC);
   dma_1d(&c->dw[b][2], a->mult + o0, c->prm[b] + a->tile_out, 4u * (uint32_t)n, PI_CL_DMA_DIR_EXT2LOC);
@@ -79,7 +84,7 @@ static void load_weights(linear_ctx_t *c, int to, int b) {
 }
 
 static void wait_weights(linear_ctx_t *c, int b) {
-  for (int i = 0; i < 4; i++) pi_cl_dma_wait(&c->dw[b][i]);
+  for (int i = 0; i < (c->a->packed ? 1 : 4); i++) pi_cl_dma_wait(&c->dw[b][i]);
 }
 
 /* Core `core`'s share of one tile: rows [t_lo, t_hi) x channels [o_lo, o_hi) of the tile. */
@@ -156,21 +161,21 @@ int trm_linear_cl(const trm_linear_cl_args_t *a) {
   linear_ctx_t c = {.a = a, .row_bytes = row_bytes(a)};
   if (a->tile_tokens < 1 || a->tile_out < 1 || a->tile_tokens > a->tokens || a->tile_out > a->n_out ||
       (uint32_t)a->tile_out * c.row_bytes > MAX_DMA_BYTES || (uint32_t)(a->tile_tokens * a->n_in) > MAX_DMA_BYTES ||
-      (uint32_t)(a->tile_tokens * a->tile_out) > MAX_DMA_BYTES || (a->wbits != 8 && a->wbits != 4))
+      (uint32_t)(a->tile_tokens * a->tile_out) > MAX_DMA_BYTES || (a->wbits != 8 && a->wbits != 4) ||
+      (a->packed && ROUND8(a->tile_out * c.row_bytes) + 12u * (uint32_t)a->tile_out > MAX_DMA_BYTES))
     return TRM_CL_E_ARGS;
   uint32_t sz_x = ROUND8(a->tile_tokens * a->n_in), sz_w = ROUND8(a->tile_out * c.row_bytes);
   uint32_t sz_p = ROUND8(12 * a->tile_out), sz_o = ROUND8(a->tile_tokens * a->tile_out);
   int ok = (c.x = pi_cl_l1_malloc(NULL, sz_x)) != NULL;
   for (int b = 0; b < nb; b++) {
-    ok = ok && (c.w[b] = pi_cl_l1_malloc(NULL, sz_w)) != NULL;
-    ok = ok && (c.prm[b] = pi_cl_l1_malloc(NULL, sz_p)) != NULL;
+    ok = ok && (c.w[b] = pi_cl_l1_malloc(NULL, sz_w + sz_p)) != NULL; /* weights, then bias/mult/shift */
+    if (ok) c.prm[b] = (int32_t *)(c.w[b] + sz_w);
     ok = ok && (c.o[b] = pi_cl_l1_malloc(NULL, sz_o)) != NULL;
   }
   if (ok) pi_cl_team_fork(pi_cl_cluster_nb_cores(), linear_worker, &c);
   for (int b = nb - 1; b >= 0; b--) { /* free what was allocated, in reverse */
     if (c.o[b]) pi_cl_l1_free(NULL, c.o[b], sz_o);
-    if (c.prm[b]) pi_cl_l1_free(NULL, c.prm[b], sz_p);
-    if (c.w[b]) pi_cl_l1_free(NULL, c.w[b], sz_w);
+    if (c.w[b]) pi_cl_l1_free(NULL, c.w[b], sz_w + sz_p);
   }
   if (c.x) pi_cl_l1_free(NULL, c.x, sz_x);
   return ok ? TRM_CL_OK : TRM_CL_E_L1;

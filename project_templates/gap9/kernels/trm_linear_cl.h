@@ -21,6 +21,9 @@ typedef struct {
   int tile_tokens, tile_out; /* L1 tile: tokens x output channels */
   int split_tokens;          /* 0: a tile's output channels are split over the cores; 1: its tokens */
   int double_buffer;         /* 1: next weight tile and previous output tile move while the cores compute */
+  const uint8_t *packed;     /* optional: per output tile, [weights padded to 8 B][bias][mult][shift] of tile_out
+                                rows each (zero-padded on the last tile), so one DMA moves a tile
+                                (trm_tvm/gap9/tiling.pack_linear); NULL: w/bias/mult/shift, four DMAs per tile */
 } trm_linear_cl_args_t;
 
 enum { TRM_CL_OK = 0, TRM_CL_E_L1 = -1, TRM_CL_E_ARGS = -2 };

@@ -41,6 +41,9 @@ static void cluster_entry(void *arg) {
       .tokens = ST_TOKENS, .n_in = ST_N_IN, .n_out = ST_N_OUT, .wbits = ST_WBITS,
       .tile_tokens = ST_TILE_TOKENS, .tile_out = ST_TILE_OUT, .split_tokens = ST_SPLIT_TOKENS,
       .double_buffer = ST_DOUBLE_BUFFER,
+#if ST_PACKED
+      .packed = st_packed,
+#endif
   };
   rc = trm_linear_cl(&a);
 }
