@@ -128,3 +128,21 @@ def test_users_view_names_the_run_threshold_and_saving(art, tmp_path):
         assert f"q_threshold = {thr}" in text and f"saves {100 * o['saving_vs_full']:.1f} %" in text
         assert halting.operating_threshold(tmp_path / "halting.json") == thr
     assert "(emulated)" in text            # the cost keeps its provenance
+
+
+def test_gap9_modeled_study_uses_the_gap9_cycle_model(art, tmp_path):
+    from trm_tvm.gap9 import cycles as g9, project as g9proj
+    from trm_tvm.gap9.board import load_gap9
+
+    path = tmp_path / "a.npz"
+    art.save(path)
+    res = halting.run_study(path, "gap9", tmp_path / "out", limit=8, work=tmp_path / "work")
+    plan = g9proj.generate_project(art, tmp_path / "p", golden_inputs(art, 1)[1], board=load_gap9())
+    mc = g9.model_cycles(art, g9proj.plans_from_json(plan), load_gap9())
+    pts = res["variants"][art.header["precision"]]["points"]
+    for p in pts:
+        if p["policy"] == "fixed":
+            assert p["cost_max"] == pytest.approx(mc.inference_cycles(p["value"]))
+    assert res["cost"]["provenance"] == "modeled" and "gap9" in res["cost"]["source"]
+    assert "golden model" in res["bit_exact"]["note"]
+    assert (tmp_path / "out" / "pareto.png").is_file() and (tmp_path / "out" / "points.csv").is_file()

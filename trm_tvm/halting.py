@@ -168,6 +168,38 @@ def record_device_runs(project, artifact_path: Path, inputs: np.ndarray, labels:
     return rec
 
 
+def gap9_records(art, inputs: np.ndarray, labels: np.ndarray | None, indices: np.ndarray, work: Path) -> dict:
+    """GAP9 (modeled): every step's outputs from the golden model (the GAP9 functional build matches it with
+    0 LSB, docs/gap9.md) and per-phase cycles from trm_tvm.gap9.cycles for the generated project's tiling (the
+    model's cycles do not depend on the data)."""
+    from trm_tvm.gap9 import cycles as g9, project as g9proj
+    from trm_tvm.gap9.board import load_gap9
+    from trm_tvm.quant.golden import Golden
+
+    board = load_gap9()
+    plan = g9proj.generate_project(art, work / "gap9-project", inputs[:1], board=board)
+    plans = g9proj.plans_from_json(plan)
+    mc = g9.model_cycles(art, plans, board)
+    shapes = {k: tuple(v["shape"]) for k, v in art.header["activations"].items()}
+    halt = sum(g9.node_cycles(n, shapes, plans, board).total for n in art.graph["heads"] if n["name"] == "halt")
+    step = {"net": mc.net_calls_per_step * mc.phases["net"], "heads": mc.phases["heads"], "halt": halt}
+    g = Golden(art).infer(inputs, INT32_MAX, all_steps=True)
+    S = g.q.shape[1]
+    recs = [{"index": int(indices[i]), "label": None if labels is None else int(np.asarray(labels[i]).ravel()[0]),
+             "bit_exact": None, "mismatch": [], "q": g.q[i].tolist(),
+             "logits": g.step_logits[i].reshape(S, -1).tolist(),
+             "cycles": {"prologue": mc.phases["prologue"], "steps": [dict(step) for _ in range(S)]}}
+            for i in range(len(inputs))]
+    fig = g9.figures(1, board)
+    return {"board": "gap9", "n_sup": S, "records": recs, "counter": {"instructions_per_tick": None},
+            "cost_model": {"source": fig["cycles"]["source"] + "; per phase, data-independent",
+                           "clock_hz": board.clock_hz, "energy_per_cycle_j": board.pj_per_cycle * 1e-12,
+                           "energy_source": fig["energy_uj"]["source"],
+                           "outputs": "per-step outputs from the golden model (no GAP9 device here; the functional "
+                                      "build is bit-exact with it, docs/gap9.md)"},
+            "provenance": run_info()}
+
+
 def _plugin(project):
     from trm_tvm import project as proj
     from trm_tvm.measure import timing
@@ -281,6 +313,13 @@ def cost_arrays(rec: dict, board) -> tuple[np.ndarray, np.ndarray, dict]:
     varies by ~1e-4 between inputs: the kernels' instruction mix does not depend on the data). Without any plugin
     run: emulated instructions."""
     rs = rec["records"]
+    cyc_step = lambda r: [s["net"] + s["heads"] for s in r["cycles"]["steps"]]
+    if "cost_model" in rec:                     # a cycle model without a device (gap9)
+        step = np.array([cyc_step(r) for r in rs], float)
+        halt = np.array([[s["halt"] for s in r["cycles"]["steps"]] for r in rs], float)
+        pro = np.array([r["cycles"]["prologue"] for r in rs], float)
+        unit = {"unit": "cycles", "provenance": "modeled", "source": rec["cost_model"]["source"]}
+        return pro[:, None] + np.cumsum(step, axis=1), np.cumsum(halt, axis=1), unit
     ipt = rec["counter"]["instructions_per_tick"] or 1
     ins_pro = np.array([r["ticks"]["prologue"] for r in rs], float) * ipt
     ins_step = np.array([r["ticks"]["steps"] for r in rs], float) * ipt
@@ -292,7 +331,6 @@ def cost_arrays(rec: dict, board) -> tuple[np.ndarray, np.ndarray, dict]:
                 "source": f"{tick[key]['source']}; sum of the phase windows"}
         return ins_pro[:, None] + np.cumsum(ins_step, axis=1), np.zeros_like(ins_step), unit
     from trm_tvm.measure import timing
-    cyc_step = lambda r: [s["net"] + s["heads"] for s in r["cycles"]["steps"]]
     cpi_pro = sum(r["cycles"]["prologue"] for r in have) / sum(r["cycles"]["prologue_instructions"] for r in have)
     cpi_step = sum(sum(cyc_step(r)) for r in have) / sum(s["instructions"] for r in have for s in r["cycles"]["steps"])
     halt_frac = sum(s["halt"] for r in have for s in r["cycles"]["steps"]) / sum(sum(cyc_step(r)) for r in have)
@@ -330,8 +368,12 @@ def study(rec: dict, art, board, fp: dict | None = None, taus=TAUS) -> dict:
     if fp is not None:
         variants["fp"] = policy_stops(fp["q"], fp["margin"], None, taus, float_q=True)
         preds["fp"] = fp["pred"]
-    clock = board.part.clock_hz
-    epc = energy.energy_modeled(1.0, board) if unit["unit"] == "cycles" else None
+    if "cost_model" in rec:
+        cm = rec["cost_model"]
+        clock, epc = cm["clock_hz"], figure(cm["energy_per_cycle_j"], "J", "modeled", cm["energy_source"])
+    else:
+        clock = board.part.clock_hz
+        epc = energy.energy_modeled(1.0, board) if unit["unit"] == "cycles" else None
     out: dict[str, Any] = {"cost": unit, "variants": {}}
     for name, stops in variants.items():
         pts = evaluate_points(preds[name], labels, cost, halt, stops)
@@ -350,13 +392,16 @@ def study(rec: dict, art, board, fp: dict | None = None, taus=TAUS) -> dict:
             "full_compute": pts.index(full),
             "operating_points": {pol: {"point": pts.index(op), "saving_vs_full": 1 - op["cost_mean"] / full["cost_mean"]}
                                  if op else None for pol, op in ops.items()},
-            "cost_note": "device cost of the same steps on this build" if name == "fp" else "device"}
+            "cost_note": "device cost of the same steps on this build" if name == "fp" else
+                         "golden-model outputs, modeled cycles" if "cost_model" in rec else "device"}
     worst = float(cost[:, -1].max())
     out["worst_case_bound"] = figure(worst, unit["unit"], unit["provenance"],
                                      f"N_sup = {q.shape[1]} steps, slowest input; halting never exceeds it")
     out["energy_source"] = epc["source"] if epc else None
     out["labels"] = labels is not None
-    out["bit_exact"] = {"inputs": len(rs), "all_steps_bit_exact": sum(r["bit_exact"] for r in rs)}
+    out["bit_exact"] = {"inputs": len(rs), "all_steps_bit_exact": sum(bool(r["bit_exact"]) for r in rs)}
+    if "cost_model" in rec:
+        out["bit_exact"]["note"] = rec["cost_model"]["outputs"]
     return out
 
 
@@ -402,9 +447,9 @@ def write_csv(res: dict, path: Path) -> None:
 def summary_md(res: dict, meta: dict) -> str:
     u = res["cost"]
     lines = [f"# Halting study: {meta['artifact']} on {meta['board']} ({meta['kernels']} kernels)", "",
-             f"{meta['inputs']} inputs ({meta['data']}); every step of every input ran on the device and was checked "
-             f"against the golden model: {res['bit_exact']['all_steps_bit_exact']}/{res['bit_exact']['inputs']} "
-             "inputs bit-exact at every step.",
+             f"{meta['inputs']} inputs ({meta['data']}); " + (res["bit_exact"]["note"] + "." if "note" in res["bit_exact"]
+             else "every step of every input ran on the device and was checked against the golden model: "
+             f"{res['bit_exact']['all_steps_bit_exact']}/{res['bit_exact']['inputs']} inputs bit-exact at every step."),
              f"Cost: {u['unit']} ({u['provenance']}: {u['source']}). Energy: modeled ({res['energy_source']}).",
              f"Worst-case bound that halting guarantees (N_sup): {fmt(res['worst_case_bound'])}.", ""]
     for name, v in res["variants"].items():
@@ -572,6 +617,14 @@ def run_study(artifact: str | Path, board: str, out: str | Path, *, kernels: str
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(work or REPO_ROOT / "build" / "halting" / f"{board}-{kernels}-{schedule}-{Path(artifact).stem}")
+    x, y, xf, idx, desc = load_study_inputs(art, checkpoint, data, limit, sample, seed)
+    fp = float_view(checkpoint, xf, int(art.header["io"]["classes"])) if checkpoint and xf is not None else None
+    if board == "gap9":
+        rec = gap9_records(art, x, y, idx, work)
+        write_json(out / "records.json", rec)
+        return _report(rec, art, None, fp, taus, out, {"artifact": str(artifact), "precision": art.header["precision"],
+                       "board": board, "kernels": "gap9 cluster (trm_tvm.gap9)", "schedule": "default", "data": desc,
+                       "inputs": int(len(x)), "timing_model": "trm_tvm.gap9.cycles", "checkpoint": checkpoint})
     built = work / "build" / "build.json"
     if not built.is_file() or read_json(built, "build.json")["artifact"]["sha256"] != _sha(artifact):
         log(f"compiling {artifact} for {board} ({kernels})")
@@ -579,15 +632,18 @@ def run_study(artifact: str | Path, board: str, out: str | Path, *, kernels: str
     project = proj.generate_project(work / "build", board, work / "project")
     if not project.board.emulated:
         timing_model = 0
-    x, y, xf, idx, desc = load_study_inputs(art, checkpoint, data, limit, sample, seed)
     rec = record_device_runs(project, Path(artifact), x, y, idx, out / "records.json", timing_model, log=log)
-    fp = float_view(checkpoint, xf, int(art.header["io"]["classes"])) if checkpoint and xf is not None else None
-    res = study(rec, art, project.board, fp, taus)
-    cost_full, _, _ = cost_arrays(rec, project.board)
-    res["meta"] = {"artifact": str(artifact), "precision": art.header["precision"], "board": board,
-                   "kernels": kernels, "schedule": schedule, "data": desc, "inputs": int(len(x)),
-                   "timing_model": timing_model,
-                   "checkpoint": checkpoint, "build_id": project.build_id}
+    return _report(rec, art, project.board, fp, taus, out, {
+        "artifact": str(artifact), "precision": art.header["precision"], "board": board, "kernels": kernels,
+        "schedule": schedule, "data": desc, "inputs": int(len(x)), "timing_model": timing_model,
+        "checkpoint": checkpoint, "build_id": project.build_id})
+
+
+def _report(rec: dict, art, board, fp: dict | None, taus, out: Path, meta: dict) -> dict:
+    """halting.json, points.csv, summary.md and the plots of one study."""
+    res = study(rec, art, board, fp, taus)
+    cost_full, _, _ = cost_arrays(rec, board)
+    res["meta"] = meta
     res["schema"], res["version"], res["provenance"] = SCHEMA, 1, run_info()
     res["plots"] = plots(res, out, cost_full)
     for v in res["variants"].values():
@@ -597,11 +653,6 @@ def run_study(artifact: str | Path, board: str, out: str | Path, *, kernels: str
     write_csv(res, out / "points.csv")
     atomic_write_text(out / "summary.md", summary_md(res, res["meta"]))
     return res
-
-
-def _sha(path) -> str:
-    from trm_tvm.quant.artifact import file_sha256
-    return file_sha256(path)
 
 
 def compare(dirs: list[str | Path], out: str | Path) -> str:
