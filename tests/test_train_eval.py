@@ -106,3 +106,7 @@ def test_committed_checkpoint_reproduces_its_stored_accuracy(ckpt):
     (key,) = [k for k in sub if k.startswith("fixed_")]
     assert res["subset"][key] == sub[key]
     assert load_config(ckpt / "config.yaml").model == load_checkpoint(ckpt / "model.pt")[1].model
+def test_the_ecg_checkpoint_is_committed_and_deployment_sized():
+    stored = json.loads((ROOT / "checkpoints" / "ecg" / "eval.json").read_text())
+    assert stored["sizes"]["params"]["value"] <= 100_000
+    assert stored["sizes"]["macs_fixed_inference"]["value"] <= 20_000_000

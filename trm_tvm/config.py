@@ -30,7 +30,7 @@ class TaskConfig:
     noise: float = 1.0                # ecg: scale of the added noise (baseline wander, powerline, EMG)
     min_clues: int = 35               # sudoku
     max_clues: int = 50
-    augment: bool = True              # sudoku: the paper's validity-preserving augmentations
+    augment: bool = True              # sudoku: the paper's augmentations; ecg: new noise + crop each epoch
     seed: int = 0
 
 

@@ -58,16 +58,16 @@ def make_optimizer(model: TRM, cfg: Config) -> torch.optim.Optimizer:
                               {"params": rest, "weight_decay": 0.0}], lr=cfg.train.lr, betas=(0.9, 0.95))
 
 
-def lr_at(step: int, total: int, cfg: Config) -> float:
+def lr_at(step: int, total: int, warmup: int, peak: float) -> float:
     """Linear warm-up, then cosine decay to 10 % of the peak."""
-    t = cfg.train
-    if step < t.warmup_steps:
-        return t.lr * (step + 1) / t.warmup_steps
-    frac = min(1.0, (step - t.warmup_steps) / max(1, total - t.warmup_steps))
-    return t.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    frac = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
-def train_batch(model: TRM, ema: EMA, opt, inp, target, cfg: Config, state: dict, total_steps: int) -> dict:
+def train_batch(model: TRM, ema: EMA, opt, inp, target, cfg: Config, state: dict, total_steps: int,
+                warmup: int) -> dict:
     y = z = None
     for _ in range(model.cfg.N_sup):
         x = model.embed_input(inp)
@@ -76,7 +76,7 @@ def train_batch(model: TRM, ema: EMA, opt, inp, target, cfg: Config, state: dict
         out = model.supervision_step(x, y, z)
         loss, correct = supervision_loss(out, target, cfg.train.halt_loss_weight)
         for g in opt.param_groups:
-            g["lr"] = lr_at(state["opt_step"], total_steps, cfg)
+            g["lr"] = lr_at(state["opt_step"], total_steps, warmup, cfg.train.lr)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -118,7 +118,11 @@ def train_phase(name: str, model_cfg: ModelConfig, cfg: Config, ds, x_tr, y_tr, 
     state = saved["phases"].get(name)
     torch.manual_seed(cfg.train.seed)
     model = TRM(model_cfg, ds.shape)
-    ema = EMA(model, cfg.train.ema)
+    # the baseline takes 1 optimiser step per batch where the TRM takes N_sup: keep warm-up and EMA horizon the
+    # same in epochs, so both see the same schedule over the same data
+    steps_ratio = model_cfg.N_sup / cfg.model.N_sup
+    warmup = max(1, round(cfg.train.warmup_steps * steps_ratio))
+    ema = EMA(model, cfg.train.ema ** (1.0 / steps_ratio))
     opt = make_optimizer(model, cfg)
     if state is None:
         state = {"phase": name, "epoch": 0, "batch": 0, "opt_step": 0, "elapsed_s": 0.0, "history": [],
@@ -146,15 +150,17 @@ def train_phase(name: str, model_cfg: ModelConfig, cfg: Config, ds, x_tr, y_tr, 
     while state["epoch"] < cfg.train.epochs and state["stopped_by"] is None:
         epoch = state["epoch"]
         order = np.random.default_rng([cfg.train.seed, epoch]).permutation(len(x_tr))
+        x_ep = x_tr if ds.redraw_train is None else ds.redraw_train(epoch)[: len(x_tr)]
         bar = tqdm(range(state["batch"], per_epoch), desc=f"{name} epoch {epoch + 1}/{cfg.train.epochs}",
                    file=sys.stderr, mininterval=10 if not sys.stderr.isatty() else 0.5, leave=False)
         model.train()
         for b in bar:
             idx = order[b * bs: (b + 1) * bs]
-            xb, yb = x_tr[idx], y_tr[idx]
+            xb, yb = x_ep[idx], y_tr[idx]
             if ds.augment is not None:
                 xb, yb = ds.augment(xb, yb, np.random.default_rng([cfg.train.seed, epoch, b]))
-            stats = train_batch(model, ema, opt, torch.as_tensor(xb), torch.as_tensor(yb), cfg, state, total_steps)
+            stats = train_batch(model, ema, opt, torch.as_tensor(xb), torch.as_tensor(yb), cfg, state, total_steps,
+                                warmup)
             bar.set_postfix(loss=f"{stats['loss']:.3f}", acc=f"{stats['acc']:.2f}", refresh=False)
             state["batch"] = b + 1
             state["elapsed_s"] = time.time() - t_start

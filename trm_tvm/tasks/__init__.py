@@ -28,6 +28,7 @@ class Dataset:
     class_names: list[str]
     test_groups: np.ndarray | None = None        # Sudoku: clue count of each test puzzle
     augment: Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]] | None = None
+    redraw_train: Callable[[int], np.ndarray] | None = None     # ECG: x_train re-noised and re-cropped for an epoch
     info: dict = field(default_factory=dict)
 
 

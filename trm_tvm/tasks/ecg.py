@@ -110,17 +110,18 @@ def generate(start: int, count: int, seed: int, sample_rate: int) -> tuple[np.nd
     return x, y
 
 
-def add_noise(clean: np.ndarray, seq_len: int, sample_rate: int, level: float, seed: int) -> np.ndarray:
+def add_noise(clean: np.ndarray, seq_len: int, sample_rate: int, level: float, seed: int, draw: int = 0) -> np.ndarray:
     """Gain, baseline wander, powerline (aliased at low rates), EMG bursts; random crop; robust normalisation.
 
     Returns float32 (N, 1, seq_len), roughly in [-4, 4] (clipped there so int8 with scale 4/127 holds it).
+    `draw` > 0 gives another noise and crop of the same clean traces (training augmentation, one per epoch).
     """
     n, length = clean.shape
     t = np.arange(seq_len) / sample_rate
     out = np.empty((n, 1, seq_len), np.float32)
     skip = int(0.5 * sample_rate)
     for i in range(n):
-        rng = np.random.default_rng([seed, 7919, i])    # per series: any prefix of the set is reproducible alone
+        rng = np.random.default_rng([seed, 7919, draw, i])   # per series: a prefix reproduces alone
         start = rng.integers(skip, length - seq_len + 1)
         s = clean[i, start: start + seq_len] * rng.uniform(0.6, 1.5)
         wander = sum(rng.uniform(0, 0.25) * np.sin(2 * np.pi * rng.uniform(0.05, 0.5) * t + rng.uniform(0, 6.3))
@@ -152,6 +153,11 @@ def load(cfg, cache: Path, train: bool = True, test_limit: int | None = None):
     x_tr, y_tr = cached_generate(cfg.n_train if train else 0, cfg.seed, cfg.sample_rate, cache)
     x_te, y_te = cached_generate(min(cfg.n_test, test_limit or cfg.n_test), test_seed, cfg.sample_rate, cache)
     shape = Shape(tokens=cfg.seq_len // cfg.patch, classes=len(CLASSES), channels=1, patch=cfg.patch)
+
+    def redraw(epoch: int) -> np.ndarray:          # fresh noise and crop of the clean training traces
+        return add_noise(x_tr, cfg.seq_len, cfg.sample_rate, cfg.noise, cfg.seed, draw=epoch + 1)
+
     return Dataset(shape, add_noise(x_tr, cfg.seq_len, cfg.sample_rate, cfg.noise, cfg.seed), y_tr,
                    add_noise(x_te, cfg.seq_len, cfg.sample_rate, cfg.noise, test_seed), y_te, list(CLASSES),
+                   redraw_train=redraw if cfg.augment else None,
                    info={"source": f"ECGSYN v{GENERATOR_VERSION}, {cfg.sample_rate} Hz, seeds {cfg.seed}/{test_seed}"})
