@@ -243,8 +243,9 @@ def policy_stops(q: np.ndarray, margin: np.ndarray, q_scale: float | None, taus=
         else:
             stop = learned_stop(q, q_threshold(tau, q_scale))
         out.append(("learned", "tau", tau, stop))
-    levels = sorted({float(np.ceil(v)) for v in np.quantile(margin, MARGIN_QUANTILES)} - {0.0})
-    for m in [0.0, *levels, float(margin.max()) + 1]:          # the last never stops early
+    levels = np.quantile(margin, MARGIN_QUANTILES)
+    levels = np.ceil(levels) if np.issubdtype(margin.dtype, np.integer) else np.array([float(f"{v:.3g}") for v in levels])
+    for m in [0.0, *sorted(set(levels.tolist()) - {0.0}), float(margin.max()) + 1]:    # the last never stops early
         out.append(("confidence", "margin", m, first_true(margin >= m)))
     return out
 
@@ -464,7 +465,7 @@ def summary_md(res: dict, meta: dict) -> str:
                 p = pts[i]
                 lines.append(f"| {_label(p)} | {100 * p['accuracy']:.2f} % [{100 * p['ci95'][0]:.1f}, "
                              f"{100 * p['ci95'][1]:.1f}] | {p['steps_mean']:.2f} | {p['cost_mean']:.4g} | "
-                             f"{p['cost_p99']:.4g} | {p['cost_max']:.4g} | {100 * p['halt_share']:.2f} % |")
+                             f"{p['cost_p99']:.4g} | {p['cost_max']:.4g} | {100 * p['halt_share']:.2g} % |")
         lines += ["", f"Full compute: {100 * full['accuracy']:.2f} % at {full['cost_mean']:.4g} {u['unit']} "
                       f"({u['provenance']}). Cheapest point within 1 point of it, per policy:"]
         for pol, o in v["operating_points"].items():
