@@ -45,7 +45,7 @@ def compile_artifact(artifact: str | Path, board: str, kernels: str, out: str | 
     brd = load_board(board)
     art = Artifact.load(artifact)
     backend = get_backend(kernels, brd, schedule)
-    sections, mod = import_artifact(art, backend.scratch)
+    sections, mod = import_artifact(art, backend.scratch, getattr(backend, "folds_transposes", False))
     arena = memory.layout(sections, memory.relax_plan(mod))
     bound = memory.lower_bound(sections)
     ex = Executor(art, sections, arena, backend)

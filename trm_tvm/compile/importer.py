@@ -125,8 +125,29 @@ def to_relax(art: Artifact, section: str, ops: list[Op]) -> relax.Function:
     return bb.get()[section]
 
 
-def import_artifact(art: Artifact, scratch_of) -> tuple[dict[str, list[Op]], tvm.IRModule]:
-    """All three sections: their Ops (with the back end's scratch sizes) and one IRModule of Relax functions."""
+def fold_output_transposes(ops: list[Op]) -> list[Op]:
+    """linear -> transpose, where the transpose is the linear's only consumer, becomes one linear that writes its
+    output transposed (`attrs["out_trans"]`): the token MLP's down projection writes (L, D) directly."""
+    consumers: dict[str, int] = {}
+    for op in ops:
+        for t in op.inputs:
+            consumers[t] = consumers.get(t, 0) + 1
+    producer = {op.output: op for op in ops}
+    out = []
+    for op in ops:
+        src = producer.get(op.inputs[0]) if op.kind == "transpose" else None
+        if src is not None and src.kind == "linear" and consumers[src.output] == 1 and src in out:
+            src.attrs["out_trans"] = True
+            src.output, src.out_shape = op.output, op.out_shape
+            continue
+        out.append(op)
+    return out
+
+
+def import_artifact(art: Artifact, scratch_of, fold_transposes: bool = False
+                    ) -> tuple[dict[str, list[Op]], tvm.IRModule]:
+    """All three sections: their Ops (with the back end's scratch sizes) and one IRModule of Relax functions.
+    `fold_transposes`: the back end has linear kernels with transposed outputs (fold_output_transposes)."""
     if not art.on_device:
         raise UserError(f"artifact {art.path} uses study-only numerics {art.numerics} (act/state bits)",
                         "only int8 activations and an int8 state run on the device")
@@ -134,6 +155,8 @@ def import_artifact(art: Artifact, scratch_of) -> tuple[dict[str, list[Op]], tvm
     funcs = {}
     for sec in SECTIONS:
         ops = section_ops(art, sec)
+        if fold_transposes:
+            ops = fold_output_transposes(ops)
         for op in ops:
             op.scratch = int(scratch_of(op))
         sections[sec] = ops

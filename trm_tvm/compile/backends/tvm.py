@@ -29,7 +29,8 @@ def shape_of(op: Op):
     n = op.node
     if op.kind in ("linear", "head"):
         return LinearShape(tokens_of(op.in_shapes[0]), n["n_in"], n["n_out"], n.get("bits", 8),
-                           "int16" if op.kind == "head" else "int8", bool(n.get("bias")))
+                           "int16" if op.kind == "head" else "int8", bool(n.get("bias")),
+                           out_trans=bool(op.attrs.get("out_trans")))
     if op.kind == "rmsnorm":
         return RMSNormShape(*op.out_shape)
     if op.kind in ("add_s8", "add_s32", "mul", "lut"):
@@ -45,6 +46,7 @@ def shape_of(op: Op):
 
 class TVMBackend:
     name = "tvm"
+    folds_transposes = True          # linear kernels can write their output transposed (token mixing)
 
     def __init__(self, schedule: str = "default", board: str | None = None, dsp: bool = False):
         self.schedule, self.board, self.dsp = schedule, board, dsp
