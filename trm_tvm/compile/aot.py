@@ -15,6 +15,7 @@ import numpy as np
 
 from trm_tvm.compile.importer import Op
 from trm_tvm.compile.memory import Arena
+from trm_tvm.errors import UserError
 from trm_tvm.quant.artifact import Artifact
 
 CTYPE = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t", "int64": "int64_t"}
@@ -152,6 +153,9 @@ class Executor:
         if all(len(v) == 1 for v in by_update.values()):       # shared: one set per update kind, no table
             z, y = by_update.get("z", {0}).pop(), by_update["y"].pop()
             return rows, f"(&trm_calls[upd == TRM_UPD_Z ? {z} : {y}])"
+        if len(sets) > 255:
+            raise UserError(f"{len(sets)} distinct per-call parameter sets (more than 255)",
+                            "use state_scale_mode shared or fewer net calls per supervision step")
         table = ", ".join(map(str, index))
         self.call_index = f"static const uint8_t trm_call_index[{len(index)}] = {{{table}}};"
         return rows, "(&trm_calls[trm_call_index[k]])"
