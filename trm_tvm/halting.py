@@ -519,11 +519,16 @@ def plots(res: dict, out: Path, cost_full: np.ndarray) -> list[str]:
     for name, v in res["variants"].items():
         if name == "fp":
             continue
-        ops = v["operating_points"]
-        for idx, lab in ((v["full_compute"], "fixed full"),
-                         *((o["point"], f"{pol} op. point") for pol, o in ops.items() if o and pol != "fixed")):
+        ops, pts = v["operating_points"], v["points"]
+        own = next(i for i, p in enumerate(pts) if p["policy"] == "learned" and p["value"] == res["meta"]["tau"])
+        curves = {v["full_compute"]: "fixed full", own: "learned at the artifact's tau"}
+        for pol, o in ops.items():
+            if o and pol != "fixed":
+                curves.setdefault(o["point"], f"{pol} op. point")
+        for idx, lab in curves.items():
             c = np.sort(cost_full[np.arange(len(cost_full)), v["points"][idx]["stop"]])
-            ax.plot(c, np.arange(1, len(c) + 1) / len(c), label=f"{name} {lab} ({_label(v['points'][idx])})")
+            ax.plot(c, np.arange(1, len(c) + 1) / len(c), drawstyle="steps-post",
+                    label=f"{name} {lab} ({_label(v['points'][idx])})")
     ax.set_xlabel(tag)
     ax.set_ylabel("fraction of inputs")
     ax.set_title("Latency CDF", fontsize=9)
@@ -610,7 +615,7 @@ def run_study(artifact: str | Path, board: str, out: str | Path, *, kernels: str
               taus=TAUS, log: Callable[[str], None] = lambda m: None) -> dict:
     from trm_tvm import project as proj
     from trm_tvm.compile.driver import compile_artifact
-    from trm_tvm.quant.artifact import Artifact
+    from trm_tvm.quant.artifact import Artifact, file_sha256
 
     art = Artifact.load(artifact)
     if not art.on_device:
@@ -627,7 +632,7 @@ def run_study(artifact: str | Path, board: str, out: str | Path, *, kernels: str
                        "board": board, "kernels": "gap9 cluster (trm_tvm.gap9)", "schedule": "default", "data": desc,
                        "inputs": int(len(x)), "timing_model": "trm_tvm.gap9.cycles", "checkpoint": checkpoint})
     built = work / "build" / "build.json"
-    if not built.is_file() or read_json(built, "build.json")["artifact"]["sha256"] != _sha(artifact):
+    if not built.is_file() or read_json(built, "build.json")["artifact"]["sha256"] != file_sha256(artifact):
         log(f"compiling {artifact} for {board} ({kernels})")
         compile_artifact(artifact, board, kernels, work / "build", schedule)
     project = proj.generate_project(work / "build", board, work / "project")
@@ -644,7 +649,7 @@ def _report(rec: dict, art, board, fp: dict | None, taus, out: Path, meta: dict)
     """halting.json, points.csv, summary.md and the plots of one study."""
     res = study(rec, art, board, fp, taus)
     cost_full, _, _ = cost_arrays(rec, board)
-    res["meta"] = meta
+    res["meta"] = {**meta, "tau": float(art.header["halting"]["threshold"])}
     res["schema"], res["version"], res["provenance"] = SCHEMA, 1, run_info()
     res["plots"] = plots(res, out, cost_full)
     for v in res["variants"].values():
