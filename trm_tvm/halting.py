@@ -380,6 +380,8 @@ def study(rec: dict, art, board, fp: dict | None = None, taus=TAUS) -> dict:
         pts = evaluate_points(preds[name], labels, cost, halt, stops)
         full = next(p for p in pts if p["policy"] == "fixed" and p["value"] == q.shape[1])
         ops = {pol: operating_point(pts, full, pol) for pol in ("fixed", "learned", "confidence")}
+        # the head's own contribution: tau = 0 is "stop after step 1" (fixed k=1), so also without the end points
+        ops["learned_0<tau<1"] = operating_point([p for p in pts if 0 < p["value"] < 1], full, "learned")
         for p in pts:
             if p["policy"] == "learned" and name != "fp":
                 p["q_thr"] = q_threshold(p["value"], q_scale)
@@ -665,14 +667,16 @@ def compare(dirs: list[str | Path], out: str | Path) -> str:
     """compare.md (+ .json) in `out`: full compute and each policy's operating point of several studies."""
     rows, table = [], ["| study | variant | full compute | learned op. point | saving | confidence op. point | "
                        "saving | worst case (N_sup) |", "|---|---|---|---|---|---|---|---|"]
+    table[0] = table[0].replace("| worst case", "| learned 0<tau<1 | saving | worst case")
+    table[1] += "---|---|"
     for d in dirs:
         res = read_json(Path(d) / "halting.json", "halting study")
         m, u = res["meta"], res["cost"]
         for name, v in res["variants"].items():
             full = v["points"][v["full_compute"]]
             cells = []
-            for pol in ("learned", "confidence"):
-                o = v["operating_points"][pol]
+            for pol in ("learned", "confidence", "learned_0<tau<1"):
+                o = v["operating_points"].get(pol)
                 p = v["points"][o["point"]] if o else None
                 cells += [f"{_label(p)}: {100 * p['accuracy']:.2f} %, {p['steps_mean']:.2f} steps" if p else "none",
                           f"{100 * o['saving_vs_full']:.1f} %" if o else "-"]
