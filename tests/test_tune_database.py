@@ -34,7 +34,7 @@ TASKS = [Task(LinearShape(4, 16, 8), False, 10), Task(LinearShape(4, 16, 8), Tru
 
 def tune_once(tmp_path, trials, remote=fake_measure):
     db = search.open_database(tmp_path / "sched" / "cortex-m4")
-    m = search.Measurer("cortex-m4", tmp_path / "w", tmp_path / "c", remote=remote, log=lambda s: None)
+    m = search.Measurer("cortex-m4", tmp_path / "w", tmp_path / "c", remote=remote)
     todo = remaining_trials(db, TASKS, trials)
     return search.run_tasks(TASKS, db, m, todo, 4, tmp_path / "ms", lambda s: None), todo
 

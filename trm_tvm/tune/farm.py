@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +47,10 @@ def register() -> None:
     """Server init callback (runs in the RPC server process): make our function callable remotely."""
     import tvm
 
+    import trm_tvm.measure.timing  # noqa: F401  imported once here, not in every forked RPC session
+    import trm_tvm.session  # noqa: F401
+    import trm_tvm.tune.firmware  # noqa: F401
+
     tvm.register_global_func(FUNC, build_and_measure_json, override=True)
 
 
@@ -70,6 +76,7 @@ def worker_main(argv: list[str]) -> int:
     server = serve(a.board, a.tracker, a.key or a.board, port=a.port)
     print(f"worker for {a.board} on port {server.port}, registered with tracker {a.tracker} as {a.key or a.board}",
           flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))      # so the server process is stopped with us
     try:
         while True:
             time.sleep(3600)
@@ -96,15 +103,14 @@ def tracker_measure(addr: str, key: str, timeout: float = 600.0):
         raise UserError(f"cannot reach the RPC tracker at {addr} ({e})",
                         "start it: python -m tvm.exec.rpc_tracker --port <port>") from None
 
-    def one(part: Batch) -> list[dict]:
-        sess = tracker.request(key, priority=1, session_timeout=timeout)
-        return json.loads(sess.get_function(FUNC)(part.to_json()))
-
     def remote(batch: Batch) -> list[dict]:
         n = max(1, min(free_workers(tracker, key), len(batch.candidates)))
         parts = [Batch(batch.board, batch.candidates[i::n], batch.c_source) for i in range(n)]
+        # sessions are requested one by one (the tracker connection is not thread-safe); the calls then run in
+        # parallel, one thread per board host
+        funcs = [tracker.request(key, priority=1, session_timeout=timeout).get_function(FUNC) for _ in parts]
         with ThreadPoolExecutor(n) as pool:
-            outs = list(pool.map(one, parts))
+            outs = list(pool.map(lambda fp: json.loads(fp[0](fp[1].to_json())), zip(funcs, parts)))
         by_id = {c.id: r for p, out in zip(parts, outs) for c, r in zip(p.candidates, out)}
         return [by_id[c.id] for c in batch.candidates]
 

@@ -47,6 +47,8 @@ class Candidate:
     n_in: int
     n_out: int
     scratch: int = 0              # bytes of arena scratch the kernel takes as its last argument (naive: int32 acc)
+    a_trans: bool = False         # reads its input as [n_in][tokens]
+    out_trans: bool = False       # writes its output as [n_out][tokens]
 
     @property
     def wrapper(self) -> str:
@@ -137,7 +139,10 @@ def _expected_crc(c: Candidate, seed: int) -> int:
     vals = selftest.draw(spec, [c.tokens, c.n_in, c.n_out], seed)
     if not c.bias:
         vals["bias"] = np.zeros_like(vals["bias"])
-    return selftest.output_crc(np.ascontiguousarray(spec.oracle(vals), dtype=np.int8).ravel())
+    if c.a_trans:                 # the device's input array is read in the kernel's [n_in][tokens] layout
+        vals["in"] = vals["in"].reshape(c.n_in, c.tokens).T.ravel()
+    out = spec.oracle(vals).reshape(c.tokens, c.n_out)
+    return selftest.output_crc(np.ascontiguousarray(out.T if c.out_trans else out, dtype=np.int8).ravel())
 
 
 def measure_firmware(project: proj.Project, batch: Batch, workdir: Path) -> list[dict]:

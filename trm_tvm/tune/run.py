@@ -72,7 +72,7 @@ def tune(board_name: str, artifacts: list[Path], *, trials: int = TRIALS, budget
     loaded = database.repair(board_name, db_root, warn=lambda m: log(f"warning: {m}"))
     db = search.open_database(bdir)
     measurer = search.Measurer(board_name, out / "work", out / "cache", deadline=t_start + 60 * budget_min,
-                               remote=remote, log=log)
+                               remote=remote)
     log(f"{board_name}: {len(tasks)} tasks ({', '.join(tasks)}); database {bdir} holds {len(loaded.entries)} "
         f"records; budget {trials} trials/task, {budget_min:g} min")
 
@@ -166,9 +166,12 @@ def whole_inference(artifact: Path, board: str, kernels: str, level: str, out: P
     s = run_session(project, limit=2, fixed_steps=n_sup, artifact=str(artifact), out=work / "session.json")
     x = np.zeros(tuple(build["io"]["input_shape"]), np.int8)
     p = profile(project, calls, n_sup, x, work / "plugin")
+    linear_cyc = sum(k["cycles"]["value"] for fn, k in p["kernels"].items() if fn.startswith("trm_linear"))
     return {"artifact": artifact.name, "precision": build["artifact"]["precision"], "kernels": kernels,
             "schedule": level, "bit_exact": bool(s["summary"]["all_bit_exact"]), "cycles": p["total"]["cycles"],
-            "instructions": p["total"]["instructions"], "steps": n_sup}
+            "instructions": p["total"]["instructions"], "steps": n_sup,
+            "linear_cycles": linear_cyc, "other_cycles": p["total"]["cycles"]["value"] - linear_cyc,
+            "by_function": {fn: k["cycles"]["value"] for fn, k in p["kernels"].items()}}
 
 
 def summary_md(s: dict) -> str:
@@ -182,10 +185,12 @@ def summary_md(s: dict) -> str:
         lines.append(f"| {r['kernel']} | {r['calls']} | {' | '.join(cells)} | {ratio} | {knobs} |")
     if s["whole"]:
         lines += ["", "Whole fixed-compute inference (timing plugin; bit-exact = 2-inference session vs golden):", "",
-                  "| artifact | kernels | schedule | bit-exact | instructions | cycles |", "|" + "---|" * 6]
+                  "| artifact | kernels | schedule | bit-exact | instructions | cycles | linear layers | rest |",
+                  "|" + "---|" * 8]
         for w in s["whole"]:
             lines.append(f"| {w['artifact']} ({w['precision']}) | {w['kernels']} | {w['schedule']} | "
-                         f"{w['bit_exact']} | {fmt(w['instructions'])} | {fmt(w['cycles'])} |")
+                         f"{w['bit_exact']} | {fmt(w['instructions'])} | {fmt(w['cycles'])} | "
+                         f"{w['linear_cycles']} | {w['other_cycles']} |")
     if "search" in s:
         lines += ["", f"Search: {json.dumps(s['search'])}"]
     return "\n".join(lines) + "\n"

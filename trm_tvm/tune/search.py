@@ -42,18 +42,19 @@ def candidate_of(mod: tvm.IRModule, cid: str) -> tuple[Candidate, tvm.tirx.PrimF
     fused_params = 5 + shape.bias                 # in, w, [bias], mult, shift, out
     scratch = 4 * shape.tokens * shape.n_out if len(func.params) > fused_params else 0
     cand = Candidate(cid, f"trm_{key}_{cid}", tuple(c_param_type(p) for p in func.params), shape.wbits, shape.bias,
-                     shape.tokens, shape.n_in, shape.n_out, scratch)
+                     shape.tokens, shape.n_in, shape.n_out, scratch, shape.a_trans, shape.out_trans)
     return cand, func
 
 
 def parse_key(key: str):
-    """LinearShape of a kernel key `linear_s8[_o16][_b]_TxKxN` (int8 out, no layout variants)."""
+    """LinearShape of a kernel key `linear_s8[_o16][_b]_TxKxN[_<layout>]` (LinearShape.key)."""
     from trm_tvm.compile.strategies.linear import LinearShape
 
     parts = key.split("_")
+    lay = parts.pop() if not parts[-1][0].isdigit() else ""
     dims = [int(x) for x in parts[-1].split("x")]
     return LinearShape(*dims, wbits=int(parts[1][1:]), out_dtype="int16" if "o16" in parts else "int8",
-                       bias="b" in parts)
+                       bias="b" in parts, a_trans="t" in lay, out_trans="T" in lay)
 
 
 @dataclass
@@ -68,7 +69,6 @@ class Measurer:
     results: dict = field(default_factory=dict)          # structural hash -> result dict
     batches: int = 0
     build_s: float = 0.0
-    log: Callable[[str], None] = print
 
     def measure(self, mods: list[tvm.IRModule]) -> list[dict]:
         hashes = [str(structural_hash(m)) for m in mods]

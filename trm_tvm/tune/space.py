@@ -16,12 +16,12 @@ they are a few per cent of an inference's cycles.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import tvm
 from tvm import s_tir, tirx
 
-from trm_tvm.compile.importer import section_ops
+from trm_tvm.compile.importer import fold_output_transposes, section_ops
 from trm_tvm.compile.strategies import linear
 from trm_tvm.compile.strategies.linear import LinearShape
 
@@ -84,13 +84,14 @@ def dsp_possible(board, shape: LinearShape) -> bool:
 def model_tasks(art, board) -> list[Task]:
     """The linear kernels of an artifact (int8 outputs; the tiny int16 heads keep their default), with calls per
     fixed-compute inference; `dsp` tasks where the board has the DSP extension."""
-    from trm_tvm.compile.backends.tvm import shape_of
+    from trm_tvm.compile.backends.tvm import TVMBackend, shape_of
 
     n_sup, per_step = art.schedule["N_sup"], len(art.calls)
     times = {"prologue": 1, "net": n_sup * per_step, "heads": n_sup}
     calls: dict[LinearShape, int] = {}
     for sec, k in times.items():
-        for op in section_ops(art, sec):
+        ops = section_ops(art, sec)
+        for op in (fold_output_transposes(ops) if TVMBackend.folds_transposes else ops):   # as compile does
             if op.kind == "linear":
                 shape = shape_of(op)
                 calls[shape] = calls.get(shape, 0) + k
@@ -111,7 +112,3 @@ def knobs_of(trace, func: tirx.PrimFunc) -> dict:
     for (name, values), inst in zip(SPACE.items(), samples):
         knobs[name] = values[int(trace.get_decision(inst))]
     return knobs
-
-
-def shape_dict(shape: LinearShape) -> dict:
-    return asdict(shape)
