@@ -447,13 +447,22 @@ def write_csv(res: dict, path: Path) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{1e3 * v:.4g}"
+
+
+def _uj(v: float | None) -> str:
+    return "-" if v is None else f"{1e6 * v:.4g}"
+
+
 def summary_md(res: dict, meta: dict) -> str:
     u = res["cost"]
     lines = [f"# Halting study: {meta['artifact']} on {meta['board']} ({meta['kernels']} kernels)", "",
              f"{meta['inputs']} inputs ({meta['data']}); " + (res["bit_exact"]["note"] + "." if "note" in res["bit_exact"]
              else "every step of every input ran on the device and was checked against the golden model: "
              f"{res['bit_exact']['all_steps_bit_exact']}/{res['bit_exact']['inputs']} inputs bit-exact at every step."),
-             f"Cost: {u['unit']} ({u['provenance']}: {u['source']}). Energy: modeled ({res['energy_source']}).",
+             f"Cost: {u['unit']} ({u['provenance']}: {u['source']}). Latency: modeled, cost / board clock. "
+             f"Energy: modeled ({res['energy_source']}). Accuracy: counted on the inputs (golden-exact device outputs).",
              f"Worst-case bound that halting guarantees (N_sup): {fmt(res['worst_case_bound'])}.", ""]
     for name, v in res["variants"].items():
         pts = v["points"]
@@ -461,13 +470,14 @@ def summary_md(res: dict, meta: dict) -> str:
         metric = "accuracy" if res["labels"] else "agreement with full compute"
         lines += [f"## {name} ({v['cost_note']})", "",
                   f"| policy (Pareto points) | {metric} [95 % CI] | mean steps | mean {u['unit']} | p99 | max | "
-                  f"halt head share |", "|---|---|---|---|---|---|---|"]
+                  f"halt head share | mean latency ms | mean energy uJ |", "|---|---|---|---|---|---|---|---|---|"]
         for pol in ("fixed", "learned", "confidence"):
             for i in v["pareto"][pol]:
                 p = pts[i]
                 lines.append(f"| {_label(p)} | {100 * p['accuracy']:.2f} % [{100 * p['ci95'][0]:.1f}, "
                              f"{100 * p['ci95'][1]:.1f}] | {p['steps_mean']:.2f} | {p['cost_mean']:.4g} | "
-                             f"{p['cost_p99']:.4g} | {p['cost_max']:.4g} | {100 * p['halt_share']:.2g} % |")
+                             f"{p['cost_p99']:.4g} | {p['cost_max']:.4g} | {100 * p['halt_share']:.2g} % | "
+                             f"{_ms(p.get('latency_mean_s'))} | {_uj(p.get('energy_mean_j'))} |")
         lines += ["", f"Full compute: {100 * full['accuracy']:.2f} % at {full['cost_mean']:.4g} {u['unit']} "
                       f"({u['provenance']}). Cheapest point within 1 point of it, per policy:"]
         for pol, o in v["operating_points"].items():
