@@ -502,9 +502,13 @@ def plots(res: dict, out: Path, cost_full: np.ndarray) -> list[str]:
     files = []
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, v in res["variants"].items():
-        for pol, mk in (("fixed", "s-"), ("learned", "o-"), ("confidence", "^-")):
+        for pol, mk in (("fixed", "s"), ("learned", "o"), ("confidence", "^")):
             pts = [v["points"][i] for i in v["pareto"][pol]]
-            ax.plot([p["cost_mean"] for p in pts], [100 * p["accuracy"] for p in pts], mk, label=f"{name} {pol}")
+            line, = ax.plot([p["cost_mean"] for p in pts], [100 * p["accuracy"] for p in pts], mk + "-",
+                            label=f"{name} {pol} (front)")
+            rest = [p for p in v["points"] if p["policy"] == pol]          # every point, faint
+            ax.plot([p["cost_mean"] for p in rest], [100 * p["accuracy"] for p in rest], mk, alpha=0.25,
+                    color=line.get_color())
     ax.set_xlabel(f"mean {tag}")
     ax.set_ylabel("accuracy %" if res["labels"] else "agreement with full compute %")
     ax.set_title(f"Pareto fronts per policy; {'accuracy on the labelled' if res['labels'] else 'agreement on'} "
