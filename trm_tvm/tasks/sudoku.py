@@ -128,6 +128,8 @@ def generate(n: int, seed: int, min_clues: int, max_clues: int) -> tuple[np.ndar
 def cached_generate(n: int, seed: int, min_clues: int, max_clues: int, cache: Path) -> tuple[np.ndarray, np.ndarray]:
     key = hashlib.sha1(json.dumps([GENERATOR_VERSION, n, seed, min_clues, max_clues]).encode()).hexdigest()[:10]
     path = Path(cache) / f"sudoku-{key}.npz"
+    if n == 0:
+        return np.zeros((0, 81), np.int64), np.zeros((0, 81), np.int64)
     if not path.exists():
         print(f"sudoku: generating {n} puzzles (seed {seed}, {min_clues}-{max_clues} clues) into {path}", flush=True)
         p, s = generate(n, seed, min_clues, max_clues)
