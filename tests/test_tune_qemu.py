@@ -4,6 +4,7 @@ builds a model from them that stays bit-exact against the golden model on QEMU. 
 function served by two TVM RPC workers behind a tracker gives the same cycles as the local path."""
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -21,6 +22,11 @@ from trm_tvm.tune import database, firmware, search
 from trm_tvm.tune.space import model_tasks
 
 pytestmark = [pytest.mark.qemu, pytest.mark.xdist_group("qemu-tune")]
+
+
+def definition(src: str, name: str) -> str:
+    start = re.search(rf"^.*\b{name}\(.*\) {{$", src, re.M).start()
+    return src[start:src.index("\n}\n", start)]
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +63,7 @@ def test_tiny_tune_records_a_schedule_that_compiles_and_stays_bit_exact(artifact
     src = (tmp_path / "build" / "model" / "trm_kernels_tvm.c").read_text()
     shape = next(t.shape for t in mine)
     want = to_c({f"trm_{key}_tvm": linear.schedule(shape, {**linear.NAIVE, **best.knobs})})
-    body = want[want.index(f"trm_{key}_tvm("):]
-    assert body[:body.index("\n}\n")] in src                          # exactly the recorded schedule's kernel
+    assert definition(want, f"trm_{key}_tvm") == definition(src, f"trm_{key}_tvm")   # the recorded schedule
     project = proj.generate_project(tmp_path / "build", "cortex-m4", tmp_path / "project")
     r = run_session(project, limit=3, fixed_steps=Artifact.load(artifact).schedule["N_sup"], artifact=str(artifact),
                     out=tmp_path / "session.json")

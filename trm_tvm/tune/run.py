@@ -32,7 +32,7 @@ from trm_tvm.tune.firmware import board_clock_hz
 from trm_tvm.tune.space import FIXED_ATTR, KERNEL_ATTR, Task, model_tasks
 
 PER_ITER = 8                 # candidates per meta_schedule iteration = per firmware
-TRIALS = 24                  # meta_schedule trials per task (the spaces hold <= 25 distinct schedules)
+TRIALS = 24                  # meta_schedule trials per task (random; the spaces hold <= 65 distinct schedules)
 BUDGET_MIN = 13.0            # search wall budget; the comparison after it takes ~1-2 min per artifact
 GAP9_MISSING = ("GAP9 is not wired into the tuner: its cluster kernels are hand-written PULP C with tiling knobs "
                 "(trm_tvm/gap9/tiling.py) scored by an analytic cycle model, not TIR strategies meta_schedule can "

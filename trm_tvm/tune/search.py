@@ -2,7 +2,7 @@
 firmware, a PyRunner that measures it on the board, and a measure callback that commits bit-exact candidates only.
 
 Search strategy: meta_schedule's ReplayFunc -- each trial re-runs the task's space function, which samples every
-knob uniformly (random search; the spaces are small: <= 25 distinct schedules per task). No cost model is used by
+knob uniformly (random search; the spaces are small: <= 65 distinct schedules per task). No cost model is used by
 ReplayFunc, so none is needed (xgboost is not installed; "random" is passed to satisfy the API). A candidate whose
 scheduled PrimFunc was already measured (same structural hash, this run or an earlier one) is answered from the
 cache without a new build. Tasks are served round-robin.
@@ -77,27 +77,36 @@ class Measurer:
             for h in todo:
                 self.results[h] = {"bit_exact": False, "error": "tuning budget exhausted", "transient": True}
         elif todo:
-            funcs, cands = {}, []
-            for i, m in enumerate(todo.values()):
-                cand, func = candidate_of(m, f"c{i}")
-                funcs[cand.function] = func
-                cands.append(cand)
-            batch = Batch(self.board, cands, to_c(funcs))
-            t0 = time.monotonic()
-            try:
-                out = self.remote(batch) if self.remote else firmware.build_and_measure(
-                    batch, self.workdir / f"batch{self.batches % 2}", self.cache)
-            except Exception as e:           # a failed build/boot fails the batch, not the tune  # noqa: BLE001
-                out = [{"bit_exact": False, "error": f"{type(e).__name__}: {e}"}] * len(cands)
-            self.batches += 1
-            self.build_s += time.monotonic() - t0
-            for h, r in zip(todo, out):
-                self.results[h] = r
+            self._measure_new(todo)
         res = [self.results[h] for h in hashes]
         for h in hashes:                     # the budget error is not a property of the candidate
             if self.results[h].get("transient"):
                 del self.results[h]
         return [dict(r, hash=h) for r, h in zip(res, hashes)]
+
+    def _measure_new(self, todo: dict) -> None:
+        funcs, cands = {}, {}
+        for i, (h, m) in enumerate(todo.items()):
+            cand, func = candidate_of(m, f"c{i}")
+            try:                             # our C pipeline refuses e.g. register blocks that would spill
+                to_c({cand.function: func})
+            except ValueError as e:
+                self.results[h] = {"bit_exact": False, "error": f"lowering: {e}"}
+                continue
+            funcs[cand.function], cands[h] = func, cand
+        if not cands:
+            return
+        batch = Batch(self.board, list(cands.values()), to_c(funcs))
+        t0 = time.monotonic()
+        try:
+            out = self.remote(batch) if self.remote else firmware.build_and_measure(
+                batch, self.workdir / f"batch{self.batches % 2}", self.cache)
+        except Exception as e:               # a failed build/boot fails the batch, not the tune  # noqa: BLE001
+            out = [{"bit_exact": False, "error": f"{type(e).__name__}: {e}"}] * len(cands)
+        self.batches += 1
+        self.build_s += time.monotonic() - t0
+        for h, r in zip(cands, out):
+            self.results[h] = r
 
 
 @derived_object

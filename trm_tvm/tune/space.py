@@ -7,6 +7,7 @@ the strategy's own schedule knobs, sampled with `sch.sample_categorical` so that
 its decisions:
     order     "to" | "ot"              loop order tokens/outputs
     tile_o    1 | 2 | 4 | 8            register block of output channels (order "to")
+    tile_t    1 | 2 | 4                register block of tokens (order "to")
     unroll_k  1 | 2 | 4 | 8 | 16       unroll of the reduction
 `fuse` is always on: naive's unfused form has another signature (an arena accumulator) and is never faster.
 The schedule primitives are the strategy's (`linear.apply_knobs`), so a tuned kernel is exactly what `compile`
@@ -25,7 +26,7 @@ from trm_tvm.compile.importer import fold_output_transposes, section_ops
 from trm_tvm.compile.strategies import linear
 from trm_tvm.compile.strategies.linear import LinearShape
 
-SPACE = {"order": ("to", "ot"), "tile_o": (1, 2, 4, 8), "unroll_k": (1, 2, 4, 8, 16)}
+SPACE = {"order": ("to", "ot"), "tile_o": (1, 2, 4, 8), "tile_t": (1, 2, 4), "unroll_k": (1, 2, 4, 8, 16)}
 KERNEL_ATTR = "trm.kernel"          # PrimFunc attributes naming the workload in the database
 FIXED_ATTR = "trm.fixed_knobs"
 
