@@ -681,8 +681,9 @@ def compare(dirs: list[str | Path], out: str | Path) -> str:
     """compare.md (+ .json) in `out`: full compute and each policy's operating point of several studies."""
     rows, table = [], ["| study | variant | full compute | learned op. point | saving | confidence op. point | "
                        "saving | worst case (N_sup) |", "|---|---|---|---|---|---|---|---|"]
-    table[0] = table[0].replace("| worst case", "| learned 0<tau<1 | saving | worst case")
-    table[1] += "---|---|"
+    table[0] = table[0].replace("| worst case", "| learned 0<tau<1 | saving | learned at the artifact's tau | "
+                                "cost vs full | worst case")
+    table[1] += "---|---|---|---|"
     for d in dirs:
         res = read_json(Path(d) / "halting.json", "halting study")
         m, u = res["meta"], res["cost"]
@@ -694,7 +695,12 @@ def compare(dirs: list[str | Path], out: str | Path) -> str:
                 p = v["points"][o["point"]] if o else None
                 cells += [f"{_label(p)}: {100 * p['accuracy']:.2f} %, {p['steps_mean']:.2f} steps" if p else "none",
                           f"{100 * o['saving_vs_full']:.1f} %" if o else "-"]
-            table.append(f"| {Path(m['artifact']).stem} {m['board']} ({m['kernels']}) | {name} | "
+            own = next(p for p in v["points"] if p["policy"] == "learned" and p["value"] == m["tau"])
+            cells += [f"{_label(own)}: {100 * own['accuracy']:.2f} % [{100 * own['ci95'][0]:.1f}, "
+                      f"{100 * own['ci95'][1]:.1f}], {own['steps_mean']:.2f} steps",
+                      f"{100 * own['cost_mean'] / full['cost_mean']:.1f} %"]
+            fidelity = " LOW FIDELITY cycles" if "LOW FIDELITY" in u["source"] else ""
+            table.append(f"| {Path(m['artifact']).stem} {m['board']} ({m['kernels']}){fidelity} | {name} | "
                          f"{100 * full['accuracy']:.2f} %, {full['cost_mean']:.4g} {u['unit']} | {' | '.join(cells)} | "
                          f"{fmt(res['worst_case_bound'])} |")
             rows.append({"study": str(d), "variant": name, "full": full, "operating_points": v["operating_points"],
