@@ -1,7 +1,7 @@
 """The tuner on the emulated Cortex-M4: a tiny meta_schedule tune measures candidates in kernel-benchmark firmware
 (self-test CRC vs the spec, timing-plugin cycles), records only bit-exact schedules, and `compile --schedule tuned`
 builds a model from them that stays bit-exact against the golden model on QEMU. Then the same build-and-measure
-function served by two TVM RPC workers behind a tracker gives the same cycles as the local path."""
+function served by two TVM RPC workers behind a tracker runs the same instructions as the local path."""
 from __future__ import annotations
 
 import re
@@ -97,7 +97,11 @@ def test_rpc_workers_behind_a_tracker_measure_like_the_local_path(tmp_path):
         got = remote(batch)                                            # split over both workers, in parallel
     finally:
         for w in workers:
-            w.terminate()
-        tracker.terminate()
+            farm.stop(w)
+        farm.stop(tracker)
     assert [g["bit_exact"] for g in got] == [True] * 4
-    assert [g["cycles"]["value"] for g in got] == [x["cycles"]["value"] for x in local]
+    # the same instructions ran; modeled cycles differ only by where the code landed in flash (each worker's
+    # firmware wraps only its share, so the functions sit at other addresses: flash-line fetch wait states)
+    assert [g["instructions"]["value"] for g in got] == [x["instructions"]["value"] for x in local]
+    for g, x in zip(got, local):
+        assert g["cycles"]["value"] == pytest.approx(x["cycles"]["value"], rel=0.01)

@@ -81,13 +81,20 @@ def worker_main(argv: list[str]) -> int:
         while True:
             time.sleep(3600)
     finally:
-        server.terminate()
+        stop(server)
 
 
 def free_workers(tracker, key: str) -> int:
-    info = tracker.summary()
-    return sum(1 for s in info.get("server_info", []) if str(s.get("key", "")).endswith(f":{key}")
-               or s.get("key") == key) or 1
+    return int(tracker.summary().get("queue_info", {}).get(key, {}).get("free", 0))
+
+
+def stop(server) -> None:
+    """Stop a tvm.rpc.Server or Tracker: their terminate() needs psutil (not installed) to reap children first;
+    an idle server has none, so its process is killed directly."""
+    try:
+        server.terminate()
+    except ImportError:
+        server.proc._proc.kill()          # noqa: SLF001  the PopenWorker's process (tvm.support.popen_pool)
 
 
 def tracker_measure(addr: str, key: str, timeout: float = 600.0):
@@ -104,7 +111,7 @@ def tracker_measure(addr: str, key: str, timeout: float = 600.0):
                         "start it: python -m tvm.exec.rpc_tracker --port <port>") from None
 
     def remote(batch: Batch) -> list[dict]:
-        n = max(1, min(free_workers(tracker, key), len(batch.candidates)))
+        n = max(1, min(free_workers(tracker, key), len(batch.candidates)))   # busy farm: queue on one
         parts = [Batch(batch.board, batch.candidates[i::n], batch.c_source) for i in range(n)]
         # sessions are requested one by one (the tracker connection is not thread-safe); the calls then run in
         # parallel, one thread per board host
