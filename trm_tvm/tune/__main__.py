@@ -38,7 +38,8 @@ def tune_gap9(spec: str, out: Path) -> int:
 
     print("gap9: not meta_schedule -- tiling search of trm_tvm.gap9 tune (cycle model v2, verified 0 LSB)")
     for art in _artifacts(spec, out):
-        rc = gap9_main(["tune", "--artifact", str(art), "--out", str(SCHEDULES / "gap9" / f"{art.stem}.json")])
+        rc = gap9_main(["tune", "--artifact", str(art), "--out", str(SCHEDULES / "gap9" / f"{art.stem}.json"),
+                        "--work", str(out / "gap9" / art.stem)])
         if rc:
             return rc
     return 0
