@@ -130,14 +130,20 @@ def validate(cfg: Config) -> Config:
     return cfg
 
 
-def load_config(path: str | Path) -> Config:
+def load_yaml_mapping(path: str | Path, what: str, example: str) -> dict:
+    """A YAML file that must hold a mapping (a config, a recipe); anything else is one UserError line."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"config {path} does not exist", "pick one of configs/*.yaml")
+        raise UserError(f"{what} {path} does not exist", f"pick one like {example}")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
-        raise UserError(f"config {path} is not valid YAML ({str(e).splitlines()[0]})", "fix the YAML syntax")
+        raise UserError(f"{what} {path} is not valid YAML ({str(e).splitlines()[0]})", "fix the YAML syntax")
     if not isinstance(data, dict):
-        raise UserError(f"config {path} must be a mapping of sections", "see configs/ecg.yaml")
-    return validate(from_dict(Config, data, where=path.name))
+        raise UserError(f"{what} {path} must be a mapping", f"see {example}")
+    return data
+
+
+def load_config(path: str | Path) -> Config:
+    data = load_yaml_mapping(path, "config", "configs/ecg.yaml")
+    return validate(from_dict(Config, data, where=Path(path).name))

@@ -71,19 +71,9 @@ def phase_cycles(snapshots, board, calls_per_step: int, halt_fns: dict[str, floa
     and the halting head's share of the heads) from the timing plugin's phase intervals."""
     from trm_tvm.measure import timing
 
-    runs: list[list] = []
-    for mark, rows in snapshots:
-        if mark == "trm_run":
-            runs.append([])
-        if runs:
-            runs[-1].append((mark, rows))
     out = []
-    for snaps in runs:
-        spans = timing.intervals(snaps, "trm_phase_begin", "trm_phase_end")
-        per = calls_per_step + 1
-        if not spans or (len(spans) - 1) % per:
-            raise UserError(f"{len(spans)} phase intervals do not fit prologue + k x ({calls_per_step} net + heads)",
-                            "the firmware's phase hooks and build.json disagree")
+    per = calls_per_step + 1
+    for _, spans in timing.inference_spans(snapshots, calls_per_step):
         cyc = lambda counts: float(timing.cycles(timing.total(counts), board)["value"])
         ins = lambda counts: int(timing.total(counts)["insns"])
         steps = []

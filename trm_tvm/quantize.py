@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from trm_tvm.errors import UserError, cli_main
 from trm_tvm.jsonio import REPO_ROOT, run_info, write_json
@@ -27,18 +26,11 @@ from trm_tvm.jsonio import REPO_ROOT, run_info, write_json
 
 
 def load_recipe(path: str | Path, method: str | None = None):
-    from trm_tvm.config import from_dict
+    from trm_tvm.config import from_dict, load_yaml_mapping
     from trm_tvm.quant.ptq import QuantConfig
 
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"recipe {path} does not exist", "pick one of qat/*.yaml")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise UserError(f"recipe {path} is not valid YAML ({str(e).splitlines()[0]})", "fix the YAML syntax")
-    if not isinstance(data, dict):
-        raise UserError(f"recipe {path} must be a mapping", "see qat/w8a8.yaml")
+    data = load_yaml_mapping(path, "recipe", "qat/w8a8.yaml")
     qc = from_dict(QuantConfig, data, where=path.name)
     if method:
         qc = dataclasses.replace(qc, method=method)

@@ -253,14 +253,9 @@ def parse_counts(text: str, regions: list[Region]) -> dict[str, dict[str, int]]:
 SESSION_MARKS = ("trm_run", "trm_phase_begin", "trm_phase_end")
 
 
-def per_inference(snapshots: list[tuple[str, dict]], calls_per_step: int) -> list[dict[str, Any]]:
-    """Split a session's snapshots (marks SESSION_MARKS) into inferences, and each into its phases.
-
-    Every entry into `trm_run` starts an inference; inside it the phase intervals come in the executor's order:
-    prologue, then per supervision step `calls_per_step` net calls and the heads (build.json schedule_info).
-    Returns per inference {"phases": {"prologue"|"net"|"heads": counts per function}, "calls": {...},
-    "steps": n, "run": counts from trm_run entry to the end of the last phase}.
-    """
+def inference_spans(snapshots: list[tuple[str, dict]], calls_per_step: int) -> list[tuple[list, list[dict]]]:
+    """Per inference (each entry into `trm_run` starts one): its snapshots and its phase intervals, checked to be
+    prologue + k x (`calls_per_step` net calls + heads)."""
     runs: list[list[tuple[str, dict]]] = []
     for mark, rows in snapshots:
         if mark == "trm_run":
@@ -270,11 +265,24 @@ def per_inference(snapshots: list[tuple[str, dict]], calls_per_step: int) -> lis
     out = []
     for i, snaps in enumerate(runs):
         spans = intervals(snaps, "trm_phase_begin", "trm_phase_end")
-        per_step = calls_per_step + 1
-        if not spans or (len(spans) - 1) % per_step:
+        if not spans or (len(spans) - 1) % (calls_per_step + 1):
             raise UserError(f"inference {i}: {len(spans)} phase intervals do not fit prologue + k x "
                             f"({calls_per_step} net + heads)", "the firmware's phase hooks and build.json disagree")
-        labels = ["prologue"] + (["net"] * calls_per_step + ["heads"]) * ((len(spans) - 1) // per_step)
+        out.append((snaps, spans))
+    return out
+
+
+def per_inference(snapshots: list[tuple[str, dict]], calls_per_step: int) -> list[dict[str, Any]]:
+    """Split a session's snapshots (marks SESSION_MARKS) into inferences, and each into its phases.
+
+    Every entry into `trm_run` starts an inference; inside it the phase intervals come in the executor's order:
+    prologue, then per supervision step `calls_per_step` net calls and the heads (build.json schedule_info).
+    Returns per inference {"phases": {"prologue"|"net"|"heads": counts per function}, "calls": {...},
+    "steps": n, "run": counts from trm_run entry to the end of the last phase}.
+    """
+    out = []
+    for snaps, spans in inference_spans(snapshots, calls_per_step):
+        labels = ["prologue"] + (["net"] * calls_per_step + ["heads"]) * ((len(spans) - 1) // (calls_per_step + 1))
         phases: dict[str, dict] = {}
         for label, span in zip(labels, spans):
             acc = phases.setdefault(label, {})
