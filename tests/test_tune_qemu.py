@@ -45,9 +45,13 @@ def test_tiny_tune_records_a_schedule_that_compiles_and_stays_bit_exact(artifact
     db = search.open_database(tmp_path / "sched" / "cortex-m4")
     m = search.Measurer("cortex-m4", tmp_path / "w", tmp_path / "c")
     n = search.run_tasks(mine, db, m, {t.name: 3 for t in mine}, 3, tmp_path / "ms", lambda s: None)
-    measured = list(m.results.values())
-    assert n >= 1 and m.batches >= 2
-    assert all(r["bit_exact"] for r in measured), measured           # every candidate passed the device self-test
+    # Random search may draw knobs our C lowering refuses (a register block that would spill to the stack):
+    # those never reach the device and are never recorded. Every candidate that ran passed the device self-test.
+    refused = [r for r in m.results.values() if r.get("error", "").startswith("lowering:")]
+    measured = [r for r in m.results.values() if r not in refused]
+    assert all(not r["bit_exact"] for r in refused)
+    assert n >= 1 and m.batches >= 2 and measured
+    assert all(r["bit_exact"] for r in measured), measured
     assert {r["cycles"]["provenance"] for r in measured} == {"modeled"}
     loaded = database.load("cortex-m4", tmp_path / "sched")
     assert not loaded.problems and len(loaded.entries) == n

@@ -16,7 +16,9 @@ reports DWT cycles per self-test batch instead (measured).
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -106,11 +108,22 @@ def base_build_dir(board: str, cache: Path) -> Path:
     from trm_tvm.compile.driver import compile_artifact
     from trm_tvm.quant.fixtures import random_artifact
 
+    # Concurrent requests (threads of an RPC worker, or processes sharing a cache) may race here: each builds in a
+    # private directory and renames it into place, so nobody copies a half-written base.
+    cache.mkdir(parents=True, exist_ok=True)
     art = cache / "base-artifact.npz"
     if not art.is_file():
-        cache.mkdir(parents=True, exist_ok=True)
-        random_artifact(hidden=8, tokens=4, seed=3)[0].save(art)
-    compile_artifact(art, board, "reference", out)
+        random_artifact(hidden=8, tokens=4, seed=3)[0].save(art)   # an atomic write: racing saves are harmless
+    private = Path(tempfile.mkdtemp(prefix=f".base-{board}.", dir=cache))
+    try:
+        compile_artifact(art, board, "reference", private / "build")
+        try:
+            os.rename(private / "build", out)
+        except OSError:                  # another request renamed its identical base first
+            if not (out / "build.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
     return out
 
 
