@@ -581,12 +581,14 @@ def load_study_inputs(art, checkpoint: str | None, data: str | None, limit: int 
 
     xf = y = None
     if checkpoint:
-        from trm_tvm.quantize import _checkpoint, _dataset
+        from trm_tvm.quantize import _checkpoint
+        from trm_tvm.tasks import load_task
         _, dims, cfg, _ = _checkpoint(checkpoint)
         if dims != art.dims:
             raise UserError(f"checkpoint {checkpoint} does not have the artifact's shape",
                             "pass the checkpoint the artifact was quantised from")
-        d = _dataset(cfg)
+        # Only the test split: generating the ECG training series costs minutes on a fresh clone.
+        d = load_task(cfg.task, train=False)
         xf, y, desc = d.x_test, d.y_test, f"{cfg.task.name} test split"
     elif data:
         p = Path(data)
