@@ -18,6 +18,7 @@ import numpy as np
 
 from trm_tvm.errors import UserError, cli_main
 from trm_tvm.jsonio import run_info, write_json
+from trm_tvm.plots import save_figure
 
 SOURCE = "golden model vs numpy float reference on the host"
 
@@ -56,9 +57,7 @@ def plot(results: list[dict], out: Path) -> None:
         for k in range(1, results[0]["N_sup"]):
             ax.axvline(k * results[0]["calls_per_step"] + 0.5, color="grey", lw=0.5)
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "drift.png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, out / "drift.png")
 
     fig, ax = plt.subplots(figsize=(6, 4))
     steps = [s["step"] for s in results[0]["steps"]]
@@ -68,9 +67,7 @@ def plot(results: list[dict], out: Path) -> None:
     ax.set_xlabel("supervision steps (fixed compute)")
     ax.set_ylabel("accuracy % (measured)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "steps.png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, out / "steps.png")
 
     fig, ax = plt.subplots(figsize=(6, 4))
     w = 0.8 / (len(results) + 1)
@@ -80,9 +77,7 @@ def plot(results: list[dict], out: Path) -> None:
     ax.set_xlabel("halting step")
     ax.set_ylabel("samples (measured)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "halting.png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, out / "halting.png")
 
 
 @cli_main

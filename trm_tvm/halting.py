@@ -33,6 +33,7 @@ from trm_tvm.errors import UserError, atomic_write_text, cli_main
 from trm_tvm.evaluate import wilson
 from trm_tvm.jsonio import REPO_ROOT, read_json, run_info, write_json
 from trm_tvm.provenance import figure, fmt
+from trm_tvm.plots import save_figure
 
 INT32_MIN, INT32_MAX = -2**31, 2**31 - 1
 TAUS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
@@ -504,10 +505,8 @@ def plots(res: dict, out: Path, cost_full: np.ndarray) -> list[str]:
     ax.set_title(f"Pareto fronts per policy; {'accuracy on the labelled' if res['labels'] else 'agreement on'} "
                  f"inputs, {u['provenance']} {u['unit']}", fontsize=9)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "pareto.png", dpi=120)
+    save_figure(fig, out / "pareto.png")
     files.append("pareto.png")
-    plt.close(fig)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for name, v in res["variants"].items():
         learned = [p for p in v["points"] if p["policy"] == "learned"]
@@ -517,10 +516,8 @@ def plots(res: dict, out: Path, cost_full: np.ndarray) -> list[str]:
     ax.set_xlabel("halting step")
     ax.set_ylabel("inputs")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "halting_steps.png", dpi=120)
+    save_figure(fig, out / "halting_steps.png")
     files.append("halting_steps.png")
-    plt.close(fig)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for name, v in res["variants"].items():
         if name == "fp":
@@ -539,10 +536,8 @@ def plots(res: dict, out: Path, cost_full: np.ndarray) -> list[str]:
     ax.set_ylabel("fraction of inputs")
     ax.set_title("Latency CDF", fontsize=9)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "latency_cdf.png", dpi=120)
+    save_figure(fig, out / "latency_cdf.png")
     files.append("latency_cdf.png")
-    plt.close(fig)
     return files
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from trm_tvm.errors import atomic_write_text
 from trm_tvm.jsonio import read_json, write_json
+from trm_tvm.plots import save_figure
 
 RECIPES = ("w8a8", "w4a8", "w4a4", "mixed")
 
@@ -89,9 +90,7 @@ def plot(path: Path, table: list[dict]) -> None:
     ax.set_ylabel("test accuracy % (measured)")
     ax.set_title("golden model, learned halting, Wilson 95 % intervals", fontsize=9)
     ax.legend(fontsize=6, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def over_budget(t0: float, hours: float) -> bool:
