@@ -253,8 +253,12 @@ def main(argv=None) -> int:
     ap.add_argument("--config", required=True, help="configs/<name>.yaml")
     ap.add_argument("--out", required=True, help="run directory (state.pt, model.pt, config.yaml)")
     ap.add_argument("--resume", action="store_true", help="continue the run in --out after a kill")
+    ap.add_argument("--seed", type=int, help="override train.seed (init, batch order, noise draws); "
+                    "the task's data seed stays, so seeds are compared on the same test set")
     args = ap.parse_args(argv)
     cfg = load_config(args.config)
+    if args.seed is not None:
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=args.seed))
     run(cfg, args.config, Path(args.out), args.resume)
     return 0
 
