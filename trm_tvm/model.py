@@ -3,7 +3,7 @@
 One `net` (a few post-norm mixer blocks) is called over and over:
 
     x = embed(input) + pos                          # once per inference (the prologue)
-    y, z = y_init, z_init                           # broadcast over the L tokens
+    y, z = y_init, z_init                           # fixed random vectors, broadcast over the L tokens
     for each of N_sup supervision steps:            # (y, z) detached between steps
         for each of T cycles (first T-1 without grad):
             n times:  z = net(x + y + z)            # latent recursion
@@ -111,8 +111,11 @@ class TRM(nn.Module):
         else:
             self.embed = nn.Linear(shape.channels * shape.patch, D)
         self.pos = nn.Parameter(torch.randn(L, D) * 0.02)
-        self.y_init = nn.Parameter(torch.randn(D))
-        self.z_init = nn.Parameter(torch.randn(D))
+        # Fixed random starting state, as the paper's code (persistent buffers, never trained): with T >= 2 the
+        # first cycle runs without grad, so they could not learn anyway, and the baseline (T = 1) gets the same
+        # rule. Buffers keep their state_dict names, which the quantiser reads.
+        self.register_buffer("y_init", torch.randn(D))
+        self.register_buffer("z_init", torch.randn(D))
         self.net = Net(L, D, cfg.expansion, cfg.layers, cfg.norm_eps)
         self.head = nn.Linear(D, shape.classes)
         self.halt = nn.Linear(D, 1)
@@ -171,7 +174,8 @@ class TRM(nn.Module):
 
     # -- sizes ---------------------------------------------------------------------------------------------------
     def num_params(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        """Every stored value (the state_dict): trained weights plus the fixed y_init / z_init a device also holds."""
+        return sum(v.numel() for v in self.state_dict().values())
 
     def macs(self) -> dict[str, int]:
         """Multiply-accumulates of the linear layers (elementwise ops, norms and pooling not counted)."""

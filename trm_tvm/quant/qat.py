@@ -51,7 +51,7 @@ def device_batch(art_scales: Scales, dims, x: np.ndarray) -> tuple[np.ndarray, t
 def qat_step(model, dims, scales: Scales, qc: QuantConfig, qs: QatSettings, opt, inp: np.ndarray,
              target: np.ndarray, halt_threshold: float) -> dict:
     """One batch: N_sup supervision steps, each with a freshly built exact integer model."""
-    params = dict(model.named_parameters())
+    params = model.state_dict(keep_vars=True)      # trained parameters and the fixed y_init / z_init buffers
     q_in, real_in = device_batch(scales, dims, inp)
     tgt = torch.as_tensor(target)
     y = z = None
