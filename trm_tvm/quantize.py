@@ -3,7 +3,7 @@
     python -m trm_tvm.quantize run --checkpoint checkpoints/ecg/model.pt --recipe qat/w8a8.yaml --out artifacts/ecg_w8a8.npz [--eval]
     python -m trm_tvm.quantize eval --checkpoint checkpoints/ecg/model.pt --artifact artifacts/ecg_w8a8.npz [--json out.json]
     python -m trm_tvm.quantize mixed --checkpoint checkpoints/ecg/model.pt --budget-kb 20 --out artifacts/ecg_mixed.npz --json reports/quant/ecg/mixed.json
-    python -m trm_tvm.quantize sweep --checkpoint checkpoints/ecg/model.pt --out reports/quant/ecg [--qat]
+    python -m trm_tvm.quantize sweep --checkpoint checkpoints/ecg/model.pt [more seeds] --out reports/quant/ecg [--qat [w4a8 ...]]
     python -m trm_tvm.quantize random --out /tmp/r.npz --hidden 48 --tokens 32 --classes 5 [--bits 4] ...
 
 Accuracy is the golden model's (bit-exact with what the device computes) against the float model on the task's
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trm_tvm.errors import UserError, cli_main
+from trm_tvm.errors import UserError, atomic_write_text, cli_main
 from trm_tvm.jsonio import REPO_ROOT, run_info, write_json
 
 
@@ -90,6 +90,8 @@ def cmd_run(a) -> int:
     qs = qat_settings(qc)
     if a.qat_minutes:
         qs = dataclasses.replace(qs, wall_time_min=a.qat_minutes)
+    if a.no_deep_supervision:
+        qs = dataclasses.replace(qs, deep_supervision=False)
     params, dims, cfg, model = _checkpoint(a.checkpoint)
     data = _dataset(cfg)
     idx = calibration_indices(len(data.x_train), qc)
@@ -197,64 +199,108 @@ def cmd_mixed(a) -> int:
     return 0
 
 
-def cmd_sweep(a) -> int:
-    from trm_tvm.quant import sweep
-    from trm_tvm.quant.evaluation import compare, float_run, golden_run
-    from trm_tvm.quant.mixed import weight_layers
+class _SweepCheckpoint:
+    """One checkpoint of a sweep: its model, test split and cache directory; the float run only when needed."""
+
+    def __init__(self, path: str, out: Path, limit: int):
+        from trm_tvm.quant.mixed import weight_layers
+
+        self.path = path
+        self.params, self.dims, self.cfg, _ = _checkpoint(path)
+        sha = _sha(path)
+        self.tag = f"{Path(path).parent.name}:{sha[:8]}"
+        self.data = _dataset(self.cfg)
+        self.x, self.y = self.data.x_test, self.data.y_test
+        if limit:
+            self.x, self.y = self.x[:limit], self.y[:limit]
+        self.thr = self.cfg.model.halt_threshold
+        self.cache = out / "cache" / sha[:16] / (f"limit{limit}" if limit else "full")
+        self.fp_bytes = int(4 * sum(self.params[n].size for n in weight_layers(self.dims)))
+        self._fp = None
+
+    @property
+    def fp(self) -> dict:
+        from trm_tvm.quant.evaluation import float_run
+        if self._fp is None:
+            self._fp = float_run(self.params, self.dims, self.x, self.thr)
+        return self._fp
+
+
+def _sweep_entry(ck: _SweepCheckpoint, c) -> dict:
+    """Quantise (and fine-tune) one configuration of one checkpoint and compare it with its FP32 model. QAT
+    artifacts are kept beside the cache entry (small, and the dynamics study reuses them)."""
+    from trm_tvm.quant.evaluation import compare, golden_run
     from trm_tvm.quant.ptq import quantise, scales_of
     from trm_tvm.quant.qat import qat
 
-    out, t0, entries = Path(a.out), time.time(), []
-    todo = sweep.configs(a.qat)
-    print(f"sweep: {len(a.checkpoint)} checkpoint(s) x (FP32 + {len(todo)} configurations); each PTQ configuration "
-          f"costs one golden pass over the test set, each QAT one its recipe's wall-time budget; cached in "
-          f"{out / 'cache'}, so a rerun resumes" + (f"; stops starting new ones after {a.budget_h} h" if a.budget_h else ""))
+    qc = dataclasses.replace(load_recipe(f"qat/{c.recipe}.yaml", c.method), per_channel=c.per_channel)
+    idx = calibration_indices(len(ck.data.x_train), qc)
+    art = quantise(ck.params, ck.dims, ck.data.x_train[idx], qc, ck.thr)
+    extra = {}
+    if c.method == "qat":
+        model = _checkpoint(ck.path)[3]
+        art, info = qat(model.train(), ck.dims, scales_of(art), qc, qat_settings(qc), ck.data.x_train,
+                        ck.data.y_train, ck.thr)
+        art.save(ck.cache / f"{c.name}.npz")
+        extra = {"qat": info}
+    print(f"sweep {ck.tag} {c.name} ...", flush=True)
+    res = compare(ck.fp, golden_run(art, ck.x), ck.y)
+    return {"checkpoint": ck.tag, "config": c.name, "recipe": c.recipe, "method": c.method,
+            "granularity": "per-channel" if c.per_channel else "per-tensor", "act_bits": qc.act_bits,
+            "weight_bytes": art.weight_bytes()["weights"], **res, **extra, "run": run_info()}
+
+
+def cmd_sweep(a) -> int:
+    from trm_tvm.quant import sweep
+    from trm_tvm.quant.evaluation import compare
+
+    qat_recipes = sweep.RECIPES if a.qat == [] else tuple(a.qat or ())
+    unknown = sorted(set(qat_recipes) - set(sweep.RECIPES))
+    if unknown:
+        raise UserError(f"unknown --qat recipe(s) {', '.join(unknown)}", f"use some of {', '.join(sweep.RECIPES)}")
+    out, t0 = Path(a.out), time.time()
+    todo = sweep.configs(qat_recipes)
+    print(f"sweep: {len(a.checkpoint)} checkpoint(s) x (FP32 + {len(todo)} configurations), configuration by "
+          f"configuration over the checkpoints; each PTQ configuration costs one golden pass over the test set, "
+          f"each QAT one its recipe's wall-time budget; cached in {out / 'cache'}, so a rerun resumes"
+          + (f"; stops starting new ones after {a.budget_h} h" if a.budget_h else ""))
+    cks = [_SweepCheckpoint(p, out, a.limit) for p in a.checkpoint]
+    entries = {(ck.tag, "fp32"): sweep.cached(ck.cache / "fp32.json", lambda ck=ck: {
+        "checkpoint": ck.tag, "config": "fp32", "weight_bytes": ck.fp_bytes, **compare(ck.fp, ck.fp, ck.y)})
+        for ck in cks}
     stopped = False
-    for ck in a.checkpoint:
-        params, dims, cfg, _ = _checkpoint(ck)
-        tag = f"{Path(ck).parent.name}:{_sha(ck)[:8]}"
-        data = _dataset(cfg)
-        x, y = (data.x_test[:a.limit], data.y_test[:a.limit]) if a.limit else (data.x_test, data.y_test)
-        thr = cfg.model.halt_threshold
-        cache = out / "cache" / _sha(ck)[:16] / (f"limit{a.limit}" if a.limit else "full")
-        fp = float_run(params, dims, x, thr)
-        fp_bytes = 4 * sum(params[n].size for n in weight_layers(dims))
-        entries.append(sweep.cached(cache / "fp32.json", lambda: {
-            "checkpoint": tag, "config": "fp32", "weight_bytes": int(fp_bytes), **compare(fp, fp, y)}))
-        for c in todo:
-            if sweep.over_budget(t0, a.budget_h):
+    for c in todo:
+        for ck in cks:
+            if sweep.over_budget(t0, a.budget_h) and not (ck.cache / f"{c.name}.json").is_file():
                 stopped = True
-                break
-
-            def compute(c=c):
-                qc = dataclasses.replace(load_recipe(f"qat/{c.recipe}.yaml", c.method), per_channel=c.per_channel)
-                idx = calibration_indices(len(data.x_train), qc)
-                art = quantise(params, dims, data.x_train[idx], qc, thr)
-                extra = {}
-                if c.method == "qat":
-                    model = _checkpoint(ck)[3]
-                    art, info = qat(model.train(), dims, scales_of(art), qc, qat_settings(qc), data.x_train,
-                                    data.y_train, thr)
-                    extra = {"qat": info}
-                print(f"sweep {tag} {c.name} ...", flush=True)
-                res = compare(fp, golden_run(art, x), y)
-                return {"checkpoint": tag, "config": c.name, "recipe": c.recipe, "method": c.method,
-                        "granularity": "per-channel" if c.per_channel else "per-tensor", "act_bits": qc.act_bits,
-                        "weight_bytes": art.weight_bytes()["weights"], **res, **extra, "run": run_info()}
-
-            entries.append(sweep.cached(cache / f"{c.name}.json", compute))
-        if stopped:
-            break
-    table = sweep.rows(entries)
+                continue
+            entries[(ck.tag, c.name)] = sweep.cached(ck.cache / f"{c.name}.json", lambda ck=ck, c=c: _sweep_entry(ck, c))
+    order = ["fp32"] + [c.name for c in todo]
+    table = sweep.rows([entries[(ck.tag, name)] for ck in cks for name in order if (ck.tag, name) in entries])
+    summ = sweep.summary(table)
+    verdicts = [sweep.verdict(table, crit) for crit in sweep.CRITERIA]
+    spent = sum(float(r["seconds"] or 0) for r in table)
+    untimed = sum(r["seconds"] == "" for r in table)
+    cost = (f"{spent / 60:.1f} min of wall time in the cached entries" +
+            (f" ({untimed} entries computed before timing was recorded)" if untimed else "") +
+            f"; this run {(time.time() - t0) / 60:.1f} min")
     sweep.write_csv(out / "sweep.csv", table)
     write_json(out / "sweep.json", {"provenance": "measured", "source": "golden model (bit-exact with the device) "
-                                    "and numpy float reference on the host", "rows": table, "run": run_info()})
+                                    "and numpy float reference on the host", "rows": table, "summary": summ,
+                                    "verdicts": verdicts, "cost": cost, "complete": not stopped, "run": run_info()})
+    n_test = table[0]["n_test"]
+    atomic_write_text(out / "summary.md", "# Quantisation sweep: " + ", ".join(ck.tag for ck in cks) + "\n\n"
+                      + sweep.report_md(table, summ, verdicts, n_test)
+                      + f"\nCost: {cost}." + ("" if not stopped else " Budget reached: rerun to continue.") + "\n")
     sweep.plot(out / "sweep.png", table)
-    for r in table:
-        print(f"  {r['checkpoint']} {r['config']:>16}: {100 * r['acc_halting']:.2f} % "
-              f"[{100 * r['ci95_lo']:.1f}, {100 * r['ci95_hi']:.1f}] (measured), {r['weight_bytes']} weight bytes, "
-              f"McNemar p vs FP {r['mcnemar_p_vs_fp']:.3g}")
-    print(f"wrote {out}/sweep.csv, sweep.json, sweep.png" + (" (budget reached: rerun to continue)" if stopped else ""))
+    for s in summ:
+        print(f"  {s['config']:>16}: {s['acc_mean']:.2f} % [{s['acc_min']:.2f}, {s['acc_max']:.2f}] over "
+              f"{s['seeds']} checkpoint(s) (measured), change vs FP {s['delta_mean']:+.2f} points, "
+              f"{s['weight_bytes']} weight bytes, McNemar p " + ", ".join(f"{p:.2g}" for p in s["mcnemar_p"]))
+    for v in verdicts:
+        print("  " + v["line"])
+    print(f"wrote {out}/sweep.csv, sweep.json, summary.md, sweep.png; {cost}"
+          + (" (budget reached: rerun to continue)" if stopped else ""))
     return 0
 
 
@@ -285,6 +331,8 @@ def main(argv=None) -> int:
     r.add_argument("--calib-samples", type=int, default=0, help="override the recipe's calibration sample count")
     r.add_argument("--method", choices=("ptq", "qat"), help="override the recipe's method")
     r.add_argument("--qat-minutes", type=float, default=0, help="override the recipe's QAT wall-time budget")
+    r.add_argument("--no-deep-supervision", action="store_true",
+                   help="QAT trains on the last supervision step's loss only (the recipe's qat.deep_supervision)")
     r.add_argument("--eval", action="store_true", help="then compare golden vs float accuracy on the test set")
     for p in (r, sub.add_parser("eval", help="golden vs float accuracy of an artifact on the test set")):
         p.add_argument("--json", help="write the comparison here")
@@ -302,7 +350,8 @@ def main(argv=None) -> int:
     sw = sub.add_parser("sweep", help="accuracy-precision curves and CSV (resumable)")
     sw.add_argument("--checkpoint", required=True, nargs="+", help="one or more (e.g. 3 seeds)")
     sw.add_argument("--out", required=True, help="reports/quant/<task>")
-    sw.add_argument("--qat", action="store_true", help="also the QAT configurations (per-channel)")
+    sw.add_argument("--qat", nargs="*", metavar="RECIPE",
+                    help="also QAT (per-channel) of these recipes; no name: all of them")
     sw.add_argument("--limit", type=int, default=0, help="only the first N test samples")
     sw.add_argument("--budget-h", type=float, default=0, help="start no new configuration after this many hours")
     rnd = sub.add_parser("random", help="a random-weight artifact of any size (tests, compile work)")

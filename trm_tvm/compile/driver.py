@@ -18,9 +18,14 @@ OPTS = ("-Os", "-O2")
 
 
 def precision(art: Artifact) -> str:
-    bits = {n.get("bits", 8) for sec in ("prologue", "net") for n in art.graph[sec] if n["op"] == "linear"}
-    w = "mixed" if len(bits) > 1 else f"w{bits.pop()}"
-    return f"{w}a{art.numerics['act_bits']}" if w != "mixed" else "mixed"
+    """'w<bits>a<bits>' when every linear of `net` has the same weight bits (a 4-bit net may keep its embedding at
+    8 bits, as the heads always are: that is W4A8, docs/quant.md); 'mixed' for a per-layer assignment."""
+    def bits(sec):
+        return {n.get("bits", 8) for n in art.graph[sec] if n["op"] == "linear"}
+    net = bits("net")
+    if len(net) != 1 or not bits("prologue") <= net | {8}:
+        return "mixed"
+    return f"w{net.pop()}a{art.numerics['act_bits']}"
 
 
 def check_fit(board: Board, arena: int, weight_bytes: int) -> None:
