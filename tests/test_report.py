@@ -1,0 +1,190 @@
+"""The report: builds from the committed results, every command parses, figures exist, numbers match the JSON."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from trm_tvm.errors import UserError
+from trm_tvm.jsonio import REPO_ROOT
+from trm_tvm.report import agreement, build, regenerate
+from trm_tvm.report.__main__ import main
+from trm_tvm.report.manifest import FIGURES, SECTIONS, STEPS, figure_command, step_for
+from trm_tvm.report.sources import Results
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("report") / "report.md"
+    build.write(out, REPO_ROOT)
+    return out, out.read_text()
+
+
+def test_report_builds_from_the_committed_results(report):
+    out, text = report
+    for title in ("## 1 ", "## 2 ", "## 3 ", "## 4 ", "## 5 ", "## Limits and open items"):
+        assert title in text
+    R = Results(REPO_ROOT)
+    for fig in FIGURES:
+        if R.available(fig):
+            assert f"### {fig.title}" in text
+            assert f"regenerate: `{figure_command(fig)}`" in text
+    # every figure cell carries a provenance label: no bare percentage in any table row
+    for line in text.splitlines():
+        if line.startswith("| ") and "%" in line:
+            for cell in line.strip("|").split("|"):
+                if re.search(r"\d %", cell):
+                    assert re.search(r"\((measured|emulated|modeled)", cell), cell
+
+
+def test_every_linked_figure_exists(report):
+    out, text = report
+    links = re.findall(r"\]\(([^)]+\.png)\)", text)
+    assert len(links) >= 8
+    for link in links:
+        assert (out.parent / link).is_file(), link
+    committed = REPO_ROOT / "reports/report.md"
+    if committed.is_file():
+        for link in re.findall(r"\]\(([^)]+\.png)\)", committed.read_text()):
+            assert (committed.parent / link).is_file(), f"reports/report.md links a missing {link}"
+
+
+def _rows_of(text: str, header_start: str) -> list[list[str]]:
+    lines = text.splitlines()
+    i = next(i for i, ln in enumerate(lines) if ln.startswith(header_start))
+    rows = []
+    for ln in lines[i + 2:]:
+        if not ln.startswith("|"):
+            break
+        rows.append([c.strip() for c in ln.strip().strip("|").split("|")])
+    return rows
+
+
+def _numbers(cell: str) -> list[float]:
+    return [float(x.replace(",", "")) for x in re.findall(r"-?\d[\d,]*\.?\d*(?:e[+-]?\d+)?", cell)]
+
+
+def test_reference_table_numbers_match_the_eval_json(report):
+    _, text = report
+    rows = _rows_of(text, "| model | task (metric)")
+    assert [r[0] for r in rows] == ["`ecg`", "`gunpoint`", "`sudoku`"]
+    for r in rows:
+        ev = json.loads((REPO_ROOT / f"checkpoints/{r[0].strip('`')}/eval.json").read_text())
+        m = "accuracy" if "accuracy" in ev["fixed"] else "cell_accuracy_blanks"
+        assert _numbers(r[2]) == [ev["sizes"]["params"]["value"]]
+        assert _numbers(r[3]) == [ev["sizes"]["macs_fixed_inference"]["value"]]
+        for cell, fig in ((r[4], ev["fixed"][m]), (r[5], ev["halting"][m]), (r[6], ev["baseline"][m])):
+            value, lo, hi = _numbers(cell)[:3]
+            assert value == pytest.approx(100 * fig["value"], abs=0.005)
+            assert (lo, hi) == pytest.approx([100 * x for x in fig["ci95"]], abs=0.05)
+            assert cell.endswith(f"({fig['provenance']})") or f"({fig['provenance']})" in cell
+        assert _numbers(r[5])[3] == pytest.approx(ev["halting"]["mean_steps"], abs=0.005)
+        if "anchor" in ev:
+            assert _numbers(r[7])[0] == pytest.approx(100 * ev["anchor"][m]["value"], abs=0.005)
+        else:
+            assert r[7] == "—"
+
+
+def test_exactness_table_counts_match_the_bench_json(report):
+    _, text = report
+    rows = _rows_of(text, "| board | artifact | kernels | mode | bit-exact")
+    res = json.loads((REPO_ROOT / "reports/bench/exactness-ecg/results.json").read_text())
+    want = [(r["board"], r["kernels"], mode, f"{m['bit_exact']}/{m['checked']}", round(m["instructions"]["mean"]
+                                                                                       ["value"]))
+            for r in res["rows"] for mode, m in r["modes"].items()]
+    got = [(r[0], r[2], r[3], r[4], _numbers(r[5])[0]) for r in rows]
+    assert got == want
+
+
+def test_every_manifest_command_parses_with_its_module():
+    for step in STEPS:
+        for command in step.commands:
+            if not command.startswith("python"):
+                assert command.split()[0] == "cp", command
+                continue
+            ns = agreement.parse_only(command)
+            assert ns is not None, command
+
+
+def test_parse_only_rejects_a_bad_argument():
+    with pytest.raises(SystemExit):
+        agreement.parse_only("python -m trm_tvm.halting --board cortex-m4 --no-such-flag --out x")
+
+
+def test_commands_agree_with_what_the_results_record():
+    assert agreement.all_problems(REPO_ROOT) == []
+
+
+def test_agreement_catches_a_changed_command():
+    gap9 = next(s for s in STEPS if s.name == "gap9:ecg_w8a8")
+    wrong = dataclasses.replace(gap9, commands=(gap9.commands[0].replace("--limit 200", "--limit 20"),))
+    assert any("inputs" in p for p in agreement.problems(wrong, REPO_ROOT))
+    q = next(s for s in STEPS if s.name == "quantize:ecg_w8a8")
+    wrong = dataclasses.replace(q, commands=(q.commands[0].replace("w8a8.yaml", "w4a8.yaml"),))
+    assert any("records" in p for p in agreement.problems(wrong, REPO_ROOT))
+    ck = next(s for s in STEPS if s.name == "evaluate:ecg")
+    wrong = dataclasses.replace(ck, commands=(ck.commands[0] + " --limit 5",))
+    assert any("COMMAND" in p for p in agreement.problems(wrong, REPO_ROOT))
+
+
+def test_steps_are_in_data_flow_order():
+    made: set[str] = set()
+    for step in STEPS:
+        for p in step.inputs:
+            assert p in made or (REPO_ROOT / p).is_file() and step_for(p) is None, (step.name, p)
+        made.update(step.outputs)
+    for fig in FIGURES:
+        for p in fig.reads:
+            assert step_for(p) is not None, f"{fig.id} reads {p}, which no step makes"
+    assert {f.section for f in FIGURES} == set(SECTIONS)
+
+
+def test_a_missing_result_file_gives_one_line_naming_its_command(tmp_path, capsys):
+    shutil.copytree(REPO_ROOT / "checkpoints/ecg", tmp_path / "checkpoints/ecg",
+                    ignore=shutil.ignore_patterns("model.pt", "eval.json"))
+    assert main(["--root", str(tmp_path), "--out", str(tmp_path / "r.md")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err
+    assert err.startswith("error: result file checkpoints/ecg/eval.json is missing -- make it with: ")
+    assert "python -m trm_tvm.train --config configs/ecg.yaml --out runs/ecg" in err   # its missing input too
+    assert "python -m trm_tvm.evaluate --checkpoint checkpoints/ecg/model.pt" in err
+    assert not (tmp_path / "r.md").exists()
+
+
+def test_a_partial_checkout_reports_missing_optional_results_without_failing(tmp_path):
+    """Seeds still training elsewhere: the report says which command makes them instead of failing."""
+    R = Results(REPO_ROOT)
+    absent = [p for f in FIGURES if f.optional for p in f.reads if not R.exists(p)]
+    text = build.render(R)
+    for p in absent:
+        assert f"`{p}`" in text.split("## Limits and open items")[1]
+
+
+def test_up_to_date_compares_output_and_input_times(tmp_path):
+    step = dataclasses.replace(STEPS[0], outputs=("out.json",), inputs=("in.yaml",))
+    (tmp_path / "in.yaml").write_text("a")
+    assert not regenerate.up_to_date(step, tmp_path)
+    (tmp_path / "out.json").write_text("{}")
+    os.utime(tmp_path / "in.yaml", (1, 1))
+    assert regenerate.up_to_date(step, tmp_path)
+    os.utime(tmp_path / "in.yaml", (4e9, 4e9))
+    assert not regenerate.up_to_date(step, tmp_path)
+    assert regenerate.argv_for("python -m trm_tvm.report --out x")[1:] == ["-m", "trm_tvm.report", "--out", "x"]
+    assert {s.name for s in regenerate.selected("gap9")} == {"gap9:ecg_w8a8", "gap9:ecg_w4a8"}
+
+
+def test_unknown_section_and_stray_flags_are_one_line_errors(capsys):
+    with pytest.raises(SystemExit):
+        main(["--regenerate", "--only", "nonsense"])
+    with pytest.raises(SystemExit):
+        main(["--force"])
+    assert "Traceback" not in capsys.readouterr().err
+    with pytest.raises(UserError):
+        Results(Path("/nonexistent")).json("reports/quant/ecg/sweep.json")

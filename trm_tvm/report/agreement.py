@@ -1,0 +1,184 @@
+"""Does each manifest command agree with what its result records about how it was made?
+
+Where a command is written down beside the result (a checkpoint's COMMAND, an artifact's header, a JSON `run`
+or top-level `command`), it must be the same line. Elsewhere the result's own metadata (boards, artifact, input
+count, ...) must match the command's arguments. `problems(step, root)` lists every disagreement, empty when none.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import shlex
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trm_tvm.jsonio import REPO_ROOT
+from trm_tvm.report.manifest import Step
+
+
+def normalise(command: str) -> str:
+    """One spelling of a command line: `.venv/bin/python` and `python` are the same interpreter."""
+    argv = shlex.split(command)
+    if argv and argv[0].endswith("/python"):
+        argv[0] = "python"
+    return shlex.join(argv)
+
+
+def command_file_lines(path: Path) -> list[str]:
+    return [normalise(ln) for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+
+
+def artifact_command(path: Path) -> str | None:
+    with zipfile.ZipFile(path) as z:
+        header = json.loads(np.load(io.BytesIO(z.read("__header__.npy"))).tobytes().decode())
+    return header.get("provenance", {}).get("command")
+
+
+def recorded_command(obj: Any) -> str | None:
+    """A JSON result's own record of its command line, where it keeps one."""
+    if not isinstance(obj, dict):
+        return None
+    for block in (obj, obj.get("run"), obj.get("provenance")):
+        if isinstance(block, dict) and isinstance(block.get("command"), str):
+            return block["command"]
+    return None
+
+
+def _args(command: str) -> dict[str, str]:
+    """--flag value pairs of a command (multi-value flags joined by spaces)."""
+    argv, out, key = shlex.split(command), {}, None
+    for tok in argv[3:]:
+        if tok.startswith("--"):
+            key = tok[2:]
+            out[key] = ""
+        elif key is not None:
+            out[key] = (out[key] + " " + tok).strip()
+    return out
+
+
+def _sha8(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:8]
+
+
+def problems(step: Step, root: Path = REPO_ROOT) -> list[str]:
+    out: list[str] = []
+    mine = [normalise(c) for c in step.commands]
+    if step.recorded.endswith("COMMAND") and (root / step.recorded).is_file():
+        recorded = command_file_lines(root / step.recorded)
+        out += [f"{step.name}: `{c}` is not in {step.recorded}" for c in mine if c not in recorded]
+    for o in step.outputs:
+        p = root / o
+        if not p.is_file():
+            continue
+        if o.endswith(".npz"):
+            rec = artifact_command(p)
+            if rec is not None and normalise(rec) not in mine:
+                out.append(f"{step.name}: {o} records `{rec}`")
+        elif o.endswith(".json") and o.startswith(("reports/", "checkpoints/")):
+            data = json.loads(p.read_text())
+            rec = recorded_command(data)
+            if rec is not None and normalise(rec) not in mine:
+                out.append(f"{step.name}: {o} records `{rec}`")
+            out += [f"{step.name}: {o}: {m}" for m in _metadata(step, o, data, root)]
+    return out
+
+
+def _metadata(step: Step, path: str, d: Any, root: Path) -> list[str]:
+    """Disagreements between a command's arguments and the metadata its result keeps."""
+    a = _args(step.commands[-1])
+    kind = step.name.split(":")[0]
+    bad: list[str] = []
+
+    def same(what: str, got: Any, want: Any) -> None:
+        if got != want:
+            bad.append(f"{what} is {got!r}, the command says {want!r}")
+
+    if kind == "halting" and path.endswith("halting.json") and "compare" not in a:
+        m = d["meta"]
+        same("board", m["board"], a["board"])
+        same("artifact", Path(m["artifact"]).name, Path(a["artifact"]).name)
+        if "kernels" in a:
+            same("kernels", m["kernels"], a["kernels"])
+        same("checkpoint", m["checkpoint"], a["checkpoint"])
+        if "sample" in a:
+            same("inputs", m["inputs"], int(a["sample"]))
+        else:
+            same("data", "all" in m["data"], True)
+    elif kind == "halting" and path.endswith("compare.json"):
+        same("studies", sorted({r["study"] for r in d["rows"]}), sorted(a["compare"].split()))
+    elif kind == "gap9":
+        same("artifact", d["artifact"]["path"], a["artifact"])
+        same("inputs", d["inputs"]["count"], int(a["limit"]))
+        same("board", d["board"], a["board"])
+    elif kind == "bench" and path.endswith("results.json"):
+        want = {(b, art, k) for b in a["boards"].split(",") for art in a["artifacts"].split(",")
+                for k in a["kernels"].split(",")}
+        same("board x artifact x kernels", {(r["board"], r["artifact"], r["kernels"]) for r in d["rows"]}, want)
+        limits = dict(x.split("=") if "=" in x else ("*", x) for x in a["limit"].split(","))
+        for r in d["rows"]:
+            for mode, m in r["modes"].items():
+                same(f"{r['board']} {mode} inferences", m["inferences"], int(limits.get(r["board"], limits["*"])))
+            same(f"{r['board']} modes", sorted(r["modes"]), sorted(a.get("modes", "fixed,halting").split(",")))
+    elif kind == "quantize" and path.endswith("sweep.json"):
+        known = {_sha8(root / c): c for c in a["checkpoint"].split() if (root / c).is_file()}
+        for ck in sorted({r["checkpoint"] for r in d["rows"]}):
+            if ck.split(":")[-1] not in known:
+                bad.append(f"checkpoint {ck} is not one of the command's checkpoints")
+    elif kind == "tune":
+        same("board", d["board"], a["board"])
+        same("artifacts", sorted({w["artifact"] for w in d["whole"]}),
+             sorted(Path(x).name for x in a["artifact"].split(",")))
+    elif kind == "kernels":
+        same("boards", sorted(d["selftest"]), sorted(a["boards"].split(",")))
+        same("self-test cases", {s["cases"] for s in d["selftest"].values()}, {int(a["selftest"])})
+    elif kind == "dynamics" and path.endswith("dynamics.json"):
+        same("checkpoint", d["checkpoint"], a["checkpoint"])
+        arts = [Path(x).stem for x in a["artifact"].split()]
+        same("artifacts", [r["label"] for r in d["results"][:len(arts)]], arts)
+        same("samples", {r["samples"] for r in d["results"]}, {int(a["limit"])})
+    return bad
+
+
+def all_problems(root: Path = REPO_ROOT) -> list[str]:
+    from trm_tvm.report.manifest import STEPS
+
+    return [p for s in STEPS for p in problems(s, root)]
+
+
+def parse_only(command: str) -> argparse.Namespace:
+    """Parse a `python -m <module> ...` command with that module's own argparse, without running it.
+
+    The module's `main(argv)` builds its parser and calls `parse_args`; that call is intercepted right after
+    parsing. An unknown flag or a bad value raises SystemExit from argparse, as on the command line.
+    """
+    import importlib
+
+    argv = shlex.split(command)
+    if argv[:2] != ["python", "-m"]:
+        raise ValueError(f"not a python -m command: {command}")
+    mod = importlib.import_module(argv[2])
+    if hasattr(mod, "__path__"):                      # a package runs its __main__
+        mod = importlib.import_module(argv[2] + ".__main__")
+
+    class Parsed(Exception):
+        pass
+
+    original = argparse.ArgumentParser.parse_args
+
+    def intercept(self, args=None, namespace=None):
+        raise Parsed(original(self, args, namespace))
+
+    argparse.ArgumentParser.parse_args = intercept
+    try:
+        mod.main(argv[3:])
+    except Parsed as p:
+        return p.args[0]
+    finally:
+        argparse.ArgumentParser.parse_args = original
+    raise AssertionError(f"{module}.main returned without parsing its arguments")
+

@@ -1,0 +1,212 @@
+"""What the report shows and the command behind every file it reads.
+
+A `Step` is one command line (or a short sequence, e.g. train then copy) and the files it writes; steps are listed
+in data-flow order: checkpoint -> artifact -> bench/session/study -> report. A `Figure` is one table or plot of
+the report: the result files it reads; its command is that of the step(s) writing them, and its provenance classes
+are read from those files' own `provenance` fields (`sources.provenances`), never declared here.
+
+`recorded` says where the command line was taken from, so a reader knows which ones were written down with the
+result and which were reconstructed from the result's metadata; `tests/test_report.py` checks every command
+against what the result records (COMMAND files, artifact headers, the JSONs' run/meta blocks).
+"""
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    commands: tuple[str, ...]          # shell-free command lines, `python` = this venv's interpreter
+    outputs: tuple[str, ...]           # files it writes (repository-relative)
+    inputs: tuple[str, ...] = ()       # files it reads that other steps (or the repository) provide
+    recorded: str = ""                 # where the command line is written down beside the result
+    optional: bool = False             # still in progress elsewhere: the report notes its absence
+
+    def argvs(self) -> list[list[str]]:
+        return [shlex.split(c) for c in self.commands]
+
+
+@dataclass(frozen=True)
+class Figure:
+    id: str
+    section: str
+    title: str
+    reads: tuple[str, ...]
+    png: str = ""                      # committed plot, or one this report draws into reports/report/
+    optional: bool = False
+
+
+SECTIONS = ("reference", "quant", "deploy", "halting", "gap9")
+REPORT_DIR = "reports/report"
+ECG_CKPTS = ("ecg", "ecg_seed1", "ecg_seed2")
+CKPTS = ECG_CKPTS + ("gunpoint", "sudoku")
+SEEDS = {"ecg_seed1": 1, "ecg_seed2": 2}
+HALTING_STUDIES = ("ecg_w8a8_cortex-m4", "ecg_w4a8_cortex-m4", "ecg_w8a8_cortex-m55", "ecg_w8a8_gap9",
+                   "gunpoint_w8a8_cortex-m4")
+GAP9_PRECISIONS = ("w8a8", "w4a8")
+
+
+def _checkpoint_steps(name: str) -> list[Step]:
+    task = "ecg" if name.startswith("ecg") else name
+    seed = f" --seed {SEEDS[name]}" if name in SEEDS else ""
+    ck = f"checkpoints/{name}"
+    optional = name in SEEDS
+    return [
+        Step(f"train:{name}",
+             (f"python -m trm_tvm.train --config configs/{task}.yaml{seed} --out runs/{name}",
+              f"cp runs/{name}/model.pt runs/{name}/config.yaml {ck}/"),
+             (f"{ck}/model.pt", f"{ck}/config.yaml"), (f"configs/{task}.yaml",), f"{ck}/COMMAND", optional),
+        Step(f"evaluate:{name}",
+             (f"python -m trm_tvm.evaluate --checkpoint {ck}/model.pt --json {ck}/eval.json",),
+             (f"{ck}/eval.json",), (f"{ck}/model.pt",), f"{ck}/COMMAND", optional),
+    ]
+
+
+def _quantize_step(name: str, ckpt: str, recipe: str, extra: str = "", json_out: str = "") -> Step:
+    art = f"artifacts/{name}.npz"
+    tail = f" --eval --json {json_out}" if json_out else ""
+    return Step(f"quantize:{name}",
+                (f"python -m trm_tvm.quantize run --checkpoint checkpoints/{ckpt}/model.pt --recipe {recipe}"
+                 f"{extra} --out {art}{tail}",),
+                (art,) + ((json_out,) if json_out else ()), (f"checkpoints/{ckpt}/model.pt", recipe),
+                f"{art} header.provenance.command")
+
+
+def _halting_step(study: str) -> Step:
+    model, precision, board = study.split("_", 2)
+    art = f"artifacts/{model}_{precision}.npz"
+    sample = {"ecg_w4a8_cortex-m4": " --sample 500", "ecg_w8a8_cortex-m55": " --sample 300"}.get(study, "")
+    out = f"reports/halting/{study}"
+    kernels = "" if board == "gap9" else " --kernels handwritten"
+    return Step(f"halting:{study}",
+                (f"python -m trm_tvm.halting --board {board} --artifact {art}{kernels} "
+                 f"--checkpoint checkpoints/{model}/model.pt{sample} --out {out}",),
+                tuple(f"{out}/{f}" for f in ("halting.json", "summary.md", "pareto.png", "latency_cdf.png",
+                                             "halting_steps.png")),
+                (art, f"checkpoints/{model}/model.pt"), f"{out}/halting.json meta (board, artifact, kernels, inputs)")
+
+
+ECG_ARTS = tuple(f"artifacts/ecg_{p}.npz" for p in ("w8a8", "w4a8", "mixed"))
+
+STEPS: tuple[Step, ...] = tuple(
+    [s for c in CKPTS for s in _checkpoint_steps(c)]
+    + [
+        _quantize_step("ecg_w8a8", "ecg", "qat/w8a8.yaml"),
+        _quantize_step("ecg_w4a8", "ecg", "qat/w4a8.yaml"),
+        Step("quantize:ecg_mixed",
+             ("python -m trm_tvm.quantize mixed --checkpoint checkpoints/ecg/model.pt --budget-kb 20 --monitor 200 "
+              "--out artifacts/ecg_mixed.npz --json reports/quant/ecg/mixed.json",),
+             ("artifacts/ecg_mixed.npz", "reports/quant/ecg/mixed.json"), ("checkpoints/ecg/model.pt",),
+             "artifacts/ecg_mixed.npz header.provenance.command"),
+        _quantize_step("ecg_w4a8_qat", "ecg", "qat/w4a8.yaml", " --method qat --qat-minutes 12",
+                       "reports/quant/ecg/w4a8_qat_eval.json"),
+        _quantize_step("gunpoint_w8a8", "gunpoint", "qat/w8a8.yaml"),
+        Step("quantize:sweep",
+             ("python -m trm_tvm.quantize sweep --checkpoint "
+              + " ".join(f"checkpoints/{c}/model.pt" for c in ECG_CKPTS) + " --out reports/quant/ecg",),
+             ("reports/quant/ecg/sweep.json", "reports/quant/ecg/sweep.csv", "reports/quant/ecg/sweep.png"),
+             tuple(f"checkpoints/{c}/model.pt" for c in ECG_CKPTS),
+             "reports/quant/ecg/sweep.json rows[].checkpoint (sha256 prefixes of the checkpoints)"),
+        Step("dynamics:ecg",
+             ("python -m trm_tvm.dynamics --checkpoint checkpoints/ecg/model.pt --artifact artifacts/ecg_w8a8.npz "
+              "artifacts/ecg_w4a8.npz artifacts/ecg_w4a8_qat.npz --recipe qat/w8a8.yaml --variants --limit 300 "
+              "--out reports/quant/ecg/dynamics",),
+             tuple(f"reports/quant/ecg/dynamics/{f}" for f in ("dynamics.json", "drift.png", "steps.png",
+                                                               "halting.png")),
+             ("checkpoints/ecg/model.pt", "artifacts/ecg_w8a8.npz", "artifacts/ecg_w4a8.npz",
+              "artifacts/ecg_w4a8_qat.npz"),
+             "commit 9f8d7e5 message; dynamics.json checkpoint/results[].label"),
+        Step("bench:exactness-ecg",
+             ("python -m trm_tvm.bench --boards cortex-m4,cortex-m55,cortex-m7,cortex-m33 --artifacts "
+              + ",".join(ECG_ARTS) + " --kernels reference,tvm --modes halting --limit 200,cortex-m7=50,cortex-m33=50"
+              " --out reports/bench/exactness-ecg",),
+             ("reports/bench/exactness-ecg/results.json", "reports/bench/exactness-ecg/summary.md"), ECG_ARTS,
+             "commit 66642af message; results.json rows (boards, artifacts, kernels, inferences)"),
+        Step("kernels:handwritten",
+             ("python -m trm_tvm.compile.backends.handwritten_bench --boards cortex-m4,cortex-m55 --selftest 1000 "
+              "--out reports/kernels/handwritten",),
+             ("reports/kernels/handwritten/bench.json", "reports/kernels/handwritten/bench.md"), (),
+             "docs/kernels.md; bench.json selftest (boards, cases)"),
+        Step("tune:cortex-m4",
+             ("python -m trm_tvm.tune --board cortex-m4 --artifact artifacts/ecg_w8a8.npz,artifacts/ecg_w4a8.npz",),
+             ("reports/tune/cortex-m4/summary.json", "reports/tune/cortex-m4/summary.md",
+              "schedules/cortex-m4/database_tuning_record.json"),
+             ("artifacts/ecg_w8a8.npz", "artifacts/ecg_w4a8.npz"),
+             "docs/tuning.md 'Results'; summary.json board/whole[].artifact"),
+    ]
+    + [_halting_step(s) for s in HALTING_STUDIES]
+    + [
+        Step("halting:ecg_compare",
+             ("python -m trm_tvm.halting --compare " + " ".join(f"reports/halting/{s}" for s in HALTING_STUDIES)
+              + " --out reports/halting/ecg_compare",),
+             ("reports/halting/ecg_compare/compare.json", "reports/halting/ecg_compare/compare.md"),
+             tuple(f"reports/halting/{s}/halting.json" for s in HALTING_STUDIES),
+             "compare.json rows[].study"),
+    ]
+    + [Step(f"gap9:ecg_{p}",
+            (f"python -m trm_tvm.deploy --board gap9 --artifact artifacts/ecg_{p}.npz --limit 200 "
+             f"--json reports/gap9/ecg_{p}/deploy.json",),
+            (f"reports/gap9/ecg_{p}/deploy.json",), (f"artifacts/ecg_{p}.npz",),
+            "commit 31654bb message; deploy.json artifact.path, inputs.count")
+       for p in GAP9_PRECISIONS]
+)
+
+
+def _f(id, section, title, reads, png="", optional=False) -> Figure:
+    return Figure(id, section, title, tuple(reads), png, optional)
+
+
+def _ckpt_reads(names) -> list[str]:
+    return [f"checkpoints/{c}/eval.json" for c in names]
+
+
+FIGURES: tuple[Figure, ...] = (
+    _f("reference-accuracy", "reference", "Accuracy of the float TRM, the non-recursive baseline and MiniRocket",
+       _ckpt_reads(("ecg", "gunpoint", "sudoku"))),
+    _f("reference-seeds", "reference", "ECG over training seeds", _ckpt_reads(ECG_CKPTS), optional=True),
+    _f("reference-per-step", "reference", "Accuracy per supervision step (fixed compute)",
+       _ckpt_reads(("ecg", "gunpoint", "sudoku")), f"{REPORT_DIR}/reference_per_step.png"),
+    _f("quant-sweep", "quant", "Accuracy vs precision (golden model, ECG test set)",
+       ["reports/quant/ecg/sweep.json"], "reports/quant/ecg/sweep.png"),
+    _f("quant-qat", "quant", "W4A8 after QAT vs FP32", ["reports/quant/ecg/w4a8_qat_eval.json"]),
+    _f("quant-mixed", "quant", "Mixed precision within a weight budget", ["reports/quant/ecg/mixed.json"]),
+    _f("quant-dynamics", "quant", "Recursion dynamics: drift of y, z from the float trajectory",
+       ["reports/quant/ecg/dynamics/dynamics.json"], "reports/quant/ecg/dynamics/drift.png"),
+    _f("deploy-exactness", "deploy", "Bit-exactness, instructions, latency and memory of the trained ECG artifacts",
+       ["reports/bench/exactness-ecg/results.json"]),
+    _f("deploy-backends", "deploy", "TVM vs hand-written vs reference kernels, whole inference (trained ECG)",
+       ["reports/tune/cortex-m4/summary.json"]),
+    _f("deploy-kernels", "deploy", "Hand-written linear kernels per call",
+       ["reports/kernels/handwritten/bench.json"]),
+    _f("deploy-tuning", "deploy", "Tuning: per-kernel cycles naive / default / tuned",
+       ["reports/tune/cortex-m4/summary.json"]),
+    _f("deploy-boards", "deploy", "Latency and energy per board (fixed compute and learned halting)",
+       [f"reports/halting/{s}/halting.json" for s in HALTING_STUDIES if s.startswith("ecg_w8a8")]),
+    _f("halting-compare", "halting", "Learned halting vs fixed compute on the device",
+       ["reports/halting/ecg_compare/compare.json"]
+       + [f"reports/halting/{s}/halting.json" for s in HALTING_STUDIES],
+       "reports/halting/ecg_w8a8_cortex-m4/pareto.png"),
+    _f("gap9-deploy", "gap9", "GAP9: functional exactness, memory and modeled cost",
+       [f"reports/gap9/ecg_{p}/deploy.json" for p in GAP9_PRECISIONS]),
+)
+
+
+def step_for(path: str) -> Step | None:
+    return next((s for s in STEPS if path in s.outputs), None)
+
+
+def figure_steps(fig: Figure) -> list[Step]:
+    """The steps writing a figure's files, in data-flow order."""
+    names = {s.name for p in fig.reads if (s := step_for(p))}
+    return [s for s in STEPS if s.name in names]
+
+
+def figure_command(fig: Figure) -> str:
+    return " && ".join(c for s in figure_steps(fig) for c in s.commands)
+
+
+def steps_of_section(section: str) -> list[Step]:
+    names = {s.name for f in FIGURES if f.section == section for s in figure_steps(f)}
+    return [s for s in STEPS if s.name in names]

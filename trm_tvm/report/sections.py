@@ -1,0 +1,412 @@
+"""The report's sections, each a function of the committed results. Every table is built from the JSON here;
+every number goes through `pct` / `num` / `fmt`, so it carries the provenance its file declares."""
+from __future__ import annotations
+
+import hashlib
+import os
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from trm_tvm.provenance import fmt
+from trm_tvm.report.manifest import (CKPTS, ECG_CKPTS, FIGURES, HALTING_STUDIES, REPORT_DIR, Figure,
+                                     figure_command)
+from trm_tvm.report.sources import Results, commands_to_make, labelled, missing_error, num, pct, table
+
+REPORT_MD = "reports/report.md"
+
+
+def _fig(id: str) -> Figure:
+    return next(f for f in FIGURES if f.id == id)
+
+
+def figure_path(R: Results, png: str) -> Path:
+    """Committed plots live in the repository; the report's own go to report/ beside the report file."""
+    if png.startswith(REPORT_DIR + "/"):
+        return R.out_dir / "report" / Path(png).name
+    return R.root / png
+
+
+def _link(R: Results, png: str) -> str:
+    return Path(os.path.relpath(figure_path(R, png), R.out_dir)).as_posix()
+
+
+def block(R: Results, fig: Figure, body: Callable[[], str], notes: list[str]) -> str:
+    """One table/plot: title, what it reads and their provenance classes, the body, the plot, the command."""
+    out = [f"### {fig.title}", ""]
+    missing = [p for p in fig.reads if not R.exists(p)]
+    if missing and fig.optional:
+        make = " && ".join(dict.fromkeys(c for p in missing for c in commands_to_make(p, R.root)))
+        notes.append(f"{fig.title}: not yet produced ({', '.join(f'`{p}`' for p in missing)}); make with `{make}`")
+        return "\n".join(out + [f"Not yet available: {', '.join(f'`{p}`' for p in missing)}.", "",
+                                f"regenerate: `{figure_command(fig)}`", ""])
+    out += [body(), ""]
+    if fig.png:
+        if not figure_path(R, fig.png).is_file():
+            raise missing_error(fig.png, R.root)
+        out += [f"![{fig.title}]({_link(R, fig.png)})", ""]
+    out += [f"provenance (from the files): {', '.join(R.provenances(fig)) or 'none declared'}; reads "
+            + ", ".join(f"`{p}`" for p in fig.reads if R.exists(p)), "",
+            f"regenerate: `{figure_command(fig)}`", ""]
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------- 1 reference TRM
+
+def _metric(ev: dict) -> str:
+    return "accuracy" if "accuracy" in ev["fixed"] else "cell_accuracy_blanks"
+
+
+def reference_rows(R: Results) -> list[list[str]]:
+    rows = []
+    for name in ("ecg", "gunpoint", "sudoku"):
+        ev = R.json(f"checkpoints/{name}/eval.json")
+        m = _metric(ev)
+        rows.append([f"`{name}`", f"{ev['task']} ({m.replace('_', ' ')}, {ev['n_test']:,} test)",
+                     num(ev["sizes"]["params"]), num(ev["sizes"]["macs_fixed_inference"]),
+                     pct(ev["fixed"][m]), f"{pct(ev['halting'][m])} ({ev['halting']['mean_steps']:.2f} steps)",
+                     pct(ev["baseline"][m]), pct(ev["anchor"][m]) if "anchor" in ev else "—"])
+    return rows
+
+
+def _reference(R: Results, notes: list[str]) -> str:
+    parts = [block(R, _fig("reference-accuracy"), lambda: table(
+        ["model", "task (metric)", "params", "MACs / inference (fixed)", "TRM fixed compute",
+         "TRM learned halting (mean steps)", "non-recursive baseline", "MiniRocket"], reference_rows(R)), notes)]
+    parts.append(block(R, _fig("reference-seeds"), lambda: _seeds(R, notes), notes))
+    parts.append(block(R, _fig("reference-per-step"), lambda: _per_step(R), notes))
+    return "\n".join(parts)
+
+
+def _seeds(R: Results, notes: list[str]) -> str:
+    have = [c for c in ECG_CKPTS if R.exists(f"checkpoints/{c}/eval.json")]
+    cols = [("fixed", "TRM fixed"), ("halting", "TRM halting"), ("baseline", "baseline"), ("anchor", "MiniRocket")]
+    rows = []
+    for c in have:
+        ev = R.json(f"checkpoints/{c}/eval.json")
+        rows.append([f"`{c}`"] + [pct(ev[k]["accuracy"]) for k, _ in cols])
+    vals = {k: [R.json(f"checkpoints/{c}/eval.json")[k]["accuracy"] for c in have] for k, _ in cols}
+    rows.append([f"mean over {len(have)} seed(s) [min, max]"]
+                + [_spread(vals[k]) for k, _ in cols])
+    if len(have) < len(ECG_CKPTS):
+        notes.append(f"ECG seeds: {len(have)} of {len(ECG_CKPTS)} checkpoints committed "
+                     f"({', '.join(c for c in ECG_CKPTS if c not in have)} missing)")
+    return table(["checkpoint"] + [t for _, t in cols], rows)
+
+
+def _spread(figs: list[dict]) -> str:
+    """Mean [min, max] over checkpoints; a single one as it is."""
+    if len(figs) == 1:
+        return pct(figs[0], ci=False)
+    v = [f["value"] for f in figs]
+    provs = sorted({f["provenance"] for f in figs})
+    return f"{100 * statistics.mean(v):.2f} % [{100 * min(v):.1f}, {100 * max(v):.1f}] ({', '.join(provs)})"
+
+
+def _per_step(R: Results) -> str:
+    names = [c for c in CKPTS if R.exists(f"checkpoints/{c}/eval.json")]
+    evs = {c: R.json(f"checkpoints/{c}/eval.json") for c in names}
+    steps = max(len(e["per_step"]) for e in evs.values())
+    rows = [[f"`{c}`"] + [pct(s[_metric(e)], ci=False) for s in e["per_step"]] + [pct(e["baseline"][_metric(e)],
+                                                                                    ci=False)]
+            for c, e in evs.items()]
+    _plot_per_step(R, evs)
+    return table(["checkpoint"] + [f"step {i + 1}" for i in range(steps)] + ["baseline"], rows)
+
+
+def _plot_per_step(R: Results, evs: dict) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for c, e in evs.items():
+        m = _metric(e)
+        ln, = ax.plot([s["step"] for s in e["per_step"]], [100 * s[m]["value"] for s in e["per_step"]], "o-",
+                      label=c)
+        ax.axhline(100 * e["baseline"][m]["value"], color=ln.get_color(), ls=":", lw=1)
+    ax.set_xlabel("supervision step (fixed compute)")
+    ax.set_ylabel("test accuracy % (measured)")
+    ax.set_title("Float TRM per step; dotted: non-recursive baseline", fontsize=9)
+    ax.legend(fontsize=7)
+    save_atomic(fig, figure_path(R, f"{REPORT_DIR}/reference_per_step.png"))
+
+
+def save_atomic(fig, path: Path) -> None:
+    from trm_tvm.plots import save_figure
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
+    os.close(fd)
+    try:
+        save_figure(fig, tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- 2 quantisation
+
+def _ckpt_names(R: Results) -> dict[str, str]:
+    """'ecg:25ecd3af' style ids of the committed checkpoints (sha256 prefix) -> checkpoint name."""
+    out = {}
+    for c in CKPTS:
+        p = R.root / f"checkpoints/{c}/model.pt"
+        if p.is_file():
+            out[hashlib.sha256(p.read_bytes()).hexdigest()[:8]] = c
+    return out
+
+
+def sweep_rows(R: Results) -> tuple[list[list[str]], list[str]]:
+    rows_in = R.json("reports/quant/ecg/sweep.json")["rows"]
+    by_cfg: dict[str, list[dict]] = {}
+    for r in rows_in:
+        by_cfg.setdefault(r["config"], []).append(r)
+    ids = sorted({r["checkpoint"] for r in rows_in})
+    names = _ckpt_names(R)
+    seen = [names.get(i.split(":")[-1], i) for i in ids]
+    rows = []
+    for cfg, rs in by_cfg.items():
+        acc = [labelled(r["acc_halting"], "", r["provenance"], "sweep") for r in rs]
+        if len(rs) == 1:
+            r = rs[0]
+            a = pct({**acc[0], "ci95": [r["ci95_lo"], r["ci95_hi"]]})
+        else:
+            a = _spread(acc) + f" over {len(rs)} checkpoints"
+        r0 = rs[0]
+        prov = r0["provenance"]
+        rows.append([cfg, num(labelled(r0["weight_bytes"], "B", prov, "sweep")), a,
+                     _spread([labelled(r["acc_fixed_last"], "", r["provenance"], "") for r in rs]),
+                     fmt(labelled(statistics.mean(r["mean_steps"] for r in rs), "steps", prov, "")),
+                     fmt(labelled(statistics.mean(r["agreement_fp"] for r in rs), "", prov, "")),
+                     ", ".join(f"{r['mcnemar_p_vs_fp']:.3g}" for r in rs) + f" ({prov})"])
+    return rows, seen
+
+
+def _quant(R: Results, notes: list[str]) -> str:
+    def sweep() -> str:
+        rows, seen = sweep_rows(R)
+        if len(seen) < len(ECG_CKPTS):
+            notes.append(f"quantisation sweep covers {len(seen)} of the {len(ECG_CKPTS)} ECG checkpoints "
+                         f"({', '.join(seen)}): the 3-seed protocol is not complete in the committed results")
+        return (f"Checkpoints in the sweep: {', '.join(f'`{s}`' for s in seen)}. Accuracy with learned halting; "
+                f"with several checkpoints, the mean and [min, max] over them.\n\n" + table(
+                    ["configuration", "weight bytes", "accuracy, learned halting", "accuracy, fixed N_sup",
+                     "mean steps", "agreement with FP", "McNemar p vs FP"], rows))
+
+    def qat() -> str:
+        q = R.json("reports/quant/ecg/w4a8_qat_eval.json")
+        h, prov = q["halting"], q["provenance"]
+        fp = labelled(h["fp"]["accuracy"], "", prov, q["source"]) | {"ci95": h["fp"]["ci95"]}
+        qa = labelled(h["quant"]["accuracy"], "", prov, q["source"]) | {"ci95": h["quant"]["ci95"]}
+        return table(["artifact", "FP32 (halting)", "W4A8 QAT (halting)", "McNemar p"],
+                     [[f"`{q['artifact']}`", pct(fp), pct(qa), f"{h['mcnemar']['p_value']:.3f} ({prov})"]])
+
+    def mixed() -> str:
+        m = R.json("reports/quant/ecg/mixed.json")
+        prov = m["provenance"]
+        rows = [[len(p["four_bit"]), num(labelled(p["weight_bytes"], "B", prov, "")),
+                 pct(labelled(p["accuracy"], "", prov, m["source"]))] for p in m["front"]]
+        return (f"Budget {m['chosen']['budget_kb']} KB: {len(m['chosen']['four_bit'])} layers at 4 bits, "
+                f"{num(labelled(m['weight_bytes'], 'B', prov, ''))} of weights; accuracy on "
+                f"{m['chosen']['monitor_samples']} held-out train samples ({m['source']}).\n\n"
+                + table(["layers at 4 bits", "weight bytes", "held-out accuracy"], rows))
+
+    def dynamics() -> str:
+        d = R.json("reports/quant/ecg/dynamics/dynamics.json")
+        prov = d["provenance"]
+        rows = []
+        for r in d["results"]:
+            last = r["steps"][-1]
+            rows.append([r["label"], r["state_scale_mode"], r["numerics"]["state_bits"],
+                         fmt(labelled(r["cos_y"][-1], "", prov, ""), 4), fmt(labelled(r["cos_z"][-1], "", prov, ""), 4),
+                         pct(labelled(last["acc_quant"], "", prov, ""), ci=False),
+                         pct(labelled(last["acc_fp"], "", prov, ""), ci=False),
+                         fmt(labelled(r["halting"]["mean_steps_quant"], "steps", prov, ""))])
+        return (f"{d['results'][0]['samples']} test samples, {d['source']}; cosine to the float trajectory after the "
+                f"last net call.\n\n" + table(["variant", "state scale", "state bits", "cos y (last)", "cos z (last)",
+                                               f"accuracy step {len(d['results'][0]['steps'])}", "FP same step",
+                                               "mean steps (halting)"], rows)
+                + "\n\n" + " ".join(f"![{n}]({_link(R, f'reports/quant/ecg/dynamics/{n}.png')})"
+                                    for n in ("steps", "halting")))
+
+    return "\n".join([block(R, _fig("quant-sweep"), sweep, notes), block(R, _fig("quant-qat"), qat, notes),
+                      block(R, _fig("quant-mixed"), mixed, notes),
+                      block(R, _fig("quant-dynamics"), dynamics, notes)])
+
+
+# ---------------------------------------------------------------- 3 deployment
+
+def exactness_rows(R: Results) -> list[list[str]]:
+    rows = []
+    for r in R.json("reports/bench/exactness-ecg/results.json")["rows"]:
+        for mode, m in r["modes"].items():
+            rows.append([r["board"], f"{Path(r['artifact']).stem} ({r['precision']})", r["kernels"], mode,
+                         f"{m['bit_exact']}/{m['checked']}", num(m["instructions"]["mean"]),
+                         num(m["latency"]["mean"]), num(r["flash"]), num(r["ram"]), num(r["arena"]),
+                         num(m["peak_stack"])])
+    return rows
+
+
+def _deploy(R: Results, notes: list[str]) -> str:
+    def exactness() -> str:
+        res = R.json("reports/bench/exactness-ecg/results.json")
+        src = res["rows"][0]["modes"]
+        lat_src = next(iter(src.values()))["latency"]["mean"]["source"]
+        notes.append(f"bench latency is {lat_src} -- see the tuning table and section 4 for timing-model cycles")
+        return ("Every inference's output checked against the integer golden model (0 LSB). Latency here: "
+                f"{lat_src}.\n\n" + table(["board", "artifact", "kernels", "mode", "bit-exact",
+                                           "instructions / inference (mean)", "latency (mean)", "flash", "RAM",
+                                           "arena", "peak stack"], exactness_rows(R)))
+
+    def backends() -> str:
+        t = R.json("reports/tune/cortex-m4/summary.json")
+        hand = {w["artifact"]: w["cycles"]["value"] for w in t["whole"] if w["kernels"] == "handwritten"}
+        rows = [[f"{w['artifact']} ({w['precision']})", w["kernels"], w["schedule"], str(w["bit_exact"]),
+                 num(w["instructions"]), num(w["cycles"]),
+                 fmt(labelled(w["cycles"]["value"] / hand[w["artifact"]], "x", w["cycles"]["provenance"], ""))
+                 if w["artifact"] in hand else "—"] for w in t["whole"]]
+        return (f"{t['board']}, one fixed-compute inference under the timing plugin; the reference kernels on all "
+                "boards are in the exactness table.\n\n"
+                + table(["artifact", "kernels", "schedule", "bit-exact", "instructions", "cycles",
+                         "cycles vs hand-written"], rows))
+
+    def kernels() -> str:
+        k = R.json("reports/kernels/handwritten/bench.json")
+        groups: dict[tuple, list[dict]] = {}
+        for r in k["rows"]:
+            groups.setdefault((r["board"], r["kernel"]), []).append(r)
+        rows = []
+        for (board, kern), rs in groups.items():
+            ipm = [r["instructions_per_mac"]["value"] for r in rs]
+            cpm = [r["cycles_per_mac"]["value"] for r in rs]
+            rows.append([board, f"`{kern}`", len(rs),
+                         f"{min(ipm):.2f}–{max(ipm):.2f} ({rs[0]['instructions_per_mac']['provenance']})",
+                         f"{min(cpm):.2f}–{max(cpm):.2f} ({rs[0]['cycles_per_mac']['provenance']})"])
+        st = "; ".join(f"{b}: {s['cases']} cases, {len(s['mismatches'])} mismatches"
+                       for b, s in k.get("selftest", {}).items())
+        return (f"Range over the model's shapes, one call each. On-device self-test vs the spec: {st}.\n\n"
+                + table(["board", "kernel", "shapes", "instructions / MAC", "cycles / MAC"], rows))
+
+    def tuning() -> str:
+        t = R.json("reports/tune/cortex-m4/summary.json")
+        rows = [[f"`{k['kernel']}`", k["calls"], num(k["naive"]), num(k["default"]), num(k["tuned"]),
+                 fmt(labelled(k["tuned"]["value"] / k["default"]["value"], "", k["tuned"]["provenance"], ""))]
+                for k in t["kernels"]]
+        s = t["search"]
+        return (f"{t['board']}: {s['strategy']}; {s['trials_per_task']} trials per task, {s['firmware_builds']} "
+                f"firmware builds, {s['wall_s']:.0f} s wall (measured on the shared host).\n\n"
+                + table(["kernel", "calls / inference", "naive", "default", "tuned", "tuned / default"], rows))
+
+    def boards() -> str:
+        rows = []
+        for s in HALTING_STUDIES:
+            p = f"reports/halting/{s}/halting.json"
+            if not s.startswith("ecg_w8a8") or not R.exists(p):
+                continue
+            h = R.json(p)
+            v = h["variants"][h["meta"]["precision"]]
+            full = v["points"][v["full_compute"]]
+            tau = next(q for q in v["points"] if q["policy"] == "learned" and q["value"] == h["meta"]["tau"])
+            prov, src = h["cost"]["provenance"], h["cost"]["source"]
+            acc_src = "golden-model accuracy of bit-exact device outputs (docs/quant.md: measured on the host)"
+            rows.append([h["meta"]["board"], h["meta"]["kernels"], h["meta"]["inputs"],
+                         pct(labelled(full["accuracy"], "", "measured", acc_src), ci=False),
+                         num(labelled(full["latency_mean_s"] * 1e3, "ms", prov, src)),
+                         num(labelled(full["energy_mean_j"] * 1e6, "uJ", prov, h["energy_source"])),
+                         pct(labelled(tau["accuracy"], "", "measured", acc_src), ci=False) + f", {tau['steps_mean']:.2f} steps",
+                         num(labelled(tau["latency_mean_s"] * 1e3, "ms", prov, src)),
+                         num(labelled(tau["energy_mean_j"] * 1e6, "uJ", prov, h["energy_source"]))])
+        return ("ECG W8A8 from the halting studies (section 4): fixed compute = all N_sup steps; learned halting at the "
+                "artifact's threshold. Cycle sources and energy operating points are named in each study's "
+                "summary.md.\n\n" + table(["board", "kernels", "inputs", "accuracy, fixed", "latency, fixed",
+                                           "energy, fixed", "accuracy, learned halting", "latency, halting",
+                                           "energy, halting"], rows))
+
+    return "\n".join([block(R, _fig("deploy-exactness"), exactness, notes),
+                      block(R, _fig("deploy-backends"), backends, notes),
+                      block(R, _fig("deploy-kernels"), kernels, notes),
+                      block(R, _fig("deploy-tuning"), tuning, notes),
+                      block(R, _fig("deploy-boards"), boards, notes)])
+
+
+# ---------------------------------------------------------------- 4 halting
+
+def _halting(R: Results, notes: list[str]) -> str:
+    def compare() -> str:
+        c = R.json("reports/halting/ecg_compare/compare.json")
+        rows = []
+        for r in c["rows"]:
+            h = R.json(f"{r['study']}/halting.json")
+            v = h["variants"][r["variant"]]
+            pts = v["points"]
+            prov = r["cost"]["provenance"]
+            learned = pts[r["operating_points"]["learned"]["point"]]
+            tau = next(q for q in pts if q["policy"] == "learned" and q["value"] == h["meta"]["tau"])
+            acc = lambda q: pct(labelled(q["accuracy"], "", "measured", "golden-model accuracy"), ci=False)
+            rows.append([f"{Path(r['study']).name}", r["variant"], r["full"]["n"],
+                         f"{acc(r['full'])}, {num(labelled(r['full']['cost_mean'], 'cycles', prov, ''))}",
+                         f"tau={learned['value']}: {acc(learned)}, {learned['steps_mean']:.2f} steps",
+                         fmt(labelled(100 * r["operating_points"]["learned"]["saving_vs_full"], "%", prov, "")),
+                         f"tau={tau['value']}: {acc(tau)}, {tau['steps_mean']:.2f} steps",
+                         fmt(labelled(100 * tau["cost_mean"] / r["full"]["cost_mean"], "%", prov, "")),
+                         num(h["worst_case_bound"])])
+        bits = "; ".join(f"{Path(r['study']).name}: {R.json(r['study'] + '/halting.json')['bit_exact']['all_steps_bit_exact']}"
+                         f"/{R.json(r['study'] + '/halting.json')['bit_exact']['inputs']} inputs bit-exact at every step"
+                         for r in c["rows"][::2])
+        return ("Each input runs all N_sup steps once on the device; every policy is replayed from the per-step "
+                "records (docs/halting.md). Learned operating point: the cheapest learned-head threshold within "
+                f"1 point of full compute. Device checks: {bits}.\n\n"
+                + table(["study", "variant", "inputs", "full compute (accuracy, mean cycles)",
+                         "learned op. point", "saving vs full", "learned at the artifact's tau", "cost vs full",
+                         "worst case (N_sup)"], rows)
+                + "\n\nPer-study plots: " + ", ".join(
+                    f"[{s} pareto]({_link(R, f'reports/halting/{s}/pareto.png')}) / "
+                    f"[latency CDF]({_link(R, f'reports/halting/{s}/latency_cdf.png')})"
+                    for s in HALTING_STUDIES if R.exists(f"reports/halting/{s}/pareto.png")))
+
+    return block(R, _fig("halting-compare"), compare, notes)
+
+
+# ---------------------------------------------------------------- 5 GAP9
+
+def _gap9(R: Results, notes: list[str]) -> str:
+    def deploy() -> str:
+        rows, pub = [], None
+        for f in _fig("gap9-deploy").reads:
+            d = R.json(f)
+            g, mem, m = d["functional"]["golden"], d["memory"], d["modeled"]
+            rows.append([f"`{d['artifact']['path']}` ({d['artifact']['precision']})",
+                         f"{g['runs'] - g['mismatches']}/{g['runs']} runs, {g['inputs']} inputs",
+                         num(mem["l1_peak"]), num(mem["l2"]),
+                         num(m["fixed_compute"]["cycles"]), num(m["fixed_compute"]["latency_ms"]),
+                         num(m["fixed_compute"]["energy_uj"]),
+                         f"{num(m['halting']['latency_ms'])}, {num(m['halting']['energy_uj'])} "
+                         f"({m['halting']['mean_steps']:.2f} steps)"])
+            pub = d.get("published")
+        cal = m["calibration"]
+        text = (f"**Modeled, not measured**: no GAP9 device here. Functional: {d['functional']['what']} (golden "
+                f"check 0 LSB). Cycles: {m['model']}; calibration vs published PULP-NN "
+                f"{cal['pulpnn_published_macs_per_cycle']} MAC/cycle: modeled {cal['modeled_macs_per_cycle']} "
+                f"(relative error {cal['relative_error']}, {cal.get('layer_note', '')}).\n\n"
+                + table(["artifact", "bit-exact vs golden (functional QEMU)", "L1 peak", "L2", "cycles, fixed",
+                         "latency, fixed", "energy, fixed", "learned halting: latency, energy"], rows))
+        if pub and "mlperf_tiny_v1" in pub:
+            mp = pub["mlperf_tiny_v1"]
+            text += ("\n\nPublished GAP9 anchors (label: published, source "
+                     f"`{mp['source']}`; other models, for scale only): "
+                     + "; ".join(f"{k.replace('_', ' ')} {v['latency_ms']} ms, {v['energy_uj']} uJ"
+                                 for k, v in mp.items() if isinstance(v, dict)))
+        notes.append("GAP9: every cost is modeled (trm_tvm/gap9/cycles.py); the functional QEMU build checks "
+                     "exactness only; no GAP9 board or SDK run yet")
+        return text
+
+    return block(R, _fig("gap9-deploy"), deploy, notes)
+
+
+SECTION_RENDER = {"reference": ("1 The reference TRM (float, host)", _reference),
+                  "quant": ("2 Quantisation", _quant),
+                  "deploy": ("3 Deployment on the emulated Cortex-M boards", _deploy),
+                  "halting": ("4 Learned halting on the device vs fixed compute", _halting),
+                  "gap9": ("5 GAP9 (modeled)", _gap9)}

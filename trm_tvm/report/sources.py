@@ -1,0 +1,97 @@
+"""Reading committed results for the report: one-line errors for missing files, provenance read from the files."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from trm_tvm.errors import UserError
+from trm_tvm.jsonio import REPO_ROOT, read_json
+from trm_tvm.provenance import PROVENANCES, fmt
+from trm_tvm.report.manifest import Figure, step_for
+
+
+def missing_error(path: str, root: Path = REPO_ROOT) -> UserError:
+    commands = commands_to_make(path, root)
+    how = f"make it with: {' && '.join(commands)}" if commands else "no command in the report manifest makes it"
+    return UserError(f"result file {path} is missing", how)
+
+
+def commands_to_make(path: str, root: Path = REPO_ROOT) -> list[str]:
+    """The manifest commands that make `path`, preceded by those making any of their missing inputs."""
+    step = step_for(path)
+    if step is None:
+        return []
+    before = [c for p in step.inputs if not (root / p).exists() for c in commands_to_make(p, root)]
+    return list(dict.fromkeys(before + list(step.commands)))
+
+
+class Results:
+    """The result files under a root (the repository by default), loaded once each."""
+
+    def __init__(self, root: Path = REPO_ROOT, out_dir: Path | None = None):
+        self.root = Path(root)
+        self.out_dir = Path(out_dir) if out_dir else self.root / "reports"   # where report.md's links start
+        self._cache: dict[str, Any] = {}
+
+    def exists(self, path: str) -> bool:
+        return (self.root / path).is_file()
+
+    def json(self, path: str) -> Any:
+        if path not in self._cache:
+            if not self.exists(path):
+                raise missing_error(path, self.root)
+            self._cache[path] = read_json(self.root / path, "result file")
+        return self._cache[path]
+
+    def available(self, fig: Figure) -> bool:
+        return all(self.exists(p) for p in fig.reads)
+
+    def provenances(self, fig: Figure) -> list[str]:
+        """The provenance classes the figure's files declare for their figures, in the canonical order."""
+        found: set[str] = set()
+        for p in fig.reads:
+            if self.exists(p):
+                _collect(self.json(p), found)
+        return [p for p in PROVENANCES if p in found]
+
+
+def _collect(obj: Any, found: set[str]) -> None:
+    if isinstance(obj, dict):
+        v = obj.get("provenance")
+        if isinstance(v, str) and v in PROVENANCES:
+            found.add(v)
+        for x in obj.values():
+            _collect(x, found)
+    elif isinstance(obj, list):
+        for x in obj:
+            _collect(x, found)
+
+
+def pct(fig: dict, ci: bool = True) -> str:
+    """An accuracy figure as '80.65 % [78.9, 82.3] (measured)'."""
+    s = f"{100 * fig['value']:.2f} %"
+    if ci and fig.get("ci95"):
+        lo, hi = fig["ci95"]
+        s += f" [{100 * lo:.1f}, {100 * hi:.1f}]"
+    return f"{s} ({fig['provenance']})"
+
+
+def num(fig: dict, digits: int = 3) -> str:
+    """fmt, with thousands separators for values of 1,000 and more (bytes, MACs, cycles, instructions)."""
+    v = fig["value"]
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) >= 1000:
+        return fmt({**fig, "value": f"{round(v):,}"})
+    return fmt(fig, digits)
+
+
+def labelled(value: Any, unit: str, provenance: str, source: str, digits: int = 3) -> dict:
+    """A figure dict for a number a result stores bare, with the provenance its file declares for it."""
+    if provenance not in PROVENANCES:
+        raise ValueError(f"unknown provenance {provenance!r}")
+    return {"value": value, "unit": unit, "provenance": provenance, "source": source}
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
