@@ -1,10 +1,17 @@
 """Tasks: Sudoku generator validity and uniqueness, augmentations, ECG determinism, .ts loading, clear errors."""
+import socket
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
 
-from trm_tvm.config import TaskConfig
+from trm_tvm.config import TaskConfig, load_config
 from trm_tvm.errors import UserError
+from trm_tvm.model import TRM
 from trm_tvm.tasks import ecg, load_task, sudoku, ucr
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
 def test_sudoku_puzzles_are_valid_unique_and_in_the_clue_range():
@@ -73,6 +80,63 @@ def test_gunpoint_ships_offline_and_is_shaped_for_the_model():
     ds = load_task(TaskConfig(name="ucr", dataset="GunPoint", seq_len=160, patch=10))
     assert ds.x_train.shape == (50, 1, 160) and ds.x_test.shape == (150, 1, 160)
     assert ds.shape.tokens == 16 and ds.shape.classes == 2 and np.abs(ds.x_train).max() <= 4
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a connection fails the test: the shipped sets must load offline."""
+    def refuse(*a, **k):
+        raise AssertionError("network access while loading a shipped data set")
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+@pytest.mark.parametrize("name,train,test,channels,classes", [("basicmotions", 40, 40, 6, 4),
+                                                              ("japanesevowels", 270, 370, 12, 9)])
+def test_multivariate_sets_load_offline_and_run_through_the_model(no_network, name, train, test, channels, classes):
+    cfg = load_config(CONFIGS / f"{name}.yaml")
+    ds = load_task(cfg.task)
+    S = cfg.task.seq_len
+    assert ds.x_train.shape == (train, channels, S) and ds.x_test.shape == (test, channels, S)
+    assert ds.shape.channels == channels and ds.shape.classes == classes == len(ds.class_names)
+    assert sorted(set(ds.y_test)) == list(range(classes)) and np.abs(ds.x_train).max() <= 4
+    torch.manual_seed(0)
+    model = TRM(cfg.model, ds.shape).eval()
+    assert model.embed.in_features == channels * cfg.task.patch          # every channel of a window in one token
+    with torch.no_grad():
+        steps = model(torch.as_tensor(ds.x_test[:3]))
+    assert len(steps) == cfg.model.N_sup and steps[-1].logits.shape == (3, classes)
+    assert torch.isfinite(steps[-1].logits).all()
+
+
+def test_japanese_vowels_lengths_are_padded_with_the_training_mean():
+    cfg = load_config(CONFIGS / "japanesevowels.yaml").task
+    series, _ = ucr._load_split(cfg, "test")
+    lengths = np.array([s.shape[1] for s in series])
+    assert lengths.min() == 7 and lengths.max() == 29                   # really unequal
+    ds = load_task(cfg)
+    assert ds.info["lengths"] == {"train": [7, 26], "test": [7, 29], "fitted_to": 32, "rule": "pad"}
+    mean, std = np.array(ds.info["norm_mean"]), np.array(ds.info["norm_std"])
+    for i in (int(lengths.argmin()), int(lengths.argmax())):
+        n = lengths[i]
+        real = np.clip((series[i] - mean[:, None]) / std[:, None], -4, 4)
+        assert np.allclose(ds.x_test[i, :, :n], real, atol=1e-5)        # the frames, unstretched
+        assert np.all(ds.x_test[i, :, n:] == 0)                           # then the training mean
+    import aeon.datasets as ad                                            # evaluate --data: the same rule
+    x, y = ucr.read_ts_for(Path(ad.__file__).parent / "data" / "JapaneseVowels" / "JapaneseVowels_TEST.ts", cfg,
+                           ds.shape, ds.class_names, ds.info)
+    assert np.allclose(x, ds.x_test, atol=1e-6) and np.array_equal(y, ds.y_test)   # stats stored as float64
+
+
+def test_pad_crops_long_series_and_resample_stretches_them():
+    long, short = np.arange(12.0).reshape(1, 12), np.array([[1.0, 3.0]])
+    pad = ucr.fit_length([long, short], 4, "pad")
+    assert np.array_equal(pad[0, 0], [0, 1, 2, 3]) and np.array_equal(pad[1, 0, :2], [1, 3])
+    assert np.isnan(pad[1, 0, 2:]).all()
+    res = ucr.fit_length([long, short], 4, "resample")
+    assert np.allclose(res[0, 0], [0, 11 / 3, 22 / 3, 11]) and np.allclose(res[1, 0], [1, 5 / 3, 7 / 3, 3])
+    mean, std = ucr.channel_stats(pad)
+    assert np.isclose(mean[0], np.mean([0, 1, 2, 3, 1, 3]))               # padding is not data
 
 
 def write_ts(path, rows, labels=("a", "b")):

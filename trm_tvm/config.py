@@ -26,6 +26,7 @@ class TaskConfig:
     n_test: int = 2000
     seq_len: int = 512                # time series: samples per series after resampling
     patch: int = 16                   # time series: samples per token
+    length: str = "resample"          # ucr: fit each series to seq_len by resample | pad (see docs/tasks.md)
     sample_rate: int = 128            # ecg: Hz
     noise: float = 1.0                # ecg: scale of the added noise (baseline wander, powerline, EMG)
     min_clues: int = 35               # sudoku
@@ -122,6 +123,7 @@ def validate(cfg: Config) -> Config:
         (m.mixer in ("mlp", "attention"), f"model.mixer must be mlp or attention, got {m.mixer!r}"),
         (t.patch > 0 and t.seq_len % t.patch == 0 if t.name != "sudoku" else True,
          f"task.seq_len ({t.seq_len}) must be a multiple of task.patch ({t.patch})"),
+        (t.length in ("resample", "pad"), f"task.length must be resample or pad, got {t.length!r}"),
         (t.min_clues <= t.max_clues, f"task.min_clues ({t.min_clues}) > task.max_clues ({t.max_clues})"),
     ]
     for ok, msg in checks:

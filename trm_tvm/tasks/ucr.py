@@ -1,8 +1,10 @@
 """UCR/UEA classification sets: the ones aeon ships (offline) or any user pair of `.ts` files.
 
-Each series is resampled (linear interpolation, per channel) to task.seq_len -- which also handles unequal-length
-sets such as JapaneseVowels -- then standardised per channel with the TRAIN set's mean and std (amplitude matters,
-e.g. running vs walking in BasicMotions) and clipped to [-4, 4] so int8 with scale 4/127 holds it.
+Univariate or multivariate (C channels, all fed into each patch token), equal or unequal length. Each series is
+fitted to task.seq_len by task.length (docs/tasks.md): `resample` (linear interpolation per channel, the whole
+series on a stretched time axis) or `pad` (the sampling rate kept: the first seq_len samples, shorter series padded
+at the end with the training mean). Then every channel is standardised with the TRAIN set's mean and std (amplitude
+matters, e.g. running vs walking in BasicMotions) and clipped to [-4, 4] so int8 with scale 4/127 holds it.
 """
 from __future__ import annotations
 
@@ -55,20 +57,32 @@ def _load_split(cfg: TaskConfig, split: str) -> tuple[list[np.ndarray], np.ndarr
     return read_ts(shipped)
 
 
-def resample(series: list[np.ndarray], length: int) -> np.ndarray:
-    """(N, C, length) float32 by linear interpolation of each channel."""
-    out = np.empty((len(series), series[0].shape[0], length), np.float32)
+def fit_length(series: list[np.ndarray], length: int, rule: str) -> np.ndarray:
+    """(N, C, length) float32 by `rule` (resample | pad); padding is NaN here, the training mean after
+    `normalise`."""
+    out = np.full((len(series), series[0].shape[0], length), np.nan, np.float32)
+    dst = np.linspace(0.0, 1.0, length)
     for i, s in enumerate(series):
         if s.shape[0] != out.shape[1]:
             raise UserError(f"series {i} has {s.shape[0]} channels, expected {out.shape[1]}", "fix the .ts file")
-        src = np.linspace(0.0, 1.0, s.shape[1])
-        dst = np.linspace(0.0, 1.0, length)
-        out[i] = [np.interp(dst, src, ch) for ch in s]
+        if rule == "pad":
+            kept = s[:, :length]
+            out[i, :, :kept.shape[1]] = kept
+        else:
+            src = np.linspace(0.0, 1.0, s.shape[1])
+            out[i] = [np.interp(dst, src, ch) for ch in s]
     return out
 
 
+def channel_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std over the real samples (padding excluded)."""
+    return np.nanmean(x, axis=(0, 2)), np.nanstd(x, axis=(0, 2)) + 1e-6
+
+
 def normalise(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    return np.clip((x - mean[None, :, None]) / std[None, :, None], -4, 4).astype(np.float32)
+    """(x - mean) / std (broadcast against (N, C, S)), padding -> 0, clipped to [-4, 4]."""
+    z = (x - mean) / std
+    return np.clip(np.nan_to_num(z, nan=0.0), -4, 4).astype(np.float32)
 
 
 def load(cfg: TaskConfig):
@@ -80,14 +94,21 @@ def load(cfg: TaskConfig):
     unknown = sorted(set(te_labels) - set(names))
     if unknown:
         raise UserError(f"test labels {unknown} never occur in the training set", "check the .ts pair")
-    x_tr, x_te = resample(tr_series, cfg.seq_len), resample(te_series, cfg.seq_len)
-    mean, std = x_tr.mean(axis=(0, 2)), x_tr.std(axis=(0, 2)) + 1e-6
+    x_tr, x_te = fit_length(tr_series, cfg.seq_len, cfg.length), fit_length(te_series, cfg.seq_len, cfg.length)
+    mean, std = channel_stats(x_tr)
     index = {n: i for i, n in enumerate(names)}
     shape = Shape(tokens=cfg.seq_len // cfg.patch, classes=len(names), channels=x_tr.shape[1], patch=cfg.patch)
-    return Dataset(shape, normalise(x_tr, mean, std), np.array([index[v] for v in tr_labels]),
-                   normalise(x_te, mean, std), np.array([index[v] for v in te_labels]), names,
+    per_channel = mean[:, None], std[:, None]
+    return Dataset(shape, normalise(x_tr, *per_channel), np.array([index[v] for v in tr_labels]),
+                   normalise(x_te, *per_channel), np.array([index[v] for v in te_labels]), names,
                    info={"norm_mean": mean.tolist(), "norm_std": std.tolist(),
-                         "source": cfg.dataset or f"{cfg.train_file} / {cfg.test_file}"})
+                         "source": cfg.dataset or f"{cfg.train_file} / {cfg.test_file}",
+                         "lengths": {"train": _length_range(tr_series), "test": _length_range(te_series),
+                                     "fitted_to": cfg.seq_len, "rule": cfg.length}})
+
+
+def _length_range(series: list[np.ndarray]) -> list[int]:
+    return [min(s.shape[1] for s in series), max(s.shape[1] for s in series)]
 
 
 def read_ts_for(path: str | Path, cfg: TaskConfig, shape: Shape, class_names: list[str],
@@ -101,10 +122,10 @@ def read_ts_for(path: str | Path, cfg: TaskConfig, shape: Shape, class_names: li
     if unknown:
         raise UserError(f"{path} has labels {unknown} the model does not know ({', '.join(class_names)})",
                         "use the label names of the training set")
-    x = resample(series, cfg.seq_len)
+    x = fit_length(series, cfg.seq_len, cfg.length)
     if norm:
-        x = normalise(x, np.asarray(norm["norm_mean"]), np.asarray(norm["norm_std"]))
+        x = normalise(x, np.asarray(norm["norm_mean"])[:, None], np.asarray(norm["norm_std"])[:, None])
     else:   # ECG-style per-series normalisation
-        x = np.clip((x - np.median(x, axis=2, keepdims=True)) / (x.std(axis=2, keepdims=True) + 1e-6), -4, 4)
+        x = normalise(x, np.nanmedian(x, axis=2, keepdims=True), np.nanstd(x, axis=2, keepdims=True) + 1e-6)
     index = {n: i for i, n in enumerate(class_names)}
     return x.astype(np.float32), np.array([index[v] for v in labels])
