@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup demo test fuzz clean
+.PHONY: setup demo test fuzz report clean
 
 setup:
 	@bash scripts/setup.sh
@@ -17,6 +17,10 @@ test: setup
 # The long protocol fuzz against the real firmware on QEMU (CI runs 1,000 frames inside `make test`).
 fuzz: setup
 	@TRM_FUZZ_FRAMES=10000 $(PY) -m pytest -q -p no:cacheprovider tests -k fuzz
+
+# The technical report from the committed results (seconds); `$(PY) -m trm_tvm.report --regenerate` reruns them.
+report: setup
+	@$(PY) -m trm_tvm.report --out reports/report.md
 
 clean:
 	rm -rf build .pytest_cache
