@@ -20,9 +20,9 @@ TRM_INLINE uint32_t trm_read_u32(const void *p) { uint32_t v; __builtin_memcpy(&
 
 /* acc + lo(a)*lo(b) + hi(a)*hi(b), halves signed 16-bit */
 TRM_INLINE int32_t trm_smlad(uint32_t a, uint32_t b, int32_t acc) {
-  int32_t r;
-  __asm__("smlad %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
-  return r;
+  /* accumulate in place: with a free output register GCC shuffles accumulators between registers */
+  __asm__("smlad %0, %1, %2, %0" : "+r"(acc) : "r"(a), "r"(b));
+  return acc;
 }
 /* bytes 0 and 2 sign-extended to halfwords */
 TRM_INLINE uint32_t trm_sxtb16(uint32_t x) {

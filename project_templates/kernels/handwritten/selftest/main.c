@@ -70,11 +70,11 @@ static void pack_s4(const int8_t *w, uint8_t *p, int n_out, int n_in) {
 #ifndef TRM_BENCH
 /* ---- self-test ---------------------------------------------------------------------------------------------- */
 #define MAX_T 7
-#define MAX_IN 70
+#define MAX_IN 100
 #define MAX_OUT 20
 static int8_t a_buf[MAX_T * MAX_IN + 4], w8_buf[MAX_OUT * MAX_IN + 4], w4[MAX_OUT * MAX_IN], out_buf[MAX_T * MAX_OUT + 4];
 static uint8_t w4p_buf[MAX_OUT * MAX_IN / 2 + MAX_OUT + 4];
-static uint8_t scratch_buf[4 * 8 + 2 * 80 * (MAX_T + 1) + 3 + 4]; /* >= every variant's need */
+static uint8_t scratch_buf[4 * 8 + 2 * 112 * (MAX_T + 1) + 3 + 4]; /* >= every variant's need */
 static int32_t bias[MAX_OUT], mult8[MAX_OUT], shift8[MAX_OUT], mult4[MAX_OUT], shift4[MAX_OUT];
 
 static int8_t value(int extreme, int lo, int hi) { return (int8_t)(extreme ? (next() & 1 ? hi : lo) : range(lo, hi)); }
