@@ -31,6 +31,7 @@ def test_report_builds_from_the_committed_results(report):
     out, text = report
     for title in ("## 1 ", "## 2 ", "## 3 ", "## 4 ", "## 5 ", "## Limits and open items"):
         assert title in text
+    assert "ould not be rendered" not in text
     R = Results(REPO_ROOT)
     for fig in FIGURES:
         if R.available(fig):
@@ -165,6 +166,32 @@ def test_a_partial_checkout_reports_missing_optional_results_without_failing(tmp
     text = build.render(R)
     for p in absent:
         assert f"`{p}`" in text.split("## Limits and open items")[1]
+
+
+def _copy_results(root: Path) -> None:
+    """The files the report reads, copied into a scratch checkout."""
+    R = Results(REPO_ROOT)
+    for f in FIGURES:
+        for p in f.reads + ((f.png,) if f.png and not f.png.startswith("reports/report/") else ()):
+            if R.exists(p):
+                (root / p).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(REPO_ROOT / p, root / p)
+    for p in ("reports/quant/ecg/dynamics/steps.png", "reports/quant/ecg/dynamics/halting.png"):
+        shutil.copy(REPO_ROOT / p, root / p)
+
+
+def test_a_result_in_a_new_format_is_flagged_not_fatal(tmp_path):
+    """Others change their result formats during the session: that table says so, the rest still builds."""
+    _copy_results(tmp_path)
+    p = tmp_path / "reports/gap9/ecg_w4a8/deploy.json"
+    d = json.loads(p.read_text())
+    del d["modeled"]
+    p.write_text(json.dumps(d))
+    text = build.write(tmp_path / "reports/report.md", tmp_path).read_text()
+    gap9, limits = text.split("## 5 ")[1].split("## Limits and open items")
+    assert "**Could not be rendered**" in gap9 and "KeyError" in gap9
+    assert "could not be rendered" in limits
+    assert "**Could not be rendered**" not in text.split("## 5 ")[0]
 
 
 def test_up_to_date_compares_output_and_input_times(tmp_path):

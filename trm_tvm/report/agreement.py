@@ -116,8 +116,9 @@ def _metadata(step: Step, path: str, d: Any, root: Path) -> list[str]:
         same("inputs", d["inputs"]["count"], int(a["limit"]))
         same("board", d["board"], a["board"])
     elif kind == "bench" and path.endswith("results.json"):
-        want = {(b, art, k) for b in a["boards"].split(",") for art in a["artifacts"].split(",")
-                for k in a["kernels"].split(",")}
+        arts = [f"{a['out']}/artifacts/random-{x[7:]}.npz" if x.startswith("random:") else x
+                for x in a["artifacts"].split(",")]
+        want = {(b, art, k) for b in a["boards"].split(",") for art in arts for k in a["kernels"].split(",")}
         same("board x artifact x kernels", {(r["board"], r["artifact"], r["kernels"]) for r in d["rows"]}, want)
         limits = dict(x.split("=") if "=" in x else ("*", x) for x in a["limit"].split(","))
         for r in d["rows"]:
@@ -129,6 +130,8 @@ def _metadata(step: Step, path: str, d: Any, root: Path) -> list[str]:
         for ck in sorted({r["checkpoint"] for r in d["rows"]}):
             if ck.split(":")[-1] not in known:
                 bad.append(f"checkpoint {ck} is not one of the command's checkpoints")
+        same("QAT recipes", sorted({r["recipe"] for r in d["rows"] if r.get("method") == "qat"}),
+             sorted(a["qat"].split()) if "qat" in a else [])
     elif kind == "tune":
         same("board", d["board"], a["board"])
         same("artifacts", sorted({w["artifact"] for w in d["whole"]}),

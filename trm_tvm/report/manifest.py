@@ -124,6 +124,12 @@ STEPS: tuple[Step, ...] = tuple(
               " --out reports/bench/exactness-ecg",),
              ("reports/bench/exactness-ecg/results.json", "reports/bench/exactness-ecg/summary.md"), ECG_ARTS,
              "commit 66642af message; results.json rows (boards, artifacts, kernels, inferences)"),
+        Step("bench:exactness-random-handwritten",
+             ("python -m trm_tvm.bench --boards cortex-m4,cortex-m55 --artifacts random:w8a8,random:w4a8,random:mixed"
+              " --kernels handwritten --modes halting --limit 200 --out reports/bench/exactness-random-handwritten",),
+             ("reports/bench/exactness-random-handwritten/results.json",
+              "reports/bench/exactness-random-handwritten/summary.md"), (),
+             "commit d3bb107 message; results.json rows (boards, artifacts, kernels, inferences)"),
         Step("kernels:handwritten",
              ("python -m trm_tvm.compile.backends.handwritten_bench --boards cortex-m4,cortex-m55 --selftest 1000 "
               "--out reports/kernels/handwritten",),
@@ -176,6 +182,9 @@ FIGURES: tuple[Figure, ...] = (
        ["reports/quant/ecg/dynamics/dynamics.json"], "reports/quant/ecg/dynamics/drift.png"),
     _f("deploy-exactness", "deploy", "Bit-exactness, instructions, latency and memory of the trained ECG artifacts",
        ["reports/bench/exactness-ecg/results.json"]),
+    _f("deploy-exactness-handwritten", "deploy",
+       "Hand-written kernels through the generated executor (random-weight artifacts)",
+       ["reports/bench/exactness-random-handwritten/results.json"]),
     _f("deploy-backends", "deploy", "TVM vs hand-written vs reference kernels, whole inference (trained ECG)",
        ["reports/tune/cortex-m4/summary.json"]),
     _f("deploy-kernels", "deploy", "Hand-written linear kernels per call",
@@ -183,7 +192,8 @@ FIGURES: tuple[Figure, ...] = (
     _f("deploy-tuning", "deploy", "Tuning: per-kernel cycles naive / default / tuned",
        ["reports/tune/cortex-m4/summary.json"]),
     _f("deploy-boards", "deploy", "Latency and energy per board (fixed compute and learned halting)",
-       [f"reports/halting/{s}/halting.json" for s in HALTING_STUDIES if s.startswith("ecg_w8a8")]),
+       [f"reports/halting/{s}/halting.json" for s in HALTING_STUDIES if s.startswith("ecg_w8a8")],
+       f"{REPORT_DIR}/boards_latency_energy.png"),
     _f("halting-compare", "halting", "Learned halting vs fixed compute on the device",
        ["reports/halting/ecg_compare/compare.json"]
        + [f"reports/halting/{s}/halting.json" for s in HALTING_STUDIES],

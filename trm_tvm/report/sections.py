@@ -41,7 +41,13 @@ def block(R: Results, fig: Figure, body: Callable[[], str], notes: list[str]) ->
         notes.append(f"{fig.title}: not yet produced ({', '.join(f'`{p}`' for p in missing)}); make with `{make}`")
         return "\n".join(out + [f"Not yet available: {', '.join(f'`{p}`' for p in missing)}.", "",
                                 f"regenerate: `{figure_command(fig)}`", ""])
-    out += [body(), ""]
+    try:
+        out += [body(), ""]
+    except (KeyError, IndexError, TypeError, ValueError, StopIteration) as e:   # a result's format changed
+        what = f"{type(e).__name__}: {e}"
+        notes.append(f"{fig.title}: could not be rendered from {', '.join(fig.reads)} ({what}); update "
+                     "trm_tvm/report/sections.py to the new format")
+        out += [f"**Could not be rendered** from the current files ({what}).", ""]
     if fig.png:
         if not figure_path(R, fig.png).is_file():
             raise missing_error(fig.png, R.root)
@@ -70,10 +76,20 @@ def reference_rows(R: Results) -> list[list[str]]:
     return rows
 
 
+def _puzzles(R: Results) -> str:
+    ev = R.json("checkpoints/sudoku/eval.json")
+    if "puzzle_accuracy" not in ev["fixed"]:
+        return ""
+    return ("\n\nSudoku puzzles solved (every cell right): TRM " + pct(ev["fixed"]["puzzle_accuracy"])
+            + " with fixed compute, " + pct(ev["halting"]["puzzle_accuracy"]) + " with learned halting; baseline "
+            + pct(ev["baseline"]["puzzle_accuracy"]) + ". MiniRocket is a time-series method: not run on Sudoku.")
+
+
 def _reference(R: Results, notes: list[str]) -> str:
     parts = [block(R, _fig("reference-accuracy"), lambda: table(
         ["model", "task (metric)", "params", "MACs / inference (fixed)", "TRM fixed compute",
-         "TRM learned halting (mean steps)", "non-recursive baseline", "MiniRocket"], reference_rows(R)), notes)]
+         "TRM learned halting (mean steps)", "non-recursive baseline", "MiniRocket"], reference_rows(R))
+        + _puzzles(R), notes)]
     parts.append(block(R, _fig("reference-seeds"), lambda: _seeds(R, notes), notes))
     parts.append(block(R, _fig("reference-per-step"), lambda: _per_step(R), notes))
     return "\n".join(parts)
@@ -121,13 +137,15 @@ def _plot_per_step(R: Results, evs: dict) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
+    provs = sorted({s[_metric(e)]["provenance"] for e in evs.values() for s in e["per_step"]})
     for c, e in evs.items():
         m = _metric(e)
         ln, = ax.plot([s["step"] for s in e["per_step"]], [100 * s[m]["value"] for s in e["per_step"]], "o-",
                       label=c)
         ax.axhline(100 * e["baseline"][m]["value"], color=ln.get_color(), ls=":", lw=1)
+    ax.set_xticks(sorted({s["step"] for e in evs.values() for s in e["per_step"]}))
     ax.set_xlabel("supervision step (fixed compute)")
-    ax.set_ylabel("test accuracy % (measured)")
+    ax.set_ylabel(f"test accuracy % ({', '.join(provs)})")
     ax.set_title("Float TRM per step; dotted: non-recursive baseline", fontsize=9)
     ax.legend(fontsize=7)
     save_atomic(fig, figure_path(R, f"{REPORT_DIR}/reference_per_step.png"))
@@ -163,25 +181,30 @@ def sweep_rows(R: Results) -> tuple[list[list[str]], list[str]]:
     by_cfg: dict[str, list[dict]] = {}
     for r in rows_in:
         by_cfg.setdefault(r["config"], []).append(r)
-    ids = sorted({r["checkpoint"] for r in rows_in})
     names = _ckpt_names(R)
-    seen = [names.get(i.split(":")[-1], i) for i in ids]
+    seen = [names.get(i.split(":")[-1], i) for i in dict.fromkeys(r["checkpoint"] for r in rows_in)]
+    fp = {r["checkpoint"]: r["acc_halting"] for r in by_cfg.get("fp32", [])}
     rows = []
     for cfg, rs in by_cfg.items():
+        prov = rs[0]["provenance"]
         acc = [labelled(r["acc_halting"], "", r["provenance"], "sweep") for r in rs]
-        if len(rs) == 1:
-            r = rs[0]
-            a = pct({**acc[0], "ci95": [r["ci95_lo"], r["ci95_hi"]]})
-        else:
-            a = _spread(acc) + f" over {len(rs)} checkpoints"
-        r0 = rs[0]
-        prov = r0["provenance"]
-        rows.append([cfg, num(labelled(r0["weight_bytes"], "B", prov, "sweep")), a,
+        a = (pct({**acc[0], "ci95": [rs[0]["ci95_lo"], rs[0]["ci95_hi"]]}) if len(rs) == 1
+             else _spread(acc) + f" over {len(rs)} checkpoints")
+        deltas = [100 * (r["acc_halting"] - fp[r["checkpoint"]]) for r in rs if r["checkpoint"] in fp]
+        delta = (f"{statistics.mean(deltas):+.2f} [{min(deltas):+.2f}, {max(deltas):+.2f}] points ({prov})"
+                 if len(deltas) > 1 else f"{deltas[0]:+.2f} points ({prov})" if deltas else "—")
+        rows.append([cfg, num(labelled(rs[0]["weight_bytes"], "B", prov, "sweep")), a, delta,
                      _spread([labelled(r["acc_fixed_last"], "", r["provenance"], "") for r in rs]),
                      fmt(labelled(statistics.mean(r["mean_steps"] for r in rs), "steps", prov, "")),
                      fmt(labelled(statistics.mean(r["agreement_fp"] for r in rs), "", prov, "")),
                      ", ".join(f"{r['mcnemar_p_vs_fp']:.3g}" for r in rs) + f" ({prov})"])
     return rows, seen
+
+
+def _verdicts(sweep: dict) -> str:
+    """The sweep's own verdict lines (computed from its rows by trm_tvm.quant.sweep), with the file's label."""
+    lines = [f"- {v['line']} ({sweep['provenance']})" for v in sweep.get("verdicts", [])]
+    return "\n\nVerdicts recorded by the sweep:\n\n" + "\n".join(lines) if lines else ""
 
 
 def _quant(R: Results, notes: list[str]) -> str:
@@ -191,9 +214,11 @@ def _quant(R: Results, notes: list[str]) -> str:
             notes.append(f"quantisation sweep covers {len(seen)} of the {len(ECG_CKPTS)} ECG checkpoints "
                          f"({', '.join(seen)}): the 3-seed protocol is not complete in the committed results")
         return (f"Checkpoints in the sweep: {', '.join(f'`{s}`' for s in seen)}. Accuracy with learned halting; "
-                f"with several checkpoints, the mean and [min, max] over them.\n\n" + table(
-                    ["configuration", "weight bytes", "accuracy, learned halting", "accuracy, fixed N_sup",
-                     "mean steps", "agreement with FP", "McNemar p vs FP"], rows))
+                f"with several checkpoints, the mean and [min, max] over them; change vs the same checkpoint's "
+                f"FP32.\n\n" + table(
+                    ["configuration", "weight bytes", "accuracy, learned halting", "change vs FP32",
+                     "accuracy, fixed N_sup", "mean steps", "agreement with FP", "McNemar p vs FP (per checkpoint)"],
+                    rows) + _verdicts(R.json("reports/quant/ecg/sweep.json")))
 
     def qat() -> str:
         q = R.json("reports/quant/ecg/w4a8_qat_eval.json")
@@ -238,15 +263,19 @@ def _quant(R: Results, notes: list[str]) -> str:
 
 # ---------------------------------------------------------------- 3 deployment
 
-def exactness_rows(R: Results) -> list[list[str]]:
+def exactness_rows(R: Results, path: str = "reports/bench/exactness-ecg/results.json") -> list[list[str]]:
     rows = []
-    for r in R.json("reports/bench/exactness-ecg/results.json")["rows"]:
+    for r in R.json(path)["rows"]:
         for mode, m in r["modes"].items():
             rows.append([r["board"], f"{Path(r['artifact']).stem} ({r['precision']})", r["kernels"], mode,
                          f"{m['bit_exact']}/{m['checked']}", num(m["instructions"]["mean"]),
                          num(m["latency"]["mean"]), num(r["flash"]), num(r["ram"]), num(r["arena"]),
                          num(m["peak_stack"])])
     return rows
+
+
+EXACTNESS_HEADER = ["board", "artifact", "kernels", "mode", "bit-exact", "instructions / inference (mean)",
+                    "latency (mean)", "flash", "RAM", "arena", "peak stack"]
 
 
 def _deploy(R: Results, notes: list[str]) -> str:
@@ -256,9 +285,13 @@ def _deploy(R: Results, notes: list[str]) -> str:
         lat_src = next(iter(src.values()))["latency"]["mean"]["source"]
         notes.append(f"bench latency is {lat_src} -- see the tuning table and section 4 for timing-model cycles")
         return ("Every inference's output checked against the integer golden model (0 LSB). Latency here: "
-                f"{lat_src}.\n\n" + table(["board", "artifact", "kernels", "mode", "bit-exact",
-                                           "instructions / inference (mean)", "latency (mean)", "flash", "RAM",
-                                           "arena", "peak stack"], exactness_rows(R)))
+                f"{lat_src}.\n\n" + table(EXACTNESS_HEADER, exactness_rows(R)))
+
+    def handwritten() -> str:
+        path = _fig("deploy-exactness-handwritten").reads[0]
+        return ("The SMLAD (M4) / Helium (M55) kernels of docs/kernels.md, compiled with `--kernels handwritten`; "
+                "every output checked against the golden model.\n\n"
+                + table(EXACTNESS_HEADER, exactness_rows(R, path)))
 
     def backends() -> str:
         t = R.json("reports/tune/cortex-m4/summary.json")
@@ -300,7 +333,7 @@ def _deploy(R: Results, notes: list[str]) -> str:
                 + table(["kernel", "calls / inference", "naive", "default", "tuned", "tuned / default"], rows))
 
     def boards() -> str:
-        rows = []
+        rows, rows_fig = [], []
         for s in HALTING_STUDIES:
             p = f"reports/halting/{s}/halting.json"
             if not s.startswith("ecg_w8a8") or not R.exists(p):
@@ -311,6 +344,7 @@ def _deploy(R: Results, notes: list[str]) -> str:
             tau = next(q for q in v["points"] if q["policy"] == "learned" and q["value"] == h["meta"]["tau"])
             prov, src = h["cost"]["provenance"], h["cost"]["source"]
             acc_src = "golden-model accuracy of bit-exact device outputs (docs/quant.md: measured on the host)"
+            rows_fig.append((h["meta"]["board"], prov, full, tau))
             rows.append([h["meta"]["board"], h["meta"]["kernels"], h["meta"]["inputs"],
                          pct(labelled(full["accuracy"], "", "measured", acc_src), ci=False),
                          num(labelled(full["latency_mean_s"] * 1e3, "ms", prov, src)),
@@ -318,6 +352,7 @@ def _deploy(R: Results, notes: list[str]) -> str:
                          pct(labelled(tau["accuracy"], "", "measured", acc_src), ci=False) + f", {tau['steps_mean']:.2f} steps",
                          num(labelled(tau["latency_mean_s"] * 1e3, "ms", prov, src)),
                          num(labelled(tau["energy_mean_j"] * 1e6, "uJ", prov, h["energy_source"]))])
+        _plot_boards(R, rows_fig)
         return ("ECG W8A8 from the halting studies (section 4): fixed compute = all N_sup steps; learned halting at the "
                 "artifact's threshold. Cycle sources and energy operating points are named in each study's "
                 "summary.md.\n\n" + table(["board", "kernels", "inputs", "accuracy, fixed", "latency, fixed",
@@ -325,10 +360,32 @@ def _deploy(R: Results, notes: list[str]) -> str:
                                            "energy, halting"], rows))
 
     return "\n".join([block(R, _fig("deploy-exactness"), exactness, notes),
+                      block(R, _fig("deploy-exactness-handwritten"), handwritten, notes),
                       block(R, _fig("deploy-backends"), backends, notes),
                       block(R, _fig("deploy-kernels"), kernels, notes),
                       block(R, _fig("deploy-tuning"), tuning, notes),
                       block(R, _fig("deploy-boards"), boards, notes)])
+
+
+def _plot_boards(R: Results, rows: list[tuple]) -> None:
+    """Latency and energy per board, all N_sup steps vs learned halting (log scale: GAP9 is ~10x the M4)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
+    x = np.arange(len(rows))
+    provs = sorted({r[1] for r in rows})
+    for ax, key, scale, unit in ((axes[0], "latency_mean_s", 1e3, "ms"), (axes[1], "energy_mean_j", 1e6, "uJ")):
+        ax.bar(x - 0.2, [r[2][key] * scale for r in rows], 0.4, label="fixed compute (N_sup steps)")
+        ax.bar(x + 0.2, [r[3][key] * scale for r in rows], 0.4, label="learned halting (artifact's tau)")
+        ax.set_xticks(x, [r[0] for r in rows])
+        ax.set_yscale("log")
+        ax.set_ylabel(f"mean {key.split('_')[0]} per inference, {unit} ({', '.join(provs)})")
+    axes[0].legend(fontsize=7)
+    fig.suptitle("ECG W8A8 per board (halting studies)", fontsize=9)
+    save_atomic(fig, figure_path(R, f"{REPORT_DIR}/boards_latency_energy.png"))
 
 
 # ---------------------------------------------------------------- 4 halting
