@@ -207,6 +207,23 @@ def test_up_to_date_compares_output_and_input_times(tmp_path):
     assert {s.name for s in regenerate.selected("gap9")} == {"gap9:ecg_w8a8", "gap9:ecg_w4a8"}
 
 
+def test_dry_run_propagates_a_rerun_downstream(tmp_path, monkeypatch):
+    a = dataclasses.replace(STEPS[0], name="a", commands=("python -m x",), outputs=("a.json",), inputs=("in.yaml",))
+    b = dataclasses.replace(STEPS[0], name="b", commands=("python -m y",), outputs=("b.json",), inputs=("a.json",))
+    c = dataclasses.replace(STEPS[0], name="c", commands=("python -m z",), outputs=("c.json",), inputs=())
+    for i, f in enumerate(("in.yaml", "a.json", "b.json", "c.json")):
+        (tmp_path / f).write_text("{}")
+        os.utime(tmp_path / f, (1e9 + i, 1e9 + i))
+    monkeypatch.setattr(regenerate, "selected", lambda only: [a, b, c])
+    assert regenerate.regenerate(tmp_path, dry_run=True, log=lambda m: None) == []
+    os.utime(tmp_path / "in.yaml", (2e9, 2e9))                        # a's input changed: a, then b
+    assert regenerate.regenerate(tmp_path, dry_run=True, log=lambda m: None) == ["a", "b"]
+    assert regenerate.regenerate(tmp_path, dry_run=True, force=True, log=lambda m: None) == ["a", "b", "c"]
+    (tmp_path / "in.yaml").unlink()
+    with pytest.raises(UserError, match="step a needs in.yaml"):
+        regenerate.regenerate(tmp_path, force=True, log=lambda m: None)
+
+
 def test_unknown_section_and_stray_flags_are_one_line_errors(capsys):
     with pytest.raises(SystemExit):
         main(["--regenerate", "--only", "nonsense"])

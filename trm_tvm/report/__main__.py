@@ -21,12 +21,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="first rerun the commands behind every figure (slow: training, QEMU, tuning)")
     ap.add_argument("--only", choices=SECTIONS, help="with --regenerate: only this section's commands")
     ap.add_argument("--force", action="store_true", help="with --regenerate: rerun steps that are up to date")
+    ap.add_argument("--dry-run", action="store_true", help="with --regenerate: only list the steps it would run")
     ap.add_argument("--root", type=Path, default=REPO_ROOT, help="the checkout whose results to read")
     a = ap.parse_args(argv)
-    if (a.only or a.force) and not a.regenerate:
-        ap.error("--only and --force go with --regenerate")
+    if (a.only or a.force or a.dry_run) and not a.regenerate:
+        ap.error("--only, --force and --dry-run go with --regenerate")
     if a.regenerate:
-        regenerate(a.root, a.only, a.force, log=lambda m: print(m, file=sys.stderr, flush=True))
+        regenerate(a.root, a.only, a.force, a.dry_run, log=lambda m: print(m, file=sys.stderr, flush=True))
+        if a.dry_run:
+            return 0
     print(f"wrote {write(a.out, a.root)}")
     return 0
 

@@ -185,7 +185,7 @@ FIGURES: tuple[Figure, ...] = (
     _f("deploy-exactness-handwritten", "deploy",
        "Hand-written kernels through the generated executor (random-weight artifacts)",
        ["reports/bench/exactness-random-handwritten/results.json"]),
-    _f("deploy-backends", "deploy", "TVM vs hand-written vs reference kernels, whole inference (trained ECG)",
+    _f("deploy-backends", "deploy", "TVM schedules (naive / default / tuned) vs hand-written kernels, whole inference (trained ECG)",
        ["reports/tune/cortex-m4/summary.json"]),
     _f("deploy-kernels", "deploy", "Hand-written linear kernels per call",
        ["reports/kernels/handwritten/bench.json"]),

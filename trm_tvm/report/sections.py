@@ -390,6 +390,12 @@ def _plot_boards(R: Results, rows: list[tuple]) -> None:
 
 # ---------------------------------------------------------------- 4 halting
 
+def _device_check(study: str, be: dict) -> str:
+    if "note" in be:
+        return f"{study}: {be['note']}"
+    return f"{study}: {be['all_steps_bit_exact']}/{be['inputs']} inputs bit-exact at every step"
+
+
 def _halting(R: Results, notes: list[str]) -> str:
     def compare() -> str:
         c = R.json("reports/halting/ecg_compare/compare.json")
@@ -409,9 +415,8 @@ def _halting(R: Results, notes: list[str]) -> str:
                          f"tau={tau['value']}: {acc(tau)}, {tau['steps_mean']:.2f} steps",
                          fmt(labelled(100 * tau["cost_mean"] / r["full"]["cost_mean"], "%", prov, "")),
                          num(h["worst_case_bound"])])
-        bits = "; ".join(f"{Path(r['study']).name}: {R.json(r['study'] + '/halting.json')['bit_exact']['all_steps_bit_exact']}"
-                         f"/{R.json(r['study'] + '/halting.json')['bit_exact']['inputs']} inputs bit-exact at every step"
-                         for r in c["rows"][::2])
+        bits = "; ".join(_device_check(Path(s).name, R.json(f"{s}/halting.json")["bit_exact"])
+                         for s in dict.fromkeys(r["study"] for r in c["rows"]))
         return ("Each input runs all N_sup steps once on the device; every policy is replayed from the per-step "
                 "records (docs/halting.md). Learned operating point: the cheapest learned-head threshold within "
                 f"1 point of full compute. Device checks: {bits}.\n\n"
