@@ -3,28 +3,21 @@ tiled linear kernel is bit-exact (0 LSB) against trm_tvm.quant.spec with sizes t
 or of the 8 cores, in parallel and in the shuffled sequential fallback."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from trm_tvm.gap9 import functional
-from trm_tvm.gap9.codegen import c_array, c_defines
-from trm_tvm.gap9.tiling import LinearTiling, pack_linear, plan_linear
-from trm_tvm.quant import spec
+from trm_tvm.gap9 import functional, selftest
+from trm_tvm.gap9.tiling import LinearTiling, plan_linear
 
 pytestmark = [pytest.mark.qemu, pytest.mark.xdist_group("gap9")]
-SELFTEST = functional.TEMPLATE / "selftest" / "selftest.c"
-LINEAR = functional.TEMPLATE / "kernels" / "trm_linear_cl.c"
 
 
-def _build_run(tmp: Path, name: str, defines: dict, data_h: str | None = None) -> functional.RunResult:
+def _build_run(tmp: Path, name: str, defines: dict) -> functional.RunResult:
     inc = tmp / name
     inc.mkdir()
-    if data_h is not None:
-        (inc / "selftest_data.h").write_text(data_h)
-    elf = functional.build(inc / "fw.elf", [SELFTEST, LINEAR], [inc], defines)
+    elf = functional.build(inc / "fw.elf", [selftest.SELFTEST, selftest.LINEAR], [inc], defines)
     return functional.run(elf, timeout_s=120)
 
 
@@ -49,35 +42,6 @@ def test_correct_two_stage_kernel_passes(tmp_path, sequential):
     assert r.exit_code == 0 and "RACE-RESULT-OK" in r.output and r.compat_error is None, r.output
 
 
-def _linear_case(t: LinearTiling, seed: int):
-    rng = np.random.default_rng(seed)
-    lo, hi = (-8, 8) if t.wbits == 4 else (-128, 128)
-    a = rng.integers(-128, 128, (t.tokens, t.n_in), dtype=np.int8)
-    w = rng.integers(lo, hi, (t.n_out, t.n_in), dtype=np.int8)
-    bias = rng.integers(-2000, 2000, t.n_out, dtype=np.int32)
-    mult = rng.integers(2 ** 30, 2 ** 31 - 1, t.n_out, dtype=np.int32)
-    shift = rng.integers(36, 42, t.n_out, dtype=np.int32)
-    w_dev = spec.pack_s4(w) if t.wbits == 4 else w
-    expect = (spec.linear_s4(a, w_dev, t.n_in, bias, mult, shift) if t.wbits == 4
-              else spec.linear_s8(a, w, bias, mult, shift))
-    defs = {"ST_TOKENS": t.tokens, "ST_N_IN": t.n_in, "ST_N_OUT": t.n_out, "ST_WBITS": t.wbits,
-            "ST_TILE_TOKENS": t.tile_tokens, "ST_TILE_OUT": t.tile_out,
-            "ST_SPLIT_TOKENS": int(t.split_tokens), "ST_DOUBLE_BUFFER": int(t.double_buffer),
-            "ST_PACKED": int(t.packed)}
-    arrays = [("st_in", a), ("st_w", w_dev), ("st_bias", bias), ("st_mult", mult), ("st_shift", shift)]
-    if t.packed:
-        arrays.append(("st_packed", pack_linear(t, w_dev, bias, mult, shift)))
-    h = "#include <stdint.h>\n" + c_defines(defs) + "".join(c_array(n, v) for n, v in arrays)
-    return h, expect
-
-
-def _parse(out: str) -> tuple[int, int, np.ndarray]:
-    peak = int(re.search(r"L1PEAK ([0-9a-f]+)", out).group(1), 16)
-    rc = int(re.search(r"RC (-?\d+)", out).group(1))
-    hexes = "".join(re.findall(r"^OUT ([0-9a-f]+)$", out, re.M))
-    return peak, rc, np.frombuffer(bytes.fromhex(hexes), dtype=np.int8)
-
-
 CASES = [  # tokens, n_in, n_out, wbits, tile_tokens, tile_out, split_tokens, double_buffer, sequential, packed
     (13, 37, 29, 8, 5, 7, False, True, 0, True),   # ragged tiles, packed weight tiles (one DMA per tile)
     (13, 37, 29, 4, 13, 11, True, False, 1, True),  # packed int4, odd n_in, single buffering, sequential
@@ -95,14 +59,21 @@ CASES = [  # tokens, n_in, n_out, wbits, tile_tokens, tile_out, split_tokens, do
 def test_tiled_parallel_linear_is_bit_exact(tmp_path, case):
     tokens, n_in, n_out, wbits, tt, to, split, db, seq = case[:9]
     t = LinearTiling(tokens, n_in, n_out, wbits, tt, to, split, db, packed=bool(case[9:] and case[9]))
-    h, expect = _linear_case(t, seed=tokens * 1000 + n_out)
-    r = _build_run(tmp_path, "lin", {"TRM_SELFTEST_LINEAR": 1, "TRM_COMPAT_SEQUENTIAL": seq,
-                                     "TRM_COMPAT_CHECKS": 2, "TRM_COMPAT_SEED": 7}, h)
-    assert r.exit_code == 0 and r.compat_error is None, r.output
-    peak, rc, got = _parse(r.output)
-    assert rc == 0
-    assert peak == t.l1_bytes, "planner and kernel disagree on the L1 budget"
-    np.testing.assert_array_equal(got.reshape(expect.shape), expect)   # 0 LSB
+    [r] = selftest.run_linear_cases([t], tmp_path, seed=tokens * 1000 + n_out, checks=2, sequential=seq)
+    assert r.rc == 0 and r.l1_peak == t.l1_bytes, "planner and kernel disagree on the L1 budget"
+    assert r.ok, r.error                      # clean compat run, output 0 LSB against the spec
+
+
+def test_one_firmware_checks_many_schedules_each_on_its_own(tmp_path):
+    """A tuning batch: several tilings of one layer in one firmware; the one the kernel refuses is the only one
+    that fails, and every other case has its own L1 peak and 0-LSB output."""
+    ok = [LinearTiling(60, 1000, 64, 8, 60, w, s, d, p) for w, s, d, p in
+          ((8, False, True, False), (16, True, False, True), (8, True, False, False))]
+    too_big = LinearTiling(60, 1000, 64, 8, 60, 60, False, True)
+    assert too_big.l1_bytes > functional.L1_BYTES
+    res = selftest.run_linear_cases([ok[0], too_big, *ok[1:]], tmp_path)
+    assert [r.ok for r in res] == [True, False, True, True], [r.error for r in res]
+    assert res[1].rc == -1 and [r.l1_peak for r in res[2:]] == [t.l1_bytes for t in ok[1:]]
 
 
 def test_planner_tiles_fit_l1_and_run_bit_exact(tmp_path):
@@ -110,17 +81,22 @@ def test_planner_tiles_fit_l1_and_run_bit_exact(tmp_path):
     budget = 24 * 1024
     t = plan_linear(tokens=24, n_in=300, n_out=181, wbits=8, l1_budget=budget)
     assert t.l1_bytes <= budget and t.n_tiles > 1 and t.tile_out % 8 == 0
-    h, expect = _linear_case(t, seed=3)
-    r = _build_run(tmp_path, "plan", {"TRM_SELFTEST_LINEAR": 1, "TRM_COMPAT_CHECKS": 1}, h)
-    assert r.exit_code == 0 and r.compat_error is None, r.output
-    peak, rc, got = _parse(r.output)
-    assert rc == 0 and peak == t.l1_bytes <= budget
-    np.testing.assert_array_equal(got.reshape(expect.shape), expect)
+    [r] = selftest.run_linear_cases([t], tmp_path, seed=3)
+    assert r.ok and r.l1_peak == t.l1_bytes <= budget, r.error
 
 
 def test_kernel_refuses_tiles_that_overflow_l1(tmp_path):
     t = LinearTiling(60, 1000, 64, 8, 60, 60, False, True)    # 60000 + 2 x 60000 B of tiles > 128 kB
     assert t.l1_bytes > functional.L1_BYTES and t.dma_ok()
-    h, _ = _linear_case(t, seed=1)
-    r = _build_run(tmp_path, "over", {"TRM_SELFTEST_LINEAR": 1}, h)
-    assert r.exit_code == 0 and _parse(r.output)[1] == -1     # TRM_CL_E_L1: refused, nothing computed
+    [r] = selftest.run_linear_cases([t], tmp_path, seed=1)
+    assert r.rc == -1 and not r.ok and "refused" in r.error   # TRM_CL_E_L1: refused, nothing computed
+
+
+def test_a_wrong_output_or_l1_peak_is_a_failed_case():
+    t = LinearTiling(2, 4, 3, 8, 2, 3)
+    expect = np.arange(6, dtype=np.int8).reshape(2, 3)
+    log = f"CASE 0000\nL1PEAK {t.l1_bytes:08x}\nRC 0\nOUT 000102030405\n" \
+          f"CASE 0001\nL1PEAK {t.l1_bytes:08x}\nRC 0\nOUT 000102030415\n" \
+          f"CASE 0002\nL1PEAK {t.l1_bytes + 8:08x}\nRC 0\nOUT 000102030405\n"
+    a, b, c, d = selftest.parse_cases(log, [t, t, t, t], expect)
+    assert a.ok and "differs" in b.error and "L1 peak" in c.error and "no output" in d.error

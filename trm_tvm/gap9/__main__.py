@@ -1,11 +1,12 @@
 """python -m trm_tvm.gap9 deploy --artifact <a.npz> --out <dir> [--inputs N] [--seed S] [--q-threshold Q]
+                              [--schedule naive|default|tuned [--schedules <root>]]
 python -m trm_tvm.gap9 calibration
-python -m trm_tvm.gap9 tune --artifact <a.npz> --out schedules/gap9/<name>.json
 
 deploy: generate the GAP9 PMSIS project (<dir>/project), syntax-check it against our PMSIS prototypes, run its
 functional build on 9 QEMU harts against the golden model (fixed compute and halting), and write
 <dir>/gap9_deploy.json with modeled cycles/latency/energy per phase and per inference, L1/L2 use, and the published
 GAP9 figures. calibration: the cycle model's check against PULP-NN's published int8 MAC/cycle.
+Tuning is `python -m trm_tvm.tune --board gap9` (trm_tvm.gap9.tune).
 """
 from __future__ import annotations
 
@@ -26,15 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--inputs", type=int, default=20, help="self-check inputs (each run with fixed compute and halting)")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--q-threshold", type=int, default=None, help="halting threshold (default: the artifact's)")
-    d.add_argument("--schedule", type=Path, default=None, help="tuned schedule JSON (python -m trm_tvm.gap9 tune)")
+    d.add_argument("--schedule", choices=("naive", "default", "tuned"), default="default",
+                   help="linear-layer tilings; tuned = the GAP9 tuning database (python -m trm_tvm.tune --board gap9)")
+    d.add_argument("--schedules", type=Path, default=None, help="database root (default: the repository's schedules/)")
     d.add_argument("--checks", type=int, choices=(0, 1, 2), default=1,
                    help="compat checker level of the functional run (docs/gap9.md); 0 is ~2.5x faster")
     sub.add_parser("calibration", help="the cycle model against PULP-NN")
-    t = sub.add_parser("tune", help="search the linear-layer tilings with the cycle model, verify 0 LSB")
-    t.add_argument("--artifact", required=True, type=Path)
-    t.add_argument("--out", required=True, type=Path, help="schedule JSON (e.g. schedules/gap9/<name>.json)")
-    t.add_argument("--work", type=Path, default=None, help="scratch directory (default: next to --out)")
-    t.add_argument("--inputs", type=int, default=8)
     a = ap.parse_args(argv)
 
     if a.cmd == "calibration":
@@ -47,25 +45,12 @@ def main(argv: list[str] | None = None) -> int:
               f"{'calibrated' if cal.calibrated else 'UNCALIBRATED'} (+-30 % band; layer shape assumed, docs/gap9.md)")
         return 0
 
-    if a.cmd == "tune":
-        from trm_tvm.gap9.tune import tune
-
-        s = tune(a.artifact, a.out, a.work or a.out.parent / (a.out.stem + ".work"), a.inputs)
-        tot = s["totals_per_net_and_prologue_pass"]
-        for name, v in s["layers"].items():
-            print(f"{name:32s} naive {v['naive']['cycles']:8d}  default {v['default']['cycles']:8d}  "
-                  f"tuned {v['tuned']['cycles']:8d} cycles (modeled)")
-        print(f"all linear layers, one pass: naive {tot['naive']}, default {tot['default']}, tuned {tot['tuned']} "
-              f"cycles (modeled); functional check: {s['verified']['runs']} runs, {s['verified']['mismatches']} "
-              f"mismatches{' -> REJECTED, default kept' if 'rejected' in s else ''}")
-        print(f"-> {a.out}")
-        return 0 if "rejected" not in s else 1
-
     from trm_tvm.gap9.deploy import deploy, summary_lines
 
     if a.inputs < 1:
         raise UserError(f"--inputs must be >= 1, got {a.inputs}", "pass a positive count")
-    r = deploy(a.artifact, a.out, a.inputs, a.seed, a.q_threshold, checks=a.checks, schedule=a.schedule)
+    r = deploy(a.artifact, a.out, a.inputs, a.seed, a.q_threshold, checks=a.checks, schedule=a.schedule,
+               db_root=a.schedules)
     for line in summary_lines(r):
         print(line)
     print(f"-> {a.out / 'gap9_deploy.json'}")

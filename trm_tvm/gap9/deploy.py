@@ -3,6 +3,7 @@ golden model, and report modeled cycles / latency / energy per phase and per inf
 published GAP9 figures beside them -- every figure with its provenance."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from trm_tvm.jsonio import run_info, write_json
 from trm_tvm.provenance import figure
 from trm_tvm.quant.artifact import Artifact
 from trm_tvm.quant.golden import Golden
+from trm_tvm.tune import database
 
 INT32_MAX = 2 ** 31 - 1
 
@@ -49,17 +51,18 @@ def _published(board: Gap9Board) -> dict:
 
 def deploy(art_path: Path | None, out_dir: Path, n_inputs: int, seed: int = 0, q_threshold: int | None = None,
            art: Artifact | None = None, board: Gap9Board | None = None, timeout_s: float | None = None,
-           checks: int = 1, schedule: Path | None = None) -> dict:
+           checks: int = 1, schedule: str = "default", db_root: Path | None = None) -> dict:
+    """`schedule`: the linear layers' tilings, naive | default | tuned (the best records of the GAP9 tuning
+    database under `db_root`, default the repository's schedules/gap9/)."""
     board = board or load_gap9()
     art = art or Artifact.load(art_path)
     out_dir = Path(out_dir)
     inputs = project.quantized_inputs(art, n_inputs, seed)
     q_thr = int(art.header["halting"]["q_thr"]) if q_threshold is None else int(q_threshold)
-    overrides = None
-    if schedule is not None:
-        from trm_tvm.gap9.tune import load_schedule
+    from trm_tvm.gap9 import tune
 
-        overrides = load_schedule(schedule, art)
+    best = tune.load_best(db_root, warn=lambda m: print(f"warning: {m}", file=sys.stderr)) if schedule == "tuned" else None
+    overrides = tune.overrides(art, board, schedule, best, log=lambda m: print(m, file=sys.stderr))
     plan = project.generate_project(art, out_dir / "project", inputs, board=board, q_threshold=q_thr,
                                     linear_overrides=overrides)
     project.syntax_check(out_dir / "project")
@@ -76,7 +79,8 @@ def deploy(art_path: Path | None, out_dir: Path, n_inputs: int, seed: int = 0, q
                      "source": art.header["provenance"].get("source")},
         "inputs": {"count": n_inputs, "kind": "random (trm_tvm.quant.fixtures.golden_inputs)", "seed": seed},
         "q_threshold": q_thr,
-        "schedule": str(schedule) if schedule else "default (trm_tvm.gap9.tiling.plan_linear)",
+        "schedule": schedule if schedule != "tuned" else
+        f"tuned ({database.board_dir('gap9', db_root)}: best bit-exact record per layer shape)",
         "functional": {
             "what": "same C on qemu-system-riscv32 -M virt -smp 9 (FC + 8 cluster harts), our PMSIS compat layer",
             "compat_checks": checks,
@@ -135,13 +139,8 @@ def deploy_cli(a) -> int:
     if a.data:
         raise UserError("--data is not supported for gap9 yet", "drop it: gap9 deploys with random inputs (--seed)")
     stem = Path(a.artifact).stem
-    schedule = None
-    if a.schedule == "tuned":
-        schedule = REPO_ROOT / "schedules" / "gap9" / f"{stem}.json"
-        if not schedule.is_file():
-            raise UserError(f"no tuned GAP9 schedule {schedule}", f"run python -m trm_tvm.tune --board gap9 --artifact {a.artifact}")
     work = Path(a.work or REPO_ROOT / "build" / "deploy" / f"gap9-{a.schedule}-{stem}")
-    r = deploy(Path(a.artifact), work, a.limit or 20, a.seed, a.q_threshold, schedule=schedule)
+    r = deploy(Path(a.artifact), work, a.limit or 20, a.seed, a.q_threshold, schedule=a.schedule)
     write_json(a.json, r)
     for line in summary_lines(r):
         print(line)

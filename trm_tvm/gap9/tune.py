@@ -1,110 +1,215 @@
-"""GAP9 schedule search for the cluster linear layers (a first `tune --board gap9`).
+"""`python -m trm_tvm.tune --board gap9`: meta_schedule over the GAP9 cluster schedule of every linear layer.
 
-Knobs per linear layer: output tile width, token tile height, split axis (channels or tokens), double buffering,
-packed weight tiles (weights + bias/mult/shift contiguous in L2: one DMA per tile instead of four).
-Every candidate that fits L1 and the 16-bit DMA limit is scored with the frozen cycle model (cycles.py); the
-default schedule (tiling.plan_linear) is always a candidate, so the tuned choice is never worse than the default
-under the model. The whole tuned project is then run on the functional build: a schedule that is not 0 LSB against
-the golden model is rejected. This is an exhaustive search of a small space, not TVM meta_schedule.
+    summary = tune([Path("ecg_w8a8.npz")], trials=48, per_iter=24, out=Path("reports/tune/gap9"))
+
+1. Tasks: one per linear-layer shape of the artifacts (trm_tvm.gap9.space: the Cortex-M strategy's kernel as the
+   workload, the GAP9 knobs as `sample_categorical` decisions over legal values).
+2. Seed: each task's default schedule is measured and recorded, so tuned is never worse than default.
+3. Search: meta_schedule ReplayFunc through trm_tvm.tune.search (the Cortex-M path's PyBuilder / PyRunner /
+   bit-exact measure callback) with `KernelMeasurer` below: the candidates of a batch run in ONE functional
+   firmware on 9 QEMU harts (trm_tvm.gap9.selftest: compat checker on, 0 LSB against the integer spec, L1 peak
+   = plan); a candidate that fails is rejected, a passing one is scored by the frozen cycle model (**modeled**).
+4. Compare: naive / default / tuned per kernel (modeled cycles, each verified on the functional build) and per
+   whole fixed-compute inference of each artifact; the tuned project is run against the golden model (0 LSB).
+The database is meta_schedule's JSON database in schedules/gap9/ (docs/tuning.md); `deploy --schedule tuned`
+reads its best record per layer shape.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, replace
+import json
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
-from trm_tvm.gap9 import cycles, functional, project
+from trm_tvm.gap9 import cycles, functional, project, selftest, space
 from trm_tvm.gap9.board import Gap9Board, load_gap9
+from trm_tvm.gap9.space import Gap9Task
 from trm_tvm.gap9.tiling import LinearTiling
 from trm_tvm.jsonio import run_info, write_json
-from trm_tvm.quant.artifact import Artifact, file_sha256
+from trm_tvm.provenance import figure, fmt
+from trm_tvm.quant.artifact import Artifact
 
-SCHEDULE_SCHEMA = "trm-tvm-gap9-schedule"
+BOARD = "gap9"
+TRIALS = 48                  # meta_schedule trials per task (random; spaces hold ~50-200 legal schedules)
+PER_ITER = 24                # candidates per meta_schedule iteration = per functional firmware (~2 s)
+BUDGET_MIN = 12.0
 
 
-def candidates(default: LinearTiling, board: Gap9Board) -> list[LinearTiling]:
-    """Token tiles: all rows, halves, quarters; output tiles: every multiple of 8 up to n_out, and n_out."""
-    t = default
-    heights = sorted({max(1, math.ceil(t.tokens / d)) for d in (1, 2, 4)}, reverse=True)
-    widths = sorted({t.n_out, *range(board.workers, t.n_out + 1, board.workers)}, reverse=True)
-    out = []
-    for h in heights:
-        for w in widths:
-            for split in (False, True):
-                for db in (True, False):
-                    for packed in (False, True):
-                        c = replace(t, tile_tokens=h, tile_out=w, split_tokens=split, double_buffer=db, packed=packed)
-                        if c.l1_bytes <= board.l1_budget and c.dma_ok():
-                            out.append(c)
+@dataclass
+class KernelMeasurer:
+    """trm_tvm.tune.search's measurer interface for GAP9: scheduled kernels -> functional check + modeled cycles,
+    cached by the candidate's structural hash."""
+    gap9: Gap9Board
+    workdir: Path
+    checks: int = 1
+    deadline: float = float("inf")
+    board: str = BOARD
+    results: dict = field(default_factory=dict)
+    batches: int = 0
+    build_s: float = 0.0
+    rejected: int = 0
+
+    def measure(self, mods: list) -> list[dict]:
+        from tvm_ffi import structural_hash
+
+        hashes = [str(structural_hash(m)) for m in mods]
+        todo = {h: m for h, m in zip(hashes, mods) if h not in self.results}
+        if todo and time.monotonic() > self.deadline:
+            return [dict(self.results.get(h) or {"bit_exact": False, "error": "tuning budget exhausted"}, hash=h)
+                    for h in hashes]
+        by_task: dict[str, list] = defaultdict(list)
+        for h, m in todo.items():
+            by_task[str(m["main"].attrs[space.KERNEL_ATTR])].append((h, m))
+        for group in by_task.values():
+            self._measure_task(group)
+        return [dict(self.results[h], hash=h) for h in hashes]
+
+    def _measure_task(self, group: list) -> None:
+        task = space.task_of(group[0][1]["main"])
+        tilings = [task.tiling(space.knobs_in(m)) for _, m in group]
+        t0 = time.monotonic()
+        checked = selftest.run_linear_cases(tilings, self.workdir / f"batch{self.batches % 2}", checks=self.checks)
+        self.batches += 1
+        self.build_s += time.monotonic() - t0
+        for (h, _), t, r in zip(group, tilings, checked):
+            if r.ok:
+                self.results[h] = {"bit_exact": True, "cycles": figure(cycles.linear_cycles(t, self.gap9).total,
+                                                                       "cycles", "modeled", cycles.MODEL_SOURCE)}
+            else:
+                self.rejected += 1
+                self.results[h] = {"bit_exact": False, "error": f"functional check: {r.error}"}
+
+
+def load_best(db_root: Path | None = None, warn=lambda m: None) -> dict:
+    """{task key: database Entry} of the fastest bit-exact record per GAP9 kernel."""
+    from trm_tvm.tune import database
+
+    return database.load(BOARD, db_root, warn=warn, knobs_of=space.knobs_of).best()
+
+
+def overrides(art: Artifact, board: Gap9Board, level: str, best: dict | None = None,
+              log: Callable[[str], None] = lambda m: None) -> dict[str, LinearTiling]:
+    """The tilings of every cluster linear layer of `art` at schedule level naive | default | tuned (tuned: the
+    database's best record of the layer's shape; a shape without a record keeps the default, said once)."""
+    tasks, layers = space.model_tasks([art], board)
+    out, said = {}, set()
+    for name, key in layers[0].items():
+        task = tasks[key]
+        knobs = task.naive() if level == "naive" else task.default()
+        if level == "tuned":
+            if key in (best or {}):
+                knobs = best[key].knobs
+            elif key not in said:
+                said.add(key)
+                log(f"schedule tuned: no record for {key} in schedules/{BOARD}/ -> default schedule")
+        out[name] = task.tiling(knobs)
     return out
 
 
-def naive(default: LinearTiling, board: Gap9Board) -> LinearTiling:
-    """The schedule without the GAP9 ideas: one tile of 8 channels at a time, no double buffering."""
-    return replace(default, tile_out=min(board.workers, default.n_out), split_tokens=False, double_buffer=False)
-
-
-def tune_layers(art: Artifact, board: Gap9Board) -> dict:
-    """Per linear node: default, naive and tuned tilings with their modeled cycles."""
-    em = project._NetEmitter(art, board)
+def inference_cycles(art: Artifact, board: Gap9Board, tilings: dict[str, LinearTiling]) -> int:
+    """Modeled cycles of one fixed-compute inference with these linear tilings."""
+    em = project._NetEmitter(art, board, tilings)
     for section in ("prologue", "net", "heads"):
         em.section(section)
-    layers = {}
-    for name, default in em.plans.items():
-        if not isinstance(default, LinearTiling):
-            continue
-        scored = [(cycles.linear_cycles(c, board).total, i, c) for i, c in enumerate(candidates(default, board))]
-        best_cycles, _, best = min(scored)
-        base = cycles.linear_cycles(default, board).total
-        if base <= best_cycles:
-            best, best_cycles = default, base
-        nv = naive(default, board)
-        layers[name] = {"default": {**asdict(default), "cycles": base},
-                        "naive": {**asdict(nv), "cycles": cycles.linear_cycles(nv, board).total},
-                        "tuned": {**asdict(best), "cycles": best_cycles}, "candidates": len(scored)}
-    return layers
+    return cycles.model_cycles(art, em.plans, board).inference_cycles(art.schedule["N_sup"])
 
 
-def load_schedule(path: Path, art: Artifact) -> dict[str, LinearTiling]:
-    """The tuned tilings of a schedule file written by tune(), for this artifact's layers."""
-    from trm_tvm.errors import UserError
-    from trm_tvm.jsonio import read_json
+def tune(artifacts: list[Path], *, trials: int = TRIALS, per_iter: int = PER_ITER, budget_min: float = BUDGET_MIN,
+         out: Path, db_root: Path | None = None, inputs: int = 8, log: Callable[[str], None] = print) -> dict:
+    from trm_tvm.tune import database, search
+    from trm_tvm.tune.firmware import board_clock_hz
 
-    s = read_json(path, "GAP9 schedule")
-    if s.get("schema") != SCHEDULE_SCHEMA or "layers" not in s:
-        raise UserError(f"{path} is not a GAP9 schedule", "write one with python -m trm_tvm.gap9 tune")
-    names = {n["name"] for sec in ("prologue", "net", "heads") for n in art.graph[sec] if n["op"] == "linear"}
-    if set(s["layers"]) != names:
-        raise UserError(f"schedule {path} is for other layers than this artifact's", "tune this artifact")
-    return schedule_overrides(s)
-
-
-def schedule_overrides(schedule: dict) -> dict[str, LinearTiling]:
-    fields = LinearTiling.__dataclass_fields__
-    return {n: LinearTiling(**{k: v for k, v in s["tuned"].items() if k in fields}) for n, s in schedule["layers"].items()}
-
-
-def tune(art_path: Path, out: Path, work_dir: Path, n_inputs: int = 8, seed: int = 0) -> dict:
+    t_start = time.monotonic()
     board = load_gap9()
-    art = Artifact.load(art_path)
-    layers = tune_layers(art, board)
-    schedule = {"schema": SCHEDULE_SCHEMA, "version": 1, "board": "gap9", "precision": art.header["precision"],
-                "artifact_sha256": file_sha256(art_path),
-                "cost": f"modeled, {cycles.MODEL_SOURCE}", "layers": layers}
-    inputs = project.quantized_inputs(art, n_inputs, seed)
-    thr = int(art.header["halting"]["q_thr"])
-    project.generate_project(art, work_dir / "tuned", inputs, board=board, linear_overrides=schedule_overrides(schedule))
-    run = functional.run(project.build_functional(work_dir / "tuned"), timeout_s=120 + 10.0 * n_inputs)
-    cmp = project.compare_with_golden(art, inputs, project.parse_log(run.output), thr)
-    schedule["verified"] = {"inputs": n_inputs, "runs": cmp["runs"], "mismatches": cmp["mismatches"],
-                            "bit_exact": run.exit_code == 0 and cmp["mismatches"] == 0,
-                            "how": "functional build on 9 QEMU harts vs trm_tvm.quant.golden"}
-    totals = {k: sum(v[k]["cycles"] for v in layers.values()) for k in ("naive", "default", "tuned")}
-    schedule["totals_per_net_and_prologue_pass"] = totals
-    schedule["run"] = run_info()
-    if not schedule["verified"]["bit_exact"]:
-        for v in layers.values():          # rejected: fall back to the default schedule everywhere
-            v["tuned"] = {**v["default"]}
-        schedule["rejected"] = cmp["first_mismatch"] or run.compat_error or f"exit {run.exit_code}"
-    write_json(out, schedule)
-    return schedule
+    arts = {a: Artifact.load(a) for a in artifacts}
+    tasks, _ = space.model_tasks(list(arts.values()), board)
+    clock = board_clock_hz(BOARD)
+    loaded = database.repair(BOARD, db_root, warn=lambda m: log(f"warning: {m}"), knobs_of=space.knobs_of)
+    db = search.open_database(database.board_dir(BOARD, db_root))
+    measurer = KernelMeasurer(board, out / "work", deadline=t_start + 60 * budget_min)
+    log(f"gap9: {len(tasks)} tasks ({', '.join(tasks)}); database {database.board_dir(BOARD, db_root)} holds "
+        f"{len(loaded.entries)} records; {trials} trials/task, {per_iter} candidates per functional firmware")
+
+    seen = search.seen_hashes(db)
+    res = search.measure_knobs_many([(t, t.default()) for t in tasks.values()], measurer)
+    seeded = sum(search.record_knobs(db, t, t.default(), r, clock, seen) for t, r in zip(tasks.values(), res))
+    bad = [t.key for t, r in zip(tasks.values(), res) if not r["bit_exact"]]
+    log(f"seeded {seeded} default schedules" + (f"; default NOT bit-exact: {bad}" if bad else ""))
+
+    todo = search.remaining_trials(db, list(tasks.values()), trials)
+    if any(todo.values()):
+        log(f"search: meta_schedule ReplayFunc, {sum(todo.values())} trials over {sum(1 for v in todo.values() if v)}"
+            " tasks")
+        n = search.run_tasks(list(tasks.values()), db, measurer, todo, per_iter, out / "ms", log)
+        log(f"search committed {n} new bit-exact records ({measurer.batches} functional firmware, "
+            f"{measurer.build_s:.0f} s building + running, {measurer.rejected} candidates rejected)")
+    else:
+        log("search: every task already has its trials in the database (resumed run: nothing to add)")
+
+    summary = compare(arts, tasks, board, measurer, db_root, out, inputs, log)
+    summary["search"] = {"strategy": "meta_schedule ReplayFunc (uniform random legal knobs), duplicates from cache",
+                         "trials_per_task": trials, "functional_firmware": measurer.batches,
+                         "rejected_candidates": measurer.rejected, "build_and_run_s": round(measurer.build_s, 1),
+                         "wall_s": round(time.monotonic() - t_start, 1)}
+    write_json(out / "summary.json", {**summary, "provenance": run_info()})
+    (out / "summary.md").write_text(summary_md(summary))
+    log(summary_md(summary))
+    return summary
+
+
+def compare(arts: dict, tasks: dict[str, Gap9Task], board: Gap9Board, measurer: KernelMeasurer, db_root,
+            out: Path, inputs: int, log) -> dict:
+    """naive / default / tuned per kernel (each re-checked on the functional build) and per whole inference."""
+    best = load_best(db_root, warn=lambda m: log(f"warning: {m}"))
+    measurer.deadline = float("inf")
+    rows, mods = [], []
+    for t in sorted(tasks.values(), key=lambda t: -t.calls * t.macs):
+        knobs = {"naive": t.naive(), "default": t.default(), "tuned": best[t.key].knobs if t.key in best else None}
+        rows.append({"kernel": t.key, "calls": t.calls, "macs": t.macs, "knobs": knobs})
+        mods += [t.schedule(knobs[lv] or t.default()).mod for lv in ("naive", "default", "tuned")]
+    res = measurer.measure(mods)
+    for i, row in enumerate(rows):
+        for j, level in enumerate(("naive", "default", "tuned")):
+            r = res[3 * i + j]
+            row[level] = r["cycles"] if r["bit_exact"] else {"error": r["error"]}
+    whole = []
+    for path, art in arts.items():
+        levels = {lv: overrides(art, board, lv, best, log) for lv in ("naive", "default", "tuned")}
+        cyc = {lv: figure(inference_cycles(art, board, t), "cycles", "modeled", cycles.MODEL_SOURCE)
+               for lv, t in levels.items()}
+        work = out / "verify" / path.stem
+        xs = project.quantized_inputs(art, inputs, 0)
+        thr = int(art.header["halting"]["q_thr"])
+        project.generate_project(art, work, xs, board=board, linear_overrides=levels["tuned"])
+        run = functional.run(project.build_functional(work), timeout_s=120 + 10.0 * inputs)
+        cmp = project.compare_with_golden(art, xs, project.parse_log(run.output), thr)
+        exact = run.exit_code == 0 and cmp["mismatches"] == 0 and cmp["runs"] == 2 * inputs
+        log(f"{path.name}: tuned project on 9 QEMU harts: {cmp['runs']} runs, {cmp['mismatches']} mismatches vs "
+            f"golden -> {'0 LSB' if exact else 'NOT bit-exact: ' + str(cmp['first_mismatch'] or run.compat_error)}")
+        whole.append({"artifact": path.name, "precision": art.header["precision"], "steps": art.schedule["N_sup"],
+                      **cyc, "tuned_bit_exact": exact, "verified_runs": cmp["runs"],
+                      "tuned_layers": {n: asdict(t) for n, t in levels["tuned"].items()}})
+    return {"board": BOARD, "cost": f"modeled, {cycles.MODEL_SOURCE}", "kernels": rows, "whole": whole}
+
+
+def summary_md(s: dict) -> str:
+    lines = [f"## gap9: per kernel (one call each; cycles modeled by {cycles.MODEL_SOURCE}, every schedule "
+             "verified 0 LSB on the functional build)", "",
+             "| kernel | calls/inference | naive | default | tuned | tuned/default | tuned knobs |", "|" + "---|" * 7]
+    for r in s["kernels"]:
+        cells = [fmt(r[lv]) if "value" in r[lv] else f"error: {r[lv]['error']}" for lv in ("naive", "default", "tuned")]
+        ratio = (f"{r['tuned']['value'] / r['default']['value']:.3f}"
+                 if "value" in r["tuned"] and "value" in r["default"] else "n/a")
+        knobs = json.dumps(r["knobs"]["tuned"]) if r["knobs"]["tuned"] else "(no record: default)"
+        lines.append(f"| {r['kernel']} | {r['calls']} | {' | '.join(cells)} | {ratio} | {knobs} |")
+    lines += ["", "Whole fixed-compute inference (all layers; tuned project verified against the golden model):", "",
+              "| artifact | steps | naive | default | tuned | tuned/default | tuned 0 LSB (runs) |", "|" + "---|" * 7]
+    for w in s["whole"]:
+        lines.append(f"| {w['artifact']} ({w['precision']}) | {w['steps']} | {fmt(w['naive'])} | {fmt(w['default'])} "
+                     f"| {fmt(w['tuned'])} | {w['tuned']['value'] / w['default']['value']:.3f} | "
+                     f"{w['tuned_bit_exact']} ({w['verified_runs']}) |")
+    if "search" in s:
+        lines += ["", f"Search: {json.dumps(s['search'])}"]
+    return "\n".join(lines) + "\n"

@@ -57,10 +57,15 @@ def _lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.is_file() else []
 
 
-def load(board: str, root: Path | None = None, warn=lambda m: print(f"warning: {m}", file=sys.stderr)) -> Loaded:
+def load(board: str, root: Path | None = None, warn=lambda m: print(f"warning: {m}", file=sys.stderr),
+         knobs_of=None) -> Loaded:
+    """`knobs_of(trace, func)` decodes a record's knobs (default: the Cortex-M space's; gap9 passes its own)."""
     from tvm.s_tir import meta_schedule as ms
 
-    from trm_tvm.tune.space import KERNEL_ATTR, knobs_of
+    from trm_tvm.tune.space import KERNEL_ATTR
+    from trm_tvm.tune.space import knobs_of as cortex_m_knobs
+
+    knobs_of = knobs_of or cortex_m_knobs
 
     d = board_dir(board, root)
     res = Loaded()
@@ -101,11 +106,12 @@ def load(board: str, root: Path | None = None, warn=lambda m: print(f"warning: {
     return res
 
 
-def repair(board: str, root: Path | None = None, warn=lambda m: print(f"warning: {m}", file=sys.stderr)) -> Loaded:
+def repair(board: str, root: Path | None = None, warn=lambda m: print(f"warning: {m}", file=sys.stderr),
+           knobs_of=None) -> Loaded:
     """Move corrupted lines to <file>.rejected and rewrite the valid ones (workloads re-indexed), so meta_schedule
     can open the database and append to it."""
     d = board_dir(board, root)
-    res = load(board, root, warn)
+    res = load(board, root, warn, knobs_of)
     if not (res.bad_workload_lines or res.bad_record_lines):
         return res
     for name, bad in ((WORKLOADS, res.bad_workload_lines), (RECORDS, res.bad_record_lines)):

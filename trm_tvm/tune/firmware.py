@@ -197,4 +197,7 @@ def build_and_measure(batch: Batch, workdir: Path, cache: Path) -> list[dict]:
 
 
 def board_clock_hz(board: str) -> int:
+    if board == "gap9":                  # a template board without a part: its clock is in the gap9 section
+        from trm_tvm.gap9.board import load_gap9
+        return load_gap9().clock_hz
     return load_board(board).part.clock_hz

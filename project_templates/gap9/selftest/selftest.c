@@ -1,7 +1,8 @@
 /* Self-test of the functional GAP9 build (tests/test_gap9_compat.py generates selftest_data.h).
  *
- * Mode TRM_SELFTEST_LINEAR: one cluster task runs trm_linear_cl on the data of selftest_data.h; the FC prints
- * "L1PEAK <hex>", "RC <int>" and the output bytes as hex on "OUT" lines, then exits 0.
+ * Mode TRM_SELFTEST_LINEAR: trm_linear_cl on the operands of selftest_data.h once per schedule of its `st_cases`
+ * table (one cluster task each, e.g. a tuning batch); per case the FC prints "CASE <i>", "L1PEAK <hex>" (that
+ * call's L1 peak), "RC <int>" and the output bytes as hex on "OUT" lines, then exits 0.
  * Mode TRM_SELFTEST_RACE=<n>: a small two-stage parallel kernel with one deliberate bug n, which the compat
  * checker must stop (exit 3, "TRM-COMPAT-ERROR"):
  *   0 no bug (must pass)    1 overlapping output ranges    2 missing barrier between the stages
@@ -30,34 +31,42 @@ static __attribute__((unused)) void put_hex(uint32_t v, int digits) {
 }
 
 #ifdef TRM_SELFTEST_LINEAR
+typedef struct {
+  int tile_tokens, tile_out, split_tokens, double_buffer;
+  const uint8_t *packed; /* the case's packed weight tiles, or 0 */
+} st_case_t;
 #include "selftest_data.h"
+void trm_compat_l1_peak_reset(void);
 static int8_t out[ST_TOKENS * ST_N_OUT];
 static int rc;
 
 static void cluster_entry(void *arg) {
-  (void)arg;
+  const st_case_t *c = arg;
   trm_linear_cl_args_t a = {
       .in = st_in, .w = st_w, .bias = st_bias, .mult = st_mult, .shift = st_shift, .out = out,
       .tokens = ST_TOKENS, .n_in = ST_N_IN, .n_out = ST_N_OUT, .wbits = ST_WBITS,
-      .tile_tokens = ST_TILE_TOKENS, .tile_out = ST_TILE_OUT, .split_tokens = ST_SPLIT_TOKENS,
-      .double_buffer = ST_DOUBLE_BUFFER,
-#if ST_PACKED
-      .packed = st_packed,
-#endif
+      .tile_tokens = c->tile_tokens, .tile_out = c->tile_out, .split_tokens = c->split_tokens,
+      .double_buffer = c->double_buffer, .packed = c->packed,
   };
   rc = trm_linear_cl(&a);
 }
 
 static int run(struct pi_device *cluster) {
-  struct pi_cluster_task task;
-  pi_cluster_send_task_to_cl(cluster, pi_cluster_task(&task, cluster_entry, 0));
-  put("L1PEAK ");
-  put_hex(trm_compat_l1_peak(), 8);
-  put(rc == 0 ? "\nRC 0\n" : rc == -1 ? "\nRC -1\n" : "\nRC -2\n");
-  for (int i = 0; i < ST_TOKENS * ST_N_OUT; i += 32) {
-    put("OUT ");
-    for (int j = i; j < i + 32 && j < ST_TOKENS * ST_N_OUT; j++) put_hex((uint8_t)out[j], 2);
-    put("\n");
+  for (int k = 0; k < (int)(sizeof st_cases / sizeof st_cases[0]); k++) {
+    struct pi_cluster_task task;
+    for (int i = 0; i < ST_TOKENS * ST_N_OUT; i++) out[i] = 0x5A; /* a case that writes nothing cannot pass */
+    trm_compat_l1_peak_reset();
+    pi_cluster_send_task_to_cl(cluster, pi_cluster_task(&task, cluster_entry, (void *)&st_cases[k]));
+    put("CASE ");
+    put_hex((uint32_t)k, 4);
+    put("\nL1PEAK ");
+    put_hex(trm_compat_l1_peak(), 8);
+    put(rc == 0 ? "\nRC 0\n" : rc == -1 ? "\nRC -1\n" : "\nRC -2\n");
+    for (int i = 0; i < ST_TOKENS * ST_N_OUT; i += 32) {
+      put("OUT ");
+      for (int j = i; j < i + 32 && j < ST_TOKENS * ST_N_OUT; j++) put_hex((uint8_t)out[j], 2);
+      put("\n");
+    }
   }
   return 0;
 }
