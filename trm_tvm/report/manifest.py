@@ -88,6 +88,7 @@ def _halting_step(study: str) -> Step:
                 (art, f"checkpoints/{model}/model.pt"), f"{out}/halting.json meta (board, artifact, kernels, inputs)")
 
 
+WHOLE_ARTS = tuple(f"reports/kernels/handwritten/whole-inference/artifacts/ecgshape-{p}.npz" for p in ("w8a8", "w4a8"))
 ECG_ARTS = tuple(f"artifacts/ecg_{p}.npz" for p in ("w8a8", "w4a8", "mixed"))
 
 STEPS: tuple[Step, ...] = tuple(
@@ -130,6 +131,13 @@ STEPS: tuple[Step, ...] = tuple(
              ("reports/bench/exactness-random-handwritten/results.json",
               "reports/bench/exactness-random-handwritten/summary.md"), (),
              "commit d3bb107 message; results.json rows (boards, artifacts, kernels, inferences)"),
+        Step("bench:whole-inference",
+             ("python -m trm_tvm.bench --boards cortex-m4,cortex-m55 --artifacts " + ",".join(WHOLE_ARTS)
+              + " --kernels reference,tvm,handwritten --modes fixed --limit 1 --profile"
+              " --out reports/kernels/handwritten/whole-inference",),
+             ("reports/kernels/handwritten/whole-inference/results.json",
+              "reports/kernels/handwritten/whole-inference/summary.md"), WHOLE_ARTS,
+             "commit 1f43818 message, docs/kernels.md; results.json rows (boards, artifacts, kernels, inferences)"),
         Step("kernels:handwritten",
              ("python -m trm_tvm.compile.backends.handwritten_bench --boards cortex-m4,cortex-m55 --selftest 1000 "
               "--out reports/kernels/handwritten",),
@@ -185,6 +193,8 @@ FIGURES: tuple[Figure, ...] = (
     _f("deploy-exactness-handwritten", "deploy",
        "Hand-written kernels through the generated executor (random-weight artifacts)",
        ["reports/bench/exactness-random-handwritten/results.json"]),
+    _f("deploy-whole", "deploy", "Reference vs TVM vs hand-written kernels, whole inference (ECG-shaped model)",
+       ["reports/kernels/handwritten/whole-inference/results.json"], f"{REPORT_DIR}/backends_whole_inference.png"),
     _f("deploy-backends", "deploy", "TVM schedules (naive / default / tuned) vs hand-written kernels, whole inference (trained ECG)",
        ["reports/tune/cortex-m4/summary.json"]),
     _f("deploy-kernels", "deploy", "Hand-written linear kernels per call",

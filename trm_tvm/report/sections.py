@@ -71,7 +71,8 @@ def reference_rows(R: Results) -> list[list[str]]:
         m = _metric(ev)
         rows.append([f"`{name}`", f"{ev['task']} ({m.replace('_', ' ')}, {ev['n_test']:,} test)",
                      num(ev["sizes"]["params"]), num(ev["sizes"]["macs_fixed_inference"]),
-                     pct(ev["fixed"][m]), f"{pct(ev['halting'][m])} ({ev['halting']['mean_steps']:.2f} steps)",
+                     pct(ev["fixed"][m]), f"{pct(ev['halting'][m])}, " + fmt(labelled(ev["halting"]["mean_steps"], "steps",
+                                                                      ev["halting"][m]["provenance"], ""), 3),
                      pct(ev["baseline"][m]), pct(ev["anchor"][m]) if "anchor" in ev else "—"])
     return rows
 
@@ -263,13 +264,21 @@ def _quant(R: Results, notes: list[str]) -> str:
 
 # ---------------------------------------------------------------- 3 deployment
 
+_SCALE = {("s", "ms"): 1e3, ("J", "mJ"): 1e3, ("J", "uJ"): 1e6}
+
+
+def _in(fig: dict, unit: str) -> dict:
+    """The same figure in another unit (provenance and source kept)."""
+    return {**fig, "value": fig["value"] * _SCALE[(fig["unit"], unit)], "unit": unit}
+
+
 def exactness_rows(R: Results, path: str = "reports/bench/exactness-ecg/results.json") -> list[list[str]]:
     rows = []
     for r in R.json(path)["rows"]:
         for mode, m in r["modes"].items():
             rows.append([r["board"], f"{Path(r['artifact']).stem} ({r['precision']})", r["kernels"], mode,
                          f"{m['bit_exact']}/{m['checked']}", num(m["instructions"]["mean"]),
-                         num(m["latency"]["mean"]), num(r["flash"]), num(r["ram"]), num(r["arena"]),
+                         num(_in(m["latency"]["mean"], "ms")), num(r["flash"]), num(r["ram"]), num(r["arena"]),
                          num(m["peak_stack"])])
     return rows
 
@@ -292,6 +301,25 @@ def _deploy(R: Results, notes: list[str]) -> str:
         return ("The SMLAD (M4) / Helium (M55) kernels of docs/kernels.md, compiled with `--kernels handwritten`; "
                 "every output checked against the golden model.\n\n"
                 + table(EXACTNESS_HEADER, exactness_rows(R, path)))
+
+    def whole() -> str:
+        res = R.json(_fig("deploy-whole").reads[0])
+        rows, bars = [], []
+        for r in res["rows"]:
+            t = r["profile"]["total"]
+            rows.append([r["board"], f"{Path(r['artifact']).stem} ({r['precision']})", r["kernels"], r["schedule"],
+                         f"{r['modes']['fixed']['bit_exact']}/{r['modes']['fixed']['checked']}",
+                         num(t["instructions"]), num(t["cycles"]), num(_in(t["latency"], "ms")),
+                         num(_in(t["energy"], "mJ")),
+                         num(r["flash"])])
+            bars.append((f"{r['board']}\n{r['precision']}", r["kernels"], t["cycles"]))
+        _plot_backends(R, bars)
+        src = res["rows"][0]["profile"]["total"]
+        return (f"One fixed-compute inference ({res['rows'][0]['profile']['steps']} steps) of a random-weight model "
+                "with the ECG model's shapes, under the QEMU timing plugin; cycles: the board's timing model; energy: "
+                f"{src['energy']['source']} (M4 row; each board names its own).\n\n"
+                + table(["board", "artifact", "kernels", "schedule", "bit-exact", "instructions", "cycles",
+                         "latency", "energy", "flash"], rows))
 
     def backends() -> str:
         t = R.json("reports/tune/cortex-m4/summary.json")
@@ -361,10 +389,33 @@ def _deploy(R: Results, notes: list[str]) -> str:
 
     return "\n".join([block(R, _fig("deploy-exactness"), exactness, notes),
                       block(R, _fig("deploy-exactness-handwritten"), handwritten, notes),
+                      block(R, _fig("deploy-whole"), whole, notes),
                       block(R, _fig("deploy-backends"), backends, notes),
                       block(R, _fig("deploy-kernels"), kernels, notes),
                       block(R, _fig("deploy-tuning"), tuning, notes),
                       block(R, _fig("deploy-boards"), boards, notes)])
+
+
+def _plot_backends(R: Results, bars: list[tuple]) -> None:
+    """Cycles per whole inference, grouped by board and precision, one bar per kernel back end."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    groups = list(dict.fromkeys(b[0] for b in bars))
+    kernels = list(dict.fromkeys(b[1] for b in bars))
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    w = 0.8 / len(kernels)
+    for i, k in enumerate(kernels):
+        ys = [next((b[2]["value"] for b in bars if b[0] == g and b[1] == k), np.nan) for g in groups]
+        ax.bar(np.arange(len(groups)) + (i - (len(kernels) - 1) / 2) * w, ys, w, label=k)
+    provs = sorted({b[2]["provenance"] for b in bars})
+    ax.set_xticks(np.arange(len(groups)), groups)
+    ax.set_ylabel(f"cycles per inference ({', '.join(provs)})")
+    ax.legend(fontsize=7)
+    ax.set_title("Whole inference by kernel back end (ECG-shaped model, fixed compute)", fontsize=9)
+    save_atomic(fig, figure_path(R, f"{REPORT_DIR}/backends_whole_inference.png"))
 
 
 def _plot_boards(R: Results, rows: list[tuple]) -> None:
