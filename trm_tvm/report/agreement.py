@@ -130,8 +130,12 @@ def _metadata(step: Step, path: str, d: Any, root: Path) -> list[str]:
         for ck in sorted({r["checkpoint"] for r in d["rows"]}):
             if ck.split(":")[-1] not in known:
                 bad.append(f"checkpoint {ck} is not one of the command's checkpoints")
-        same("QAT recipes", sorted({r["recipe"] for r in d["rows"] if r.get("method") == "qat"}),
-             sorted(a["qat"].split()) if "qat" in a else [])
+        from trm_tvm.quant.sweep import RECIPES
+
+        allowed = set(a["qat"].split() or RECIPES) if "qat" in a else set()      # `--qat` alone: every recipe
+        extra = sorted({r["recipe"] for r in d["rows"] if r.get("method") == "qat"} - allowed)
+        if extra:
+            bad.append(f"QAT rows of {extra}, the command's --qat allows {sorted(allowed)}")
     elif kind == "tune":
         same("board", d["board"], a["board"])
         same("artifacts", sorted({w["artifact"] for w in d["whole"]}),

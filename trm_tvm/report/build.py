@@ -6,7 +6,7 @@ from pathlib import Path
 from trm_tvm.errors import atomic_write_text
 from trm_tvm.jsonio import REPO_ROOT, git_commit
 from trm_tvm.report.manifest import FIGURES, SECTIONS, STEPS
-from trm_tvm.report.sections import REPORT_MD, SECTION_RENDER
+from trm_tvm.report.sections import REPORT_MD, SECTION_RENDER, summary
 from trm_tvm.report.sources import Results, missing_error
 
 HEADER = """# trm-tvm technical report
@@ -64,7 +64,7 @@ def limits(R: Results, notes: list[str]) -> str:
 def render(R: Results) -> str:
     check_required(R)
     notes: list[str] = []
-    parts = [HEADER.format(commit=git_commit())]
+    parts = [HEADER.format(commit=git_commit()), "## Summary", "", summary(R, notes)]
     for sec in SECTIONS:
         title, fn = SECTION_RENDER[sec]
         parts += [f"## {title}", "", fn(R, notes)]

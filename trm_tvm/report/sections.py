@@ -211,6 +211,9 @@ def _verdicts(sweep: dict) -> str:
 def _quant(R: Results, notes: list[str]) -> str:
     def sweep() -> str:
         rows, seen = sweep_rows(R)
+        if R.json("reports/quant/ecg/sweep.json").get("complete") is False:
+            notes.append("the quantisation sweep stopped at its time budget (sweep.json complete: false): rerun "
+                         "its command to finish it")
         if len(seen) < len(ECG_CKPTS):
             notes.append(f"quantisation sweep covers {len(seen)} of the {len(ECG_CKPTS)} ECG checkpoints "
                          f"({', '.join(seen)}): the 3-seed protocol is not complete in the committed results")
@@ -516,6 +519,77 @@ def _gap9(R: Results, notes: list[str]) -> str:
         return text
 
     return block(R, _fig("gap9-deploy"), deploy, notes)
+
+
+# ---------------------------------------------------------------- summary
+
+def summary(R: Results, notes: list[str]) -> str:
+    """A few headline lines, each computed from the same files as the section it points to."""
+    def reference() -> str:
+        ev = R.json("checkpoints/ecg/eval.json")
+        return (f"Float ECG TRM ({ev['n_test']:,} test series): {pct(ev['fixed']['accuracy'])} with all "
+                f"{ev['fixed']['step']} supervision steps, {pct(ev['halting']['accuracy'])} with learned halting, vs "
+                f"{pct(ev['baseline']['accuracy'])} for the same net without recursion and "
+                f"{pct(ev['anchor']['accuracy'])} for MiniRocket (section 1).")
+
+    def quant() -> str:
+        rows = R.json("reports/quant/ecg/sweep.json")["rows"]
+        fp = {r["checkpoint"]: r["acc_halting"] for r in rows if r["config"] == "fp32"}
+        def change(cfg):
+            d = [100 * (r["acc_halting"] - fp[r["checkpoint"]]) for r in rows if r["config"] == cfg]
+            return fmt(labelled(statistics.mean(d), "points", rows[0]["provenance"], "sweep"), 2)
+        qe = R.json("reports/quant/ecg/w4a8_qat_eval.json")
+        q = qe["halting"]
+        qat = fmt(labelled(100 * (q["quant"]["accuracy"] - q["fp"]["accuracy"]), "points", qe["provenance"], ""), 2)
+        return (f"Quantisation (golden model, bit-exact with the device): W8A8 per-channel PTQ changes accuracy by "
+                f"{change('w8a8-ptq-pc')}, W4A8 PTQ by {change('w4a8-ptq-pc')}, W4A8 after QAT by {qat} vs FP32, "
+                f"at {len(fp)} checkpoint(s) (section 2).")
+
+    def exact() -> str:
+        n = ok = 0
+        for f in ("reports/bench/exactness-ecg/results.json", "reports/bench/exactness-random-handwritten/results.json",
+                  "reports/kernels/handwritten/whole-inference/results.json"):
+            for r in R.json(f)["rows"]:
+                for m in r["modes"].values():
+                    n, ok = n + m["checked"], ok + m["bit_exact"]
+        for st in HALTING_STUDIES:
+            be = R.json(f"reports/halting/{st}/halting.json")["bit_exact"]
+            if "note" not in be:
+                n, ok = n + be["inputs"], ok + be["all_steps_bit_exact"]
+        return (f"Exactness: {ok:,} of {n:,} inferences on the emulated Cortex-M boards (bench sessions, and every "
+                "supervision step of the halting studies) matched the integer golden model with 0 LSB difference "
+                "(sections 3, 4).")
+
+    def m4() -> str:
+        h = R.json("reports/halting/ecg_w8a8_cortex-m4/halting.json")
+        v = h["variants"][h["meta"]["precision"]]
+        full = v["points"][v["full_compute"]]
+        tau = next(q for q in v["points"] if q["policy"] == "learned" and q["value"] == h["meta"]["tau"])
+        prov = h["cost"]["provenance"]
+        t = R.json("reports/tune/cortex-m4/summary.json")["whole"]
+        cyc = {(w["artifact"], w["kernels"], w["schedule"]): w["cycles"] for w in t}
+        ratio = cyc[("ecg_w8a8.npz", "tvm", "tuned")]["value"] / cyc[("ecg_w8a8.npz", "handwritten", "-")]["value"]
+        return (f"Cortex-M4 (its timing model at 120 MHz, STM32L4R5 datasheet energy), ECG W8A8, hand-written kernels: "
+                f"{num(labelled(full['latency_mean_s'] * 1e3, 'ms', prov, ''))} and "
+                f"{num(labelled(full['energy_mean_j'] * 1e3, 'mJ', prov, ''))} per inference with all steps, "
+                f"{num(labelled(tau['latency_mean_s'] * 1e3, 'ms', prov, ''))} and "
+                f"{num(labelled(tau['energy_mean_j'] * 1e3, 'mJ', prov, ''))} with learned halting "
+                f"({tau['steps_mean']:.2f} steps on average); TVM-generated kernels after tuning need "
+                f"{fmt(labelled(ratio, 'x', prov, ''))} the hand-written kernels' cycles (sections 3, 4).")
+
+    def gap9() -> str:
+        m = R.json("reports/gap9/ecg_w8a8/deploy.json")["modeled"]
+        return (f"GAP9 (modeled only): {num(m['fixed_compute']['latency_ms'])} and {num(m['fixed_compute']['energy_uj'])} "
+                f"per ECG W8A8 inference with all steps, {num(m['halting']['latency_ms'])} with learned halting "
+                "(section 5).")
+
+    lines = []
+    for part in (reference, quant, exact, m4, gap9):
+        try:
+            lines.append(f"- {part()}")
+        except (KeyError, IndexError, TypeError, ValueError, StopIteration, ZeroDivisionError) as e:
+            notes.append(f"summary line '{part.__name__}' could not be computed ({type(e).__name__}: {e})")
+    return "\n".join(lines) + "\n"
 
 
 SECTION_RENDER = {"reference": ("1 The reference TRM (float, host)", _reference),
