@@ -12,7 +12,7 @@ against what the result records (COMMAND files, artifact headers, the JSONs' run
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -195,7 +195,8 @@ FIGURES: tuple[Figure, ...] = (
        ["reports/bench/exactness-random-handwritten/results.json"]),
     _f("deploy-whole", "deploy", "Reference vs TVM vs hand-written kernels, whole inference (ECG-shaped model)",
        ["reports/kernels/handwritten/whole-inference/results.json"], f"{REPORT_DIR}/backends_whole_inference.png"),
-    _f("deploy-backends", "deploy", "TVM schedules (naive / default / tuned) vs hand-written kernels, whole inference (trained ECG)",
+    _f("deploy-backends", "deploy",
+       "TVM schedules (naive / default / tuned) vs hand-written kernels, whole inference (trained ECG)",
        ["reports/tune/cortex-m4/summary.json"]),
     _f("deploy-kernels", "deploy", "Hand-written linear kernels per call",
        ["reports/kernels/handwritten/bench.json"]),

@@ -71,10 +71,14 @@ def reference_rows(R: Results) -> list[list[str]]:
         m = _metric(ev)
         rows.append([f"`{name}`", f"{ev['task']} ({m.replace('_', ' ')}, {ev['n_test']:,} test)",
                      num(ev["sizes"]["params"]), num(ev["sizes"]["macs_fixed_inference"]),
-                     pct(ev["fixed"][m]), f"{pct(ev['halting'][m])}, " + fmt(labelled(ev["halting"]["mean_steps"], "steps",
-                                                                      ev["halting"][m]["provenance"], ""), 3),
+                     pct(ev["fixed"][m]), f"{pct(ev['halting'][m])}, {_mean_steps(ev, m)}",
                      pct(ev["baseline"][m]), pct(ev["anchor"][m]) if "anchor" in ev else "—"])
     return rows
+
+
+def _mean_steps(ev: dict, metric: str) -> str:
+    """Mean supervision steps with learned halting, labelled like the accuracy measured in the same run."""
+    return fmt(labelled(ev["halting"]["mean_steps"], "steps", ev["halting"][metric]["provenance"], ""))
 
 
 def _puzzles(R: Results) -> str:
@@ -99,17 +103,18 @@ def _reference(R: Results, notes: list[str]) -> str:
 def _seeds(R: Results, notes: list[str]) -> str:
     have = [c for c in ECG_CKPTS if R.exists(f"checkpoints/{c}/eval.json")]
     cols = [("fixed", "TRM fixed"), ("halting", "TRM halting"), ("baseline", "baseline"), ("anchor", "MiniRocket")]
-    rows = []
-    for c in have:
-        ev = R.json(f"checkpoints/{c}/eval.json")
-        rows.append([f"`{c}`"] + [pct(ev[k]["accuracy"]) for k, _ in cols])
-    vals = {k: [R.json(f"checkpoints/{c}/eval.json")[k]["accuracy"] for c in have] for k, _ in cols}
-    rows.append([f"mean over {len(have)} seed(s) [min, max]"]
-                + [_spread(vals[k]) for k, _ in cols])
+    evs = [R.json(f"checkpoints/{c}/eval.json") for c in have]
+    cols = [(k, t) for k, t in cols if all(k in ev for ev in evs)]       # e.g. evaluated with --no-anchor
+    rows = [[f"`{c}`", f"`{ev['run']['commit'][:7]}`"] + [pct(ev[k]["accuracy"]) for k, _ in cols]
+            for c, ev in zip(have, evs)]
+    rows.append([f"mean over {len(have)} seed(s) [min, max]", ""]
+                + [_spread([ev[k]["accuracy"] for ev in evs]) for k, _ in cols])
     if len(have) < len(ECG_CKPTS):
         notes.append(f"ECG seeds: {len(have)} of {len(ECG_CKPTS)} checkpoints committed "
                      f"({', '.join(c for c in ECG_CKPTS if c not in have)} missing)")
-    return table(["checkpoint"] + [t for _, t in cols], rows)
+    return ("Same config and test set, training seed varied (`train --seed`); code commit of each evaluation "
+            "shown, as the model code may differ between them.\n\n"
+            + table(["checkpoint", "evaluated at"] + [t for _, t in cols], rows))
 
 
 def _spread(figs: list[dict]) -> str:
@@ -267,6 +272,14 @@ def _quant(R: Results, notes: list[str]) -> str:
 
 # ---------------------------------------------------------------- 3 deployment
 
+def full_and_tau(h: dict, variant: str | None = None) -> tuple[dict, dict]:
+    """A halting study's full-compute point and its learned-halting point at the artifact's threshold."""
+    v = h["variants"][variant or h["meta"]["precision"]]
+    tau = next(q for q in v["points"] if q["policy"] == "learned" and q["value"] == h["meta"]["tau"])
+    return v["points"][v["full_compute"]], tau
+
+
+
 _SCALE = {("s", "ms"): 1e3, ("J", "mJ"): 1e3, ("J", "uJ"): 1e6}
 
 
@@ -370,9 +383,7 @@ def _deploy(R: Results, notes: list[str]) -> str:
             if not s.startswith("ecg_w8a8") or not R.exists(p):
                 continue
             h = R.json(p)
-            v = h["variants"][h["meta"]["precision"]]
-            full = v["points"][v["full_compute"]]
-            tau = next(q for q in v["points"] if q["policy"] == "learned" and q["value"] == h["meta"]["tau"])
+            full, tau = full_and_tau(h)
             prov, src = h["cost"]["provenance"], h["cost"]["source"]
             acc_src = "golden-model accuracy of bit-exact device outputs (docs/quant.md: measured on the host)"
             rows_fig.append((h["meta"]["board"], prov, full, tau))
@@ -380,7 +391,8 @@ def _deploy(R: Results, notes: list[str]) -> str:
                          pct(labelled(full["accuracy"], "", "measured", acc_src), ci=False),
                          num(labelled(full["latency_mean_s"] * 1e3, "ms", prov, src)),
                          num(labelled(full["energy_mean_j"] * 1e6, "uJ", prov, h["energy_source"])),
-                         pct(labelled(tau["accuracy"], "", "measured", acc_src), ci=False) + f", {tau['steps_mean']:.2f} steps",
+                         f"{pct(labelled(tau['accuracy'], '', 'measured', acc_src), ci=False)}, "
+                         f"{tau['steps_mean']:.2f} steps",
                          num(labelled(tau["latency_mean_s"] * 1e3, "ms", prov, src)),
                          num(labelled(tau["energy_mean_j"] * 1e6, "uJ", prov, h["energy_source"]))])
         _plot_boards(R, rows_fig)
@@ -456,11 +468,9 @@ def _halting(R: Results, notes: list[str]) -> str:
         rows = []
         for r in c["rows"]:
             h = R.json(f"{r['study']}/halting.json")
-            v = h["variants"][r["variant"]]
-            pts = v["points"]
             prov = r["cost"]["provenance"]
-            learned = pts[r["operating_points"]["learned"]["point"]]
-            tau = next(q for q in pts if q["policy"] == "learned" and q["value"] == h["meta"]["tau"])
+            learned = h["variants"][r["variant"]]["points"][r["operating_points"]["learned"]["point"]]
+            _, tau = full_and_tau(h, r["variant"])
             acc = lambda q: pct(labelled(q["accuracy"], "", "measured", "golden-model accuracy"), ci=False)
             rows.append([f"{Path(r['study']).name}", r["variant"], r["full"]["n"],
                          f"{acc(r['full'])}, {num(labelled(r['full']['cost_mean'], 'cycles', prov, ''))}",
@@ -562,14 +572,12 @@ def summary(R: Results, notes: list[str]) -> str:
 
     def m4() -> str:
         h = R.json("reports/halting/ecg_w8a8_cortex-m4/halting.json")
-        v = h["variants"][h["meta"]["precision"]]
-        full = v["points"][v["full_compute"]]
-        tau = next(q for q in v["points"] if q["policy"] == "learned" and q["value"] == h["meta"]["tau"])
+        full, tau = full_and_tau(h)
         prov = h["cost"]["provenance"]
         t = R.json("reports/tune/cortex-m4/summary.json")["whole"]
         cyc = {(w["artifact"], w["kernels"], w["schedule"]): w["cycles"] for w in t}
         ratio = cyc[("ecg_w8a8.npz", "tvm", "tuned")]["value"] / cyc[("ecg_w8a8.npz", "handwritten", "-")]["value"]
-        return (f"Cortex-M4 (its timing model at 120 MHz, STM32L4R5 datasheet energy), ECG W8A8, hand-written kernels: "
+        return (f"Cortex-M4 (its timing model, STM32L4R5 datasheet energy), ECG W8A8, hand-written kernels: "
                 f"{num(labelled(full['latency_mean_s'] * 1e3, 'ms', prov, ''))} and "
                 f"{num(labelled(full['energy_mean_j'] * 1e3, 'mJ', prov, ''))} per inference with all steps, "
                 f"{num(labelled(tau['latency_mean_s'] * 1e3, 'ms', prov, ''))} and "
@@ -579,9 +587,9 @@ def summary(R: Results, notes: list[str]) -> str:
 
     def gap9() -> str:
         m = R.json("reports/gap9/ecg_w8a8/deploy.json")["modeled"]
-        return (f"GAP9 (modeled only): {num(m['fixed_compute']['latency_ms'])} and {num(m['fixed_compute']['energy_uj'])} "
-                f"per ECG W8A8 inference with all steps, {num(m['halting']['latency_ms'])} with learned halting "
-                "(section 5).")
+        fixed, halt = m["fixed_compute"], m["halting"]
+        return (f"GAP9 (modeled only): {num(fixed['latency_ms'])} and {num(fixed['energy_uj'])} per ECG W8A8 "
+                f"inference with all steps, {num(halt['latency_ms'])} with learned halting (section 5).")
 
     lines = []
     for part in (reference, quant, exact, m4, gap9):
