@@ -3,7 +3,8 @@
 Two device harnesses. (1) This back end's semihosting firmware (project_templates/kernels/handwritten/selftest/)
 draws 1000 cases per kernel from a seeded xorshift32 on the device -- 1-7 tokens x 1-100 inputs x 1-20 outputs
 (every blocking tail), extreme inputs, rounding ties, negative multipliers, shifts < 32, odd n_in for s4, buffers
-offset 0-3 bytes -- runs the hand-written kernel and its ref twin, s8 and packed s4, and prints CRC-32s; the host
+offset 0-3 bytes -- runs the hand-written kernel and its ref twin, s8 and packed s4, then 1000 cases of the
+element-wise dsp kernels (add_s8/s32, mul, lut, rmsnorm; own seed) beside their ref twins, and prints CRC-32s; the host
 regenerates each case and compares with trm_tvm.quant.spec. (2) The kernels linked into a project firmware, through
 the project template's RPC SELF_TEST (shared PRNG, CRC against the spec): the production path.
 """
@@ -28,6 +29,9 @@ def test_selftest_bit_exact_on_device(board, tmp_path):
     res = hb.check_selftest(out, CASES)
     assert res["mismatches"] == [], res["mismatches"][:10]
     assert res["saturated_outputs"] > 1000  # the saturation edges were exercised
+    ops = hb.check_ops_selftest(out, CASES)  # add_s8/s32, mul, lut, rmsnorm: dsp and ref on the same vectors
+    assert ops["mismatches"] == [], ops["mismatches"][:10]
+    assert ops["saturated_outputs"] > 1000
 
 
 

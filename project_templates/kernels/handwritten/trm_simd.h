@@ -59,6 +59,17 @@ TRM_INLINE int32_t trm_smmla(int32_t a, int32_t b, int32_t acc) {
   __asm__("smmla %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
   return r;
 }
+/* lo(a)*lo(b) and hi(a)*hi(b), halves signed 16-bit */
+TRM_INLINE int32_t trm_smulbb(uint32_t a, uint32_t b) {
+  int32_t r;
+  __asm__("smulbb %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+}
+TRM_INLINE int32_t trm_smultt(uint32_t a, uint32_t b) {
+  int32_t r;
+  __asm__("smultt %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+}
 /* (a*b + 2^31) >> 32 */
 TRM_INLINE int32_t trm_smmulr(int32_t a, int32_t b) {
   int32_t r;
@@ -97,6 +108,8 @@ TRM_INLINE int32_t trm_smmla(int32_t a, int32_t b, int32_t acc) {
   return (int32_t)((uint32_t)(int32_t)(((int64_t)a * b) >> 32) + (uint32_t)acc);
 }
 TRM_INLINE int32_t trm_smmulr(int32_t a, int32_t b) { return (int32_t)(((int64_t)a * b + 0x80000000LL) >> 32); }
+TRM_INLINE int32_t trm_smulbb(uint32_t a, uint32_t b) { return trm_lo16(a) * trm_lo16(b); }
+TRM_INLINE int32_t trm_smultt(uint32_t a, uint32_t b) { return trm_hi16(a) * trm_hi16(b); }
 TRM_INLINE const uint32_t *trm_ldm4(const uint32_t *p, uint32_t x[4]) {
   x[0] = p[0], x[1] = p[1], x[2] = p[2], x[3] = p[3];
   return p + 4;

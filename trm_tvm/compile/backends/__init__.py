@@ -15,7 +15,7 @@ KERNELS = ("reference", "tvm", "handwritten")
 
 
 class HandwrittenBackend(ReferenceBackend):
-    """The reference kernels with the board's hand-written linear kernels (dsp / mve) swapped in."""
+    """The reference kernels with the board's hand-written kernels (dsp / mve linear, dsp element-wise) swapped in."""
     name = "handwritten"
 
     def __init__(self, board: Board):
@@ -31,7 +31,7 @@ class HandwrittenBackend(ReferenceBackend):
 
     def call(self, op: Op, a: dict) -> str:
         fn = self.hw.kernel(f"linear_s{op.node.get('bits', 8)}", self.board) if op.kind == "linear" else None
-        return render(op, a, fn)
+        return self.hw.rename_calls(render(op, a, fn), self.board)
 
     def headers(self) -> list[str]:
         return ["trm_kernels.h"] + [p.name for p in self.hw.headers(self.board) if p.name.startswith("trm_kernels")]

@@ -1,9 +1,10 @@
 """The `handwritten` back end: which hand-written C kernels a board gets, their sources and their scratch.
 
-The kernels live in project_templates/kernels/handwritten/ (docs/kernels.md): `dsp` variants for cores with the
-Arm DSP extension (Cortex-M4/M7/M33), `mve` variants for Helium (Cortex-M55). Only the linear layers have
-hand-written variants; every other op uses its `ref` kernel (trm_kernels.h), so a board without DSP gets the
-reference kernels throughout. The executor calls `kernel(op, board)` and reserves `scratch_bytes(...)` of arena
+The kernels live in project_templates/kernels/handwritten/ (docs/kernels.md): linear layers in `dsp` variants for
+cores with the Arm DSP extension (Cortex-M4/M7/M33) and `mve` variants for Helium (Cortex-M55); the element-wise
+ops (add, mul, LUT, RMSNorm) in `dsp` variants on every core with the DSP extension, the Cortex-M55 included.
+The other ops (transpose, pooling, heads, ...) use their `ref` kernels (trm_kernels.h), and a board without DSP
+gets the reference kernels throughout. The executor calls `kernel(op, board)` and reserves `scratch_bytes(...)` of arena
 for each call (the C function `trm_linear_<variant>_scratch_bytes` computes the same number; a test checks it).
 """
 from __future__ import annotations
@@ -17,7 +18,9 @@ KERNELS_DIR = REPO / "project_templates" / "kernels"
 HANDWRITTEN_DIR = KERNELS_DIR / "handwritten"
 HEADERS = ["trm_kernels_handwritten.h", "trm_requant.h", "trm_simd.h"]
 SOURCES = {"dsp": "trm_kernels_dsp.c", "mve": "trm_kernels_mve.c"}
-OPS = ("linear_s8", "linear_s4")   # ops with a hand-written variant; others fall back to ref
+OPS_SOURCE = "trm_ops_dsp.c"       # the element-wise ops, on every core with the DSP extension
+OPS = ("linear_s8", "linear_s4")   # ops with a dsp / mve variant per board
+DSP_OPS = ("add_s8", "add_s32", "mul_s8", "lut_s8", "rmsnorm_s32")   # ops with a dsp variant; others use ref
 
 
 def variant(board: Board) -> str:
@@ -27,15 +30,24 @@ def variant(board: Board) -> str:
 
 
 def kernel(op: str, board: Board) -> str:
-    """C function name of `op` ('linear_s8', 'rmsnorm_s32', ...) on this board."""
+    """C function name of `op` ('linear_s8', 'rmsnorm_s32', ...) on this board (mve boards have DSP too)."""
     v = variant(board)
-    return f"trm_{op}_{v if op in OPS and v != 'ref' else 'ref'}"
+    if op in OPS and v != "ref":
+        return f"trm_{op}_{v}"
+    return f"trm_{op}_{'dsp' if op in DSP_OPS and v != 'ref' else 'ref'}"
+
+
+def rename_calls(stmt: str, board: Board) -> str:
+    """A ref kernel call statement with the board's hand-written element-wise kernels swapped in."""
+    for op in DSP_OPS:
+        stmt = stmt.replace(f"trm_{op}_ref(", f"{kernel(op, board)}(")
+    return stmt
 
 
 def sources(board: Board) -> list[Path]:
     """C sources to compile into the model library (the ref kernels for the other ops come from the ref back end)."""
     v = variant(board)
-    return [HANDWRITTEN_DIR / SOURCES[v]] if v in SOURCES else []
+    return [HANDWRITTEN_DIR / SOURCES[v], HANDWRITTEN_DIR / OPS_SOURCE] if v in SOURCES else []
 
 
 def headers(board: Board) -> list[Path]:

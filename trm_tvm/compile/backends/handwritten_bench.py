@@ -75,7 +75,7 @@ def build_firmware(board: Board, out_dir: Path, bench: bool = False, cases: int 
     if bench:
         defines += ["-DTRM_BENCH", "-DTRM_BENCH_SHAPES=" + ",".join("{%d,%d,%d}" % s for s in shapes)]
     srcs = [SELFTEST_DIR / "startup.c", SELFTEST_DIR / "main.c", handwritten.HANDWRITTEN_DIR /
-            handwritten.SOURCES[variant], REF_SOURCE]
+            handwritten.SOURCES[variant], handwritten.HANDWRITTEN_DIR / handwritten.OPS_SOURCE, REF_SOURCE]
     cmd = [gcc, *board.core.cflags, *CFLAGS, *defines, f"-I{handwritten.KERNELS_DIR}",
            f"-I{handwritten.HANDWRITTEN_DIR}", *map(str, srcs), "-T", str(ld), "-lgcc", "-o", str(elf)]
     res = subprocess.run(cmd, capture_output=True, text=True)
@@ -167,6 +167,51 @@ def check_selftest(output: str, cases: int, seed: int = SEED) -> dict:
     return {"cases": cases, "mismatches": bad, "saturated_outputs": saturated}
 
 
+OPS_SEED = 0x0B5EED  # TRM_OPS_SEED of selftest/main.c
+
+
+def ops_case(rng: Prng, i: int):
+    """One element-wise case of selftest/main.c (ops_case), draw for draw; returns the spec's outputs in the order
+    of the O line: add_s8, add_s32, mul, lut, rmsnorm."""
+    n, n_in, extreme = rng.range(1, 70), rng.range(2, 3), rng.range(0, 7) == 0
+    x = [np.array([rng.value(extreme, -128, 127) for _ in range(n)], np.int64) for _ in range(3)]
+    m = np.array([rng.range(0, (1 << 15) - 1) for _ in range(3)], np.int64)
+    s = rng.range(1, 30)
+    (mult,), (shift,) = rng.requant(1, 38 + rng.range(-1, 2))
+    table = np.array([rng.range(-128, 127) for _ in range(256)], np.int64).astype(np.int8)
+    tokens, dim, mag = rng.range(1, 3), rng.range(1, 60), rng.range(0, 24)
+    r = np.array([rng.range(-(1 << mag) + 1, (1 << mag) - 1) for _ in range(tokens * dim)], np.int64)
+    eps = 0 if rng.range(0, 2) == 0 else rng.range(0, 1 << 20)
+    mult_r, shift_r = rng.requant(dim, 36 + rng.range(0, 6))
+    return [spec.add_s8(x[:n_in], m[:n_in], s).astype(np.int8), spec.add_s32(x[:n_in], m[:n_in]).astype(np.int32),
+            spec.mul_s8(x[0], x[1], mult, shift).astype(np.int8), spec.lut_s8(x[0], table),
+            spec.rmsnorm_s32(r.reshape(tokens, dim), eps, mult_r, shift_r).astype(np.int8)]
+
+
+OPS = ("add_s8", "add_s32", "mul_s8", "lut_s8", "rmsnorm_s32")
+
+
+def check_ops_selftest(output: str, cases: int, seed: int = SEED) -> dict:
+    """The element-wise O lines: the dsp kernel's and the ref twin's CRC of each op against the spec's."""
+    lines = [ln.split() for ln in output.splitlines() if ln.startswith("O ")]
+    if len(lines) != cases:
+        raise AssertionError(f"expected {cases} op case lines, got {len(lines)}")
+    rng = Prng(seed ^ OPS_SEED)
+    bad, saturated = [], 0
+    for i, fields in enumerate(lines):
+        want = ops_case(rng, i)
+        saturated += sum(int(np.isin(w, [-128, 127]).sum()) for w in want if w.dtype == np.int8)
+        crcs = [zlib.crc32(w.tobytes()) for w in want]
+        got = [int(x, 16) for x in fields[1:]]
+        if got[0] != i:
+            bad.append(f"case {i}: line {got[0]}")
+        for k, name in enumerate(OPS):
+            for j, variant in enumerate(("dsp", "ref")):
+                if got[1 + 5 * j + k] != crcs[k]:
+                    bad.append(f"case {i} {name}_{variant}")
+    return {"cases": cases, "mismatches": bad, "saturated_outputs": saturated}
+
+
 # -- bench -----------------------------------------------------------------------------------------------------------
 MARKS = ("trm_bench_begin", "trm_bench_end")
 
@@ -255,7 +300,9 @@ def main(argv: list[str] | None = None) -> int:
             rows += bench_board(board, work, MODEL_SHAPES + [PROBE_SHAPE])
             if args.selftest:
                 elf = build_firmware(board, work, cases=args.selftest)
-                selftests[name] = check_selftest(run_qemu(board, elf), args.selftest)
+                text = run_qemu(board, elf)
+                selftests[name] = check_selftest(text, args.selftest)
+                selftests[name + " element-wise"] = check_ops_selftest(text, args.selftest)
     write_json(out / "bench.json", {"rows": rows, "selftest": selftests})
     atomic_write_text(out / "bench.md", HEADER + table(rows) + ANCHORS)
     print(table(rows))

@@ -37,7 +37,7 @@ __attribute__((unused)) static uint32_t crc32(const int8_t *p, int n) {
   return ~c;
 }
 
-static char line[128];
+static char line[160];
 static int pos;
 static void put_str(const char *s) {
   while (*s) line[pos++] = *s++;
@@ -112,6 +112,68 @@ static uint32_t run_s4(linear_s4_fn fn, const int8_t *a, const uint8_t *w, int8_
   return crc32(out, tokens * n_out);
 }
 
+/* ---- element-wise ops (trm_ops_dsp.c, every core with the DSP extension): O lines ------------------------- */
+#define TRM_OPS_SEED 0x0B5EEDu /* the op cases' own PRNG stream: the linear cases stay as they were */
+#define MAX_N 70
+#define MAX_DIM 60
+static int8_t x_buf[3][MAX_N + 4], table_buf[256 + 4], o8_buf[3 * MAX_DIM + 4];
+static int32_t o32[MAX_N], r_buf[3 * MAX_DIM], m_add[3], mult_r[MAX_DIM], shift_r[MAX_DIM];
+
+typedef void (*add_s8_fn)(const int8_t *const *, const int32_t *, int, int32_t, int8_t *, int);
+typedef void (*add_s32_fn)(const int8_t *const *, const int32_t *, int, int32_t *, int);
+typedef void (*mul_fn)(const int8_t *, const int8_t *, int32_t, int32_t, int8_t *, int);
+typedef void (*lut_fn)(const int8_t *, const int8_t *, int8_t *, int);
+typedef void (*rms_fn)(const int32_t *, int64_t, const int32_t *, const int32_t *, int8_t *, int, int);
+
+static void clear(int8_t *o, int n) {
+  for (int k = 0; k < n; k++) o[k] = 0x5A;
+}
+
+/* one case: CRCs of add_s8, add_s32, mul, lut, rmsnorm of one variant on the same vectors */
+static void run_ops(add_s8_fn add8, add_s32_fn add32, mul_fn mul, lut_fn lut, rms_fn rms, const int8_t *const *x,
+                    int n_in, int n, int32_t s, int32_t mult, int32_t shift, int8_t *o, int off, int tokens, int dim,
+                    int64_t eps) {
+  clear(o, n);
+  add8(x, m_add, n_in, s, o, n);
+  put_hex(crc32(o, n));
+  for (int k = 0; k < n; k++) o32[k] = 0x5A5A5A5A;
+  add32(x, m_add, n_in, o32, n);
+  put_hex(crc32((const int8_t *)o32, 4 * n));
+  clear(o, n);
+  mul(x[0], x[1], mult, shift, o, n);
+  put_hex(crc32(o, n));
+  clear(o, n);
+  lut(x[0], table_buf + off, o, n);
+  put_hex(crc32(o, n));
+  clear(o, tokens * dim);
+  rms(r_buf, eps, mult_r, shift_r, o, tokens, dim);
+  put_hex(crc32(o, tokens * dim));
+}
+
+static void ops_case(int i) {
+  int n = range(1, MAX_N), n_in = range(2, 3), off = i % 4, extreme = range(0, 7) == 0;
+  const int8_t *x[3];
+  for (int j = 0; j < 3; j++) {
+    for (int k = 0; k < n; k++) x_buf[j][off + k] = value(extreme, -128, 127);
+    x[j] = x_buf[j] + off;
+  }
+  for (int j = 0; j < 3; j++) m_add[j] = range(0, (1 << 15) - 1);
+  int32_t s = range(1, 30), mult, shift;
+  requant(&mult, &shift, 1, 38 + range(-1, 2));
+  for (int k = 0; k < 256; k++) table_buf[off + k] = (int8_t)range(-128, 127);
+  int tokens = range(1, 3), dim = range(1, MAX_DIM), mag = range(0, 24);
+  for (int k = 0; k < tokens * dim; k++) r_buf[k] = range(-(1 << mag) + 1, (1 << mag) - 1);
+  int64_t eps = range(0, 2) == 0 ? 0 : range(0, 1 << 20);
+  requant(mult_r, shift_r, dim, 36 + range(0, 6));
+  put_str("O");
+  put_hex((uint32_t)i);
+  run_ops(trm_add_s8_dsp, trm_add_s32_dsp, trm_mul_s8_dsp, trm_lut_s8_dsp, trm_rmsnorm_s32_dsp, x, n_in, n, s,
+          mult, shift, o8_buf + off, off, tokens, dim, eps);
+  run_ops(trm_add_s8_ref, trm_add_s32_ref, trm_mul_s8_ref, trm_lut_s8_ref, trm_rmsnorm_s32_ref, x, n_in, n, s,
+          mult, shift, o8_buf + off, off, tokens, dim, eps);
+  flush();
+}
+
 int main(void) {
   prng = TRM_SEED;
   for (int i = 0; i < TRM_CASES; i++) {
@@ -135,6 +197,8 @@ int main(void) {
     put_hex(run_s4(trm_linear_s4_ref, a, w4p, out, 0, tokens, n_in, n_out));
     flush();
   }
+  prng = TRM_SEED ^ TRM_OPS_SEED;
+  for (int i = 0; i < TRM_CASES; i++) ops_case(i);
   trm_puts("done\n");
   return 0;
 }
