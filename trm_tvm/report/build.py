@@ -7,7 +7,7 @@ from trm_tvm.errors import atomic_write_text
 from trm_tvm.jsonio import REPO_ROOT, git_commit
 from trm_tvm.report.manifest import FIGURES, SECTIONS, STEPS
 from trm_tvm.report.sections import REPORT_MD, SECTION_RENDER, summary
-from trm_tvm.report.sources import Results, missing_error
+from trm_tvm.report.sources import Results, missing_error, table
 
 HEADER = """# trm-tvm technical report
 
@@ -61,6 +61,17 @@ def limits(R: Results, notes: list[str]) -> str:
     return "\n".join(out) + "\n"
 
 
+def regeneration_order(R: Results) -> str:
+    """The manifest's steps as `--regenerate` runs them, with where each command is recorded."""
+    rows = [[i + 1, f"`{s.name}`", "<br>".join(f"`{c}`" for c in s.commands),
+             ", ".join(f"`{o}`" for o in s.outputs if o.endswith((".json", ".npz", ".pt"))) or "—",
+             s.recorded + ("" if all(R.exists(o) for o in s.outputs) else " (outputs not all present)")]
+            for i, s in enumerate(STEPS)]
+    return ("## Appendix: regeneration order\n\n`python -m trm_tvm.report --regenerate` runs these in order, skipping "
+            "up-to-date steps (docs/report.md).\n\n"
+            + table(["#", "step", "command", "writes", "command recorded in / checked against"], rows) + "\n")
+
+
 def render(R: Results) -> str:
     check_required(R)
     notes: list[str] = []
@@ -68,7 +79,7 @@ def render(R: Results) -> str:
     for sec in SECTIONS:
         title, fn = SECTION_RENDER[sec]
         parts += [f"## {title}", "", fn(R, notes)]
-    parts.append(limits(R, notes))
+    parts += [limits(R, notes), regeneration_order(R)]
     return "\n".join(parts)
 
 
