@@ -37,11 +37,12 @@ def test_report_builds_from_the_committed_results(report):
         if R.available(fig):
             assert f"### {fig.title}" in text
             assert f"regenerate: `{figure_command(fig)}`" in text
-    # every figure cell carries a provenance label: no bare percentage in any table row
+    # every figure carries a provenance label: no bare percentage, step count, time, energy or cycle count
+    unit = re.compile(r"(?<![\w.])\d[\d,.]* (%|steps|ms|s|uJ|mJ|J|cycles|instructions|B)\b")
     for line in text.splitlines():
-        if line.startswith("| ") and "%" in line:
+        if line.startswith("| ") or line.startswith("- "):
             for cell in line.strip("|").split("|"):
-                if re.search(r"\d %", cell):
+                if unit.search(cell):
                     assert re.search(r"\((measured|emulated|modeled)", cell), cell
 
 

@@ -272,6 +272,14 @@ def _quant(R: Results, notes: list[str]) -> str:
 
 # ---------------------------------------------------------------- 3 deployment
 
+GOLDEN = "golden-model outputs, bit-exact with the device (docs/quant.md: measured on the host)"
+
+
+def device_steps(point: dict) -> str:
+    """Mean supervision steps of a halting-study point: they follow from the golden-exact q values."""
+    return fmt(labelled(point["steps_mean"], "steps", "measured", GOLDEN))
+
+
 def full_and_tau(h: dict, variant: str | None = None) -> tuple[dict, dict]:
     """A halting study's full-compute point and its learned-halting point at the artifact's threshold."""
     v = h["variants"][variant or h["meta"]["precision"]]
@@ -385,14 +393,13 @@ def _deploy(R: Results, notes: list[str]) -> str:
             h = R.json(p)
             full, tau = full_and_tau(h)
             prov, src = h["cost"]["provenance"], h["cost"]["source"]
-            acc_src = "golden-model accuracy of bit-exact device outputs (docs/quant.md: measured on the host)"
             rows_fig.append((h["meta"]["board"], prov, full, tau))
             rows.append([h["meta"]["board"], h["meta"]["kernels"], h["meta"]["inputs"],
-                         pct(labelled(full["accuracy"], "", "measured", acc_src), ci=False),
+                         pct(labelled(full["accuracy"], "", "measured", GOLDEN), ci=False),
                          num(labelled(full["latency_mean_s"] * 1e3, "ms", prov, src)),
                          num(labelled(full["energy_mean_j"] * 1e6, "uJ", prov, h["energy_source"])),
-                         f"{pct(labelled(tau['accuracy'], '', 'measured', acc_src), ci=False)}, "
-                         f"{tau['steps_mean']:.2f} steps",
+                         f"{pct(labelled(tau['accuracy'], '', 'measured', GOLDEN), ci=False)}, "
+                         f"{device_steps(tau)}",
                          num(labelled(tau["latency_mean_s"] * 1e3, "ms", prov, src)),
                          num(labelled(tau["energy_mean_j"] * 1e6, "uJ", prov, h["energy_source"]))])
         _plot_boards(R, rows_fig)
@@ -471,12 +478,12 @@ def _halting(R: Results, notes: list[str]) -> str:
             prov = r["cost"]["provenance"]
             learned = h["variants"][r["variant"]]["points"][r["operating_points"]["learned"]["point"]]
             _, tau = full_and_tau(h, r["variant"])
-            acc = lambda q: pct(labelled(q["accuracy"], "", "measured", "golden-model accuracy"), ci=False)
+            acc = lambda q: pct(labelled(q["accuracy"], "", "measured", GOLDEN), ci=False)
             rows.append([f"{Path(r['study']).name}", r["variant"], r["full"]["n"],
                          f"{acc(r['full'])}, {num(labelled(r['full']['cost_mean'], 'cycles', prov, ''))}",
-                         f"tau={learned['value']}: {acc(learned)}, {learned['steps_mean']:.2f} steps",
+                         f"tau={learned['value']}: {acc(learned)}, {device_steps(learned)}",
                          fmt(labelled(100 * r["operating_points"]["learned"]["saving_vs_full"], "%", prov, "")),
-                         f"tau={tau['value']}: {acc(tau)}, {tau['steps_mean']:.2f} steps",
+                         f"tau={tau['value']}: {acc(tau)}, {device_steps(tau)}",
                          fmt(labelled(100 * tau["cost_mean"] / r["full"]["cost_mean"], "%", prov, "")),
                          num(h["worst_case_bound"])])
         bits = "; ".join(_device_check(Path(s).name, R.json(f"{s}/halting.json")["bit_exact"])
@@ -509,7 +516,7 @@ def _gap9(R: Results, notes: list[str]) -> str:
                          num(m["fixed_compute"]["cycles"]), num(m["fixed_compute"]["latency_ms"]),
                          num(m["fixed_compute"]["energy_uj"]),
                          f"{num(m['halting']['latency_ms'])}, {num(m['halting']['energy_uj'])} "
-                         f"({m['halting']['mean_steps']:.2f} steps)"])
+                         f"({fmt(labelled(m['halting']['mean_steps'], 'steps', 'measured', GOLDEN))})"])
             pub = d.get("published")
         cal = m["calibration"]
         text = (f"**Modeled, not measured**: no GAP9 device here. Functional: {d['functional']['what']} (golden "
@@ -517,7 +524,9 @@ def _gap9(R: Results, notes: list[str]) -> str:
                 f"{cal['pulpnn_published_macs_per_cycle']} MAC/cycle: modeled {cal['modeled_macs_per_cycle']} "
                 f"(relative error {cal['relative_error']}, {cal.get('layer_note', '')}).\n\n"
                 + table(["artifact", "bit-exact vs golden (functional QEMU)", "L1 peak", "L2", "cycles, fixed",
-                         "latency, fixed", "energy, fixed", "learned halting: latency, energy"], rows))
+                         "latency, fixed", "energy, fixed", "learned halting: latency, energy (mean steps)"], rows)
+                + f"\n\nInputs: {d['inputs']['count']} {d['inputs']['kind']}; the halting column depends on the "
+                "inputs, so the ECG test-set figure is the GAP9 halting study's (section 4).")
         if pub and "mlperf_tiny_v1" in pub:
             mp = pub["mlperf_tiny_v1"]
             text += ("\n\nPublished GAP9 anchors (label: published, source "
@@ -582,7 +591,7 @@ def summary(R: Results, notes: list[str]) -> str:
                 f"{num(labelled(full['energy_mean_j'] * 1e3, 'mJ', prov, ''))} per inference with all steps, "
                 f"{num(labelled(tau['latency_mean_s'] * 1e3, 'ms', prov, ''))} and "
                 f"{num(labelled(tau['energy_mean_j'] * 1e3, 'mJ', prov, ''))} with learned halting "
-                f"({tau['steps_mean']:.2f} steps on average); TVM-generated kernels after tuning need "
+                f"({device_steps(tau)} on average); TVM-generated kernels after tuning need "
                 f"{fmt(labelled(ratio, 'x', prov, ''))} the hand-written kernels' cycles (sections 3, 4).")
 
     def gap9() -> str:
