@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from trm_tvm.provenance import fmt
-from trm_tvm.report.manifest import (CKPTS, ECG_CKPTS, FIGURES, HALTING_STUDIES, REPORT_DIR, Figure,
+from trm_tvm.report.manifest import (CKPTS, ECG_CKPTS, FIGURES, HALTING_STUDIES, MODELS, REPORT_DIR, Figure,
                                      figure_command)
 from trm_tvm.report.sources import Results, commands_to_make, labelled, missing_error, num, pct, table
 
@@ -36,6 +36,10 @@ def block(R: Results, fig: Figure, body: Callable[[], str], notes: list[str]) ->
     """One table/plot: title, what it reads and their provenance classes, the body, the plot, the command."""
     out = [f"### {fig.title}", ""]
     missing = [p for p in fig.reads if not R.exists(p)]
+    if missing and not fig.optional:                      # only files the figure may miss (build checked the rest)
+        make = " && ".join(dict.fromkeys(c for p in missing for c in commands_to_make(p, R.root)))
+        notes.append(f"{fig.title}: without {', '.join(f'`{p}`' for p in missing)} (not yet produced; make with "
+                     f"`{make}`)")
     if missing and fig.optional:
         make = " && ".join(dict.fromkeys(c for p in missing for c in commands_to_make(p, R.root)))
         notes.append(f"{fig.title}: not yet produced ({', '.join(f'`{p}`' for p in missing)}); make with `{make}`")
@@ -66,7 +70,9 @@ def _metric(ev: dict) -> str:
 
 def reference_rows(R: Results) -> list[list[str]]:
     rows = []
-    for name in ("ecg", "gunpoint", "sudoku"):
+    for name in MODELS:
+        if not R.exists(f"checkpoints/{name}/eval.json"):
+            continue
         ev = R.json(f"checkpoints/{name}/eval.json")
         m = _metric(ev)
         rows.append([f"`{name}`", f"{ev['task']} ({m.replace('_', ' ')}, {ev['n_test']:,} test)",
@@ -76,9 +82,14 @@ def reference_rows(R: Results) -> list[list[str]]:
     return rows
 
 
+def steps(value: float, provenance: str, source: str) -> str:
+    """A mean number of supervision steps, always with two decimals ('1.00 steps (measured)')."""
+    return fmt(labelled(f"{value:.2f}", "steps", provenance, source))
+
+
 def _mean_steps(ev: dict, metric: str) -> str:
     """Mean supervision steps with learned halting, labelled like the accuracy measured in the same run."""
-    return fmt(labelled(ev["halting"]["mean_steps"], "steps", ev["halting"][metric]["provenance"], ""))
+    return steps(ev["halting"]["mean_steps"], ev["halting"][metric]["provenance"], "")
 
 
 def _puzzles(R: Results) -> str:
@@ -129,12 +140,12 @@ def _spread(figs: list[dict]) -> str:
 def _per_step(R: Results) -> str:
     names = [c for c in CKPTS if R.exists(f"checkpoints/{c}/eval.json")]
     evs = {c: R.json(f"checkpoints/{c}/eval.json") for c in names}
-    steps = max(len(e["per_step"]) for e in evs.values())
+    n_steps = max(len(e["per_step"]) for e in evs.values())
     rows = [[f"`{c}`"] + [pct(s[_metric(e)], ci=False) for s in e["per_step"]] + [pct(e["baseline"][_metric(e)],
                                                                                     ci=False)]
             for c, e in evs.items()]
     _plot_per_step(R, evs)
-    return table(["checkpoint"] + [f"step {i + 1}" for i in range(steps)] + ["baseline"], rows)
+    return table(["checkpoint"] + [f"step {i + 1}" for i in range(n_steps)] + ["baseline"], rows)
 
 
 def _plot_per_step(R: Results, evs: dict) -> None:
@@ -201,7 +212,7 @@ def sweep_rows(R: Results) -> tuple[list[list[str]], list[str]]:
                  if len(deltas) > 1 else f"{deltas[0]:+.2f} points ({prov})" if deltas else "—")
         rows.append([cfg, num(labelled(rs[0]["weight_bytes"], "B", prov, "sweep")), a, delta,
                      _spread([labelled(r["acc_fixed_last"], "", r["provenance"], "") for r in rs]),
-                     fmt(labelled(statistics.mean(r["mean_steps"] for r in rs), "steps", prov, "")),
+                     steps(statistics.mean(r["mean_steps"] for r in rs), prov, "sweep"),
                      fmt(labelled(statistics.mean(r["agreement_fp"] for r in rs), "", prov, "")),
                      ", ".join(f"{r['mcnemar_p_vs_fp']:.3g}" for r in rs) + f" ({prov})"])
     return rows, seen
@@ -257,7 +268,7 @@ def _quant(R: Results, notes: list[str]) -> str:
                          fmt(labelled(r["cos_y"][-1], "", prov, ""), 4), fmt(labelled(r["cos_z"][-1], "", prov, ""), 4),
                          pct(labelled(last["acc_quant"], "", prov, ""), ci=False),
                          pct(labelled(last["acc_fp"], "", prov, ""), ci=False),
-                         fmt(labelled(r["halting"]["mean_steps_quant"], "steps", prov, ""))])
+                         steps(r["halting"]["mean_steps_quant"], prov, d["source"])])
         return (f"{d['results'][0]['samples']} test samples, {d['source']}; cosine to the float trajectory after the "
                 f"last net call.\n\n" + table(["variant", "state scale", "state bits", "cos y (last)", "cos z (last)",
                                                f"accuracy step {len(d['results'][0]['steps'])}", "FP same step",
@@ -277,7 +288,7 @@ GOLDEN = "golden-model outputs, bit-exact with the device (docs/quant.md: measur
 
 def device_steps(point: dict) -> str:
     """Mean supervision steps of a halting-study point: they follow from the golden-exact q values."""
-    return fmt(labelled(point["steps_mean"], "steps", "measured", GOLDEN))
+    return steps(point["steps_mean"], "measured", GOLDEN)
 
 
 def full_and_tau(h: dict, variant: str | None = None) -> tuple[dict, dict]:
@@ -516,7 +527,7 @@ def _gap9(R: Results, notes: list[str]) -> str:
                          num(m["fixed_compute"]["cycles"]), num(m["fixed_compute"]["latency_ms"]),
                          num(m["fixed_compute"]["energy_uj"]),
                          f"{num(m['halting']['latency_ms'])}, {num(m['halting']['energy_uj'])} "
-                         f"({fmt(labelled(m['halting']['mean_steps'], 'steps', 'measured', GOLDEN))})"])
+                         f"({steps(m['halting']['mean_steps'], 'measured', GOLDEN)})"])
             pub = d.get("published")
         cal = m["calibration"]
         text = (f"**Modeled, not measured**: no GAP9 device here. Functional: {d['functional']['what']} (golden "
