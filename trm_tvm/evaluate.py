@@ -7,6 +7,7 @@ Sudoku cell accuracy on blanks and puzzle accuracy per clue-count bin.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import time
 
@@ -69,6 +70,17 @@ def bootstrap_f1(pred: np.ndarray, y: np.ndarray, classes: int, reps: int = 400)
     return float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
 
 
+def cell_proportion(right: np.ndarray, counted: np.ndarray, what: str, reps: int = 400) -> dict:
+    """Accuracy over the counted cells of many puzzles (right, counted: (N, 81) bool). Cells of one puzzle are not
+    independent, so the 95 % interval resamples whole puzzles (bootstrap), not cells."""
+    k, n = (right & counted).sum(axis=1), counted.sum(axis=1)
+    idx = np.random.default_rng(0).integers(0, len(n), (reps, len(n)))
+    ratios = k[idx].sum(axis=1) / np.maximum(n[idx].sum(axis=1), 1)
+    return {**figure(round(k.sum() / max(n.sum(), 1), 5), "", "measured", f"{HOST}, {what}, puzzle bootstrap interval"),
+            "ci95": [round(float(np.percentile(ratios, 2.5)), 5), round(float(np.percentile(ratios, 97.5)), 5)],
+            "n": int(n.sum()), "puzzles": int(len(n))}
+
+
 def proportion(k: int, n: int, what: str) -> dict:
     lo, hi = wilson(int(k), int(n))
     return {**figure(round(k / max(n, 1), 5), "", "measured", f"{HOST}, {what}"), "ci95": [round(lo, 5), round(hi, 5)],
@@ -88,14 +100,13 @@ def sudoku_scores(pred: np.ndarray, y: np.ndarray, puzzles: np.ndarray, groups: 
     blank = puzzles == 0
     right = pred == y
     solved = right.all(axis=1)
-    out = {"cell_accuracy_blanks": proportion(int(right[blank].sum()), int(blank.sum()), what),
+    out = {"cell_accuracy_blanks": cell_proportion(right, blank, what),
            "puzzle_accuracy": proportion(int(solved.sum()), len(y), what), "per_clue_bin": []}
     for lo in range(int(groups.min()) // 5 * 5, int(groups.max()) + 1, 5):
         m = (groups >= lo) & (groups < lo + 5)
         if m.any():
             out["per_clue_bin"].append({"clues": [lo, lo + 4],
-                                        "cell_accuracy_blanks": proportion(int(right[m][blank[m]].sum()),
-                                                                           int(blank[m].sum()), what),
+                                        "cell_accuracy_blanks": cell_proportion(right[m], blank[m], what),
                                         "puzzle_accuracy": proportion(int(solved[m].sum()), int(m.sum()), what)})
     return out
 
@@ -232,16 +243,91 @@ def print_report(res: dict) -> None:
                   f"of {p['n']}")
 
 
+# -- one config over several training seeds ----------------------------------------------------------------------
+ANCHOR_MARGIN = 0.02      # "within 2 points of MiniRocket or better" (issue 4)
+
+
+def compare_seeds(dirs: list[str]) -> dict:
+    """Per checkpoint directory (its eval.json): TRM, baseline and anchor with their intervals, and the issue's
+    verdicts computed from them -- recursion beats the baseline by more than the interval (TRM's lower 95 % bound
+    above the baseline's upper bound), and the TRM within ANCHOR_MARGIN of the anchor or better."""
+    from pathlib import Path
+
+    from trm_tvm.config import load_config
+    from trm_tvm.jsonio import read_json
+
+    rows, configs = [], []
+    for d in dirs:
+        cfg = load_config(Path(d) / "config.yaml")
+        configs.append(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=0)))
+        if configs[-1] != configs[0]:
+            raise UserError(f"{d} was trained with another config than {dirs[0]} (beyond train.seed)",
+                            "compare checkpoints of one config over seeds")
+        r = read_json(Path(d) / "eval.json", "stored evaluation")
+        row = {"checkpoint": str(d), "seed": cfg.train.seed, "n_test": r["n_test"],
+               "trm_fixed": headline(r["fixed"]), "trm_halting": headline(r["halting"]),
+               "mean_steps": r["halting"]["mean_steps"]}
+        if "baseline" in r:
+            b = row["baseline"] = headline(r["baseline"])
+            row["beats_baseline_beyond_interval"] = row["trm_fixed"]["ci95"][0] > b["ci95"][1]
+        if "anchor" in r:
+            a = row["anchor"] = headline(r["anchor"])
+            row["within_anchor_margin"] = row["trm_fixed"]["value"] >= a["value"] - ANCHOR_MARGIN - 1e-9   # ties pass
+        rows.append(row)
+    verdicts = {}
+    for key, what in (("beats_baseline_beyond_interval", "recursive TRM (fixed compute) beats its non-recursive "
+                       "baseline by more than the 95 % interval"),
+                      ("within_anchor_margin", f"TRM (fixed compute) within {100 * ANCHOR_MARGIN:g} points of the "
+                       "anchor or better")):
+        if all(key in r for r in rows):
+            ok = sum(r[key] for r in rows)
+            verdicts[key] = {"what": what, "seeds_passing": ok, "seeds": len(rows), "pass": ok == len(rows)}
+    return {"rows": rows, "verdicts": verdicts, "run": run_info()}
+
+
+def compare_markdown(res: dict) -> str:
+    def cell(h):
+        return f"{100 * h['value']:.2f} [{100 * h['ci95'][0]:.2f}, {100 * h['ci95'][1]:.2f}]"
+
+    rows = res["rows"]
+    extra = [k for k in ("baseline", "anchor") if k in rows[0]]
+    head = ["checkpoint", "seed", "TRM fixed", "TRM halting (steps)"] + extra
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["checkpoint"], str(r["seed"]), cell(r["trm_fixed"]),
+                 f"{cell(r['trm_halting'])} ({r['mean_steps']:.2f})"] + [cell(r[k]) for k in extra]
+        lines.append("| " + " | ".join(cells) + " |")
+    means = [np.mean([100 * r[k]["value"] for r in rows]) for k in ["trm_fixed", "trm_halting"] + extra]
+    lines.append("| mean | | " + " | ".join(f"{m:.2f}" for m in means) + " |")
+    lines.append("")
+    for v in res["verdicts"].values():
+        lines.append(f"- {v['what']}: {v['seeds_passing']} of {v['seeds']} seeds -> "
+                     f"{'PASS' if v['pass'] else 'FAIL'}")
+    return "\n".join(lines) + "\n"
+
+
 @cli_main
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m trm_tvm.evaluate", description=__doc__.splitlines()[0])
-    ap.add_argument("--checkpoint", required=True, help="model.pt written by python -m trm_tvm.train")
+    ap.add_argument("--checkpoint", help="model.pt written by python -m trm_tvm.train")
+    ap.add_argument("--compare", nargs="+", metavar="DIR",
+                    help="instead: checkpoint directories of one config over seeds (each with eval.json): "
+                         "a table with intervals and the issue's verdicts")
     ap.add_argument("--json", help="write the evaluation JSON here")
     ap.add_argument("--data", help="your own test set: a UCR/UEA .ts file, or Sudoku lines '<puzzle> <solution>'")
     ap.add_argument("--limit", type=int, help="evaluate only the first N test items")
     ap.add_argument("--no-anchor", action="store_true", help="skip MiniRocket")
     ap.add_argument("--no-baseline", action="store_true", help="skip the non-recursive baseline")
     args = ap.parse_args(argv)
+    if args.compare:
+        res = compare_seeds(args.compare)
+        print("All figures measured (PyTorch FP32 on the host, from each eval.json); [95 % intervals].")
+        print(compare_markdown(res), end="")
+        if args.json:
+            write_json(args.json, res)
+        return 0
+    if not args.checkpoint:
+        raise UserError("pass --checkpoint <model.pt> (or --compare <dirs>)", "see python -m trm_tvm.evaluate -h")
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit must be positive, got {args.limit}", "drop it to evaluate everything")
     res = evaluate_checkpoint(args.checkpoint, args.data, args.limit, not args.no_anchor, not args.no_baseline)
