@@ -97,6 +97,13 @@ class Gap9Task:
         return [h for h in heights if any(self.fits(self.tiling({**chosen, "tile_tokens": h, "tile_out": w}))
                                           for w in widths)]
 
+    def all_knobs(self) -> list[dict]:
+        """Every point of the space: the legal values of each knob given the ones before it."""
+        points: list[dict] = [{}]
+        for name in KNOBS:
+            points = [{**p, name: v} for p in points for v in self.legal(name, p)]
+        return points
+
     def default(self) -> dict:
         """The default schedule: split by output channel, the largest tile that fits L1, double buffering on."""
         t = plan_linear(self.tokens, self.n_in, self.n_out, self.wbits, self.l1_budget, self.cores)
