@@ -1,7 +1,8 @@
 """The hand-written kernels on the emulated boards (dsp on the Cortex-M4, mve on the Cortex-M55), 0 LSB.
 
 Two device harnesses. (1) This back end's semihosting firmware (project_templates/kernels/handwritten/selftest/)
-draws 1000 cases per kernel from a seeded xorshift32 on the device -- 1-7 tokens x 1-100 inputs x 1-20 outputs
+draws 1000 cases per kernel from a seeded xorshift32 on the device -- 1-9 tokens x 1-100 inputs (a third at the
+unrolled lengths 16-96) x 1-20 outputs
 (every blocking tail), extreme inputs, rounding ties, negative multipliers, shifts < 32, odd n_in for s4, buffers
 offset 0-3 bytes -- runs the hand-written kernel and its ref twin, s8 and packed s4, then 1000 cases of the
 element-wise dsp kernels (add_s8/s32, mul, lut, rmsnorm; own seed) beside their ref twins, and prints CRC-32s; the host

@@ -18,10 +18,10 @@
 
 static inline int trm_pad16(int n) { return (n + 15) & ~15; }
 
-/* one int16 row and every token's int16 activations; +3 to align */
+/* one int16 row, the column loop's 9 words and every token's int16 activations; +3 to align */
 int trm_linear_s8_dsp_scratch_bytes(int tokens, int n_in, int n_out) {
   (void)n_out;
-  return 2 * trm_pad16(n_in) * (tokens + 1) + 3;
+  return 2 * trm_pad16(n_in) * (tokens + 1) + 36 + 3;
 }
 int trm_linear_s4_dsp_scratch_bytes(int tokens, int n_in, int n_out) {
   return trm_linear_s8_dsp_scratch_bytes(tokens, n_in, n_out);
@@ -56,14 +56,26 @@ TRM_INLINE void trm_widen_s4(uint32_t w, uint32_t *dst) {
   dst[3] = trm_pkhtb16(h1, h0);
 }
 
+/* 8 int8 values at src (any alignment) -> the chunk's 4 words at dst: on the core two LDR, four SXTB16 and one
+ * STM (GCC stores the words one by one) */
+TRM_INLINE void trm_widen_s8_chunk(const int8_t *src, uint32_t *dst) {
+#if defined(__ARM_FEATURE_DSP)
+  __asm__ volatile("ldr r2, [%[s]]\n\tldr r4, [%[s], #4]\n\tsxtb16 r3, r2, ror #8\n\tsxtb16 r2, r2\n\t"
+                   "sxtb16 r5, r4, ror #8\n\tsxtb16 r4, r4\n\tstmia %[d], {r2, r3, r4, r5}"
+                   :
+                   : [s] "r"(src), [d] "r"(dst)
+                   : "r2", "r3", "r4", "r5", "memory");
+#else
+  uint32_t x[2] = {trm_read_u32(src), trm_read_u32(src + 4)};
+  trm_widen_s8(x, dst);
+#endif
+}
+
 /* A row of n int8 values -> chunks of int16 pairs at dst[4c..], zero-padded to `chunks` chunks. dst_step: words
  * from one chunk to the next (4 for a weight row; 4*nb for a token inside a block of nb interleaved tokens). */
 TRM_INLINE void trm_widen_s8_row(const int8_t *row, uint32_t *dst, int n, int chunks, int dst_step) {
   int c = 0;
-  for (; 8 * c + 8 <= n; c++, row += 8, dst += dst_step) {
-    uint32_t x[2] = {trm_read_u32(row), trm_read_u32(row + 4)};
-    trm_widen_s8(x, dst);
-  }
+  _Pragma("GCC unroll 12") for (; 8 * c + 8 <= n; c++, row += 8, dst += dst_step) trm_widen_s8_chunk(row, dst);
   for (; c < chunks; c++, dst += dst_step) {
     uint32_t x[2];
     trm_load8_tail(row - 8 * c, c, n, x);
@@ -74,7 +86,7 @@ TRM_INLINE void trm_widen_s8_row(const int8_t *row, uint32_t *dst, int n, int ch
 /* A packed int4 row (n values, (n+1)/2 bytes) -> chunks as above, values times 16. */
 TRM_INLINE void trm_widen_s4_row(const uint8_t *row, uint32_t *dst, int n, int chunks) {
   int bytes = (n + 1) / 2, c = 0;
-  for (; 4 * c + 4 <= bytes; c++, dst += 4) trm_widen_s4(trm_read_u32(row + 4 * c), dst);
+  _Pragma("GCC unroll 12") for (; 4 * c + 4 <= bytes; c++, dst += 4) trm_widen_s4(trm_read_u32(row + 4 * c), dst);
   for (; c < chunks; c++, dst += 4) {
     uint8_t tail[4] = {0};
     if (bytes > 4 * c) memcpy(tail, row + 4 * c, (size_t)(bytes - 4 * c));
@@ -152,60 +164,94 @@ TRM_INLINE int8_t trm_rq_high(int32_t v, trm_requant_t q) {
  * are widened times 16: the sums stay multiples of 16) */
 TRM_INLINE int32_t trm_dot_value(int32_t s, int32_t bias, int dot_shift) { return dot_shift ? bias + (s >> dot_shift) : s; }
 
-/* One chunk against 4 tokens, pointers advanced: 5 LDM + 16 SMLAD. On the core this is one asm statement with
- * the 8 data registers pinned, so the compiler only places the 4 accumulators and 2 pointers (14 registers in
- * all; compiled from the C above, GCC spills an accumulator per token). The first chunk of a block starts every
- * token's sum at s3's value (the SMLAD accumulate operand), so the block needs no initialising moves.
- * Elsewhere (the host tests): TRM_DSP_CHUNK, the same sums. */
+/* What the block loop needs besides the row: one LDM's worth of words stored right after the row's chunks in
+ * scratch (the row pointer reaches them after the last chunk; no register holds them during the products). */
+typedef struct {
+  int32_t bias, mult, round, shift; /* shift = sh - 32 */
+  int32_t n_out, n_out3;            /* output strides of tokens 1 and 3 of a block */
+  int8_t *out;                      /* token 0 of the next block */
+  const uint32_t *a_end;            /* activations after the last full block */
+  int32_t init;                     /* the sums' start: the bias for int8 weights, 0 for int4 */
+} trm_dsp_column_t;
+#define TRM_DSP_COLUMN_WORDS 9
+
 #if defined(__ARM_FEATURE_DSP)
+_Static_assert(sizeof(trm_dsp_column_t) == 4 * TRM_DSP_COLUMN_WORDS, "the column words are one LDM + init");
+#define TRM_DSP_COLUMN_WORDS_AT(p) ((trm_dsp_column_t *)(p))
+/* The whole column loop for one CH (a literal: chunks per row) as one asm statement. Per block of 4 tokens:
+ * LDR init, CH x (LDM of the row chunk + 4 x (LDM of a token chunk + 4 SMLAD)), one LDM of the column words,
+ * 4 x requantisation (SMMLA, ASR, SSAT, STRB; int4 weights: ADD bias + sum/16 first), out pointer saved, row
+ * pointer back, loop. The data registers are pinned (r2-r5 token chunk, r8-r11 row chunk, then the column
+ * words), so the compiler only places the 4 accumulators and 2 pointers: 14 registers, nothing spilled. */
 #define TRM_DSP_SMLAD4(s, a0)                                                                                 \
   "smlad %[" #s "], r8, r2, %[" #a0 "]\n\tsmlad %[" #s "], r9, r3, %[" #s "]\n\t"                           \
   "smlad %[" #s "], r10, r4, %[" #s "]\n\tsmlad %[" #s "], r11, r5, %[" #s "]\n\t"
 #define TRM_DSP_LDM_W "ldmia %[w]!, {r8, r9, r10, r11}\n\t"
 #define TRM_DSP_LDM_A "ldmia %[a]!, {r2, r3, r4, r5}\n\t"
-#define TRM_DSP_CLOBBERS "r2", "r3", "r4", "r5", "r8", "r9", "r10", "r11", "memory"
-#define TRM_DSP_CHUNK4()                                                                                      \
-  __asm__ volatile(TRM_DSP_LDM_W TRM_DSP_LDM_A TRM_DSP_SMLAD4(s0, s0) TRM_DSP_LDM_A TRM_DSP_SMLAD4(s1, s1)     \
-                   TRM_DSP_LDM_A TRM_DSP_SMLAD4(s2, s2) TRM_DSP_LDM_A TRM_DSP_SMLAD4(s3, s3)                  \
-                   : [w] "+r"(w), [a] "+r"(a), [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3)     \
-                   :                                                                                          \
-                   : TRM_DSP_CLOBBERS)
-#define TRM_DSP_FIRST_CHUNK4()                                                                                \
-  __asm__ volatile(TRM_DSP_LDM_W TRM_DSP_LDM_A TRM_DSP_SMLAD4(s0, s3) TRM_DSP_LDM_A TRM_DSP_SMLAD4(s1, s3)     \
-                   TRM_DSP_LDM_A TRM_DSP_SMLAD4(s2, s3) TRM_DSP_LDM_A TRM_DSP_SMLAD4(s3, s3)                  \
-                   : [w] "+r"(w), [a] "+r"(a), [s0] "=r"(s0), [s1] "=r"(s1), [s2] "=r"(s2), [s3] "+r"(s3)     \
-                   :                                                                                          \
-                   : TRM_DSP_CLOBBERS)
+#define TRM_DSP_VALUE_0(s) ""
+#define TRM_DSP_VALUE_4(s) "add %[" #s "], r2, %[" #s "], asr #4\n\t"
+#define TRM_DSP_RQ(s, DOT_SHIFT)                                                                              \
+  TRM_DSP_VALUE_##DOT_SHIFT(s) "smmla %[" #s "], %[" #s "], r3, r4\n\tasr %[" #s "], %[" #s "], r5\n\t"      \
+  "ssat %[" #s "], #8, %[" #s "]\n\t"
+#define TRM_DSP_COLUMN_ASM(CH, DOT_SHIFT, w, a, c)                                                            \
+  do {                                                                                                        \
+    int32_t s0, s1, s2, s3;                                                                                   \
+    __asm__ volatile(                                                                                         \
+        "1:\n\t"                                                                                              \
+        "ldr %[s3], [%[w], #" #CH "*16+32]\n\t" TRM_DSP_LDM_W                                                 \
+        TRM_DSP_LDM_A TRM_DSP_SMLAD4(s0, s3) TRM_DSP_LDM_A TRM_DSP_SMLAD4(s1, s3)                             \
+        TRM_DSP_LDM_A TRM_DSP_SMLAD4(s2, s3) TRM_DSP_LDM_A TRM_DSP_SMLAD4(s3, s3)                             \
+        ".rept " #CH "-1\n\t" TRM_DSP_LDM_W                                                                   \
+        TRM_DSP_LDM_A TRM_DSP_SMLAD4(s0, s0) TRM_DSP_LDM_A TRM_DSP_SMLAD4(s1, s1)                             \
+        TRM_DSP_LDM_A TRM_DSP_SMLAD4(s2, s2) TRM_DSP_LDM_A TRM_DSP_SMLAD4(s3, s3) ".endr\n\t"                 \
+        "ldmia %[w], {r2, r3, r4, r5, r8, r9, r10, r11}\n\t"                                                  \
+        TRM_DSP_RQ(s0, DOT_SHIFT) "strb %[s0], [r10]\n\t"                                                     \
+        TRM_DSP_RQ(s1, DOT_SHIFT) "strb %[s1], [r10, r8]\n\t"                                                 \
+        TRM_DSP_RQ(s2, DOT_SHIFT) "strb %[s2], [r10, r8, lsl #1]\n\t"                                         \
+        TRM_DSP_RQ(s3, DOT_SHIFT) "strb %[s3], [r10, r9]\n\t"                                                 \
+        "add r10, r10, r8, lsl #2\n\tstr r10, [%[w], #24]\n\t"                                                \
+        "sub %[w], %[w], #" #CH "*16\n\t"                                                                     \
+        "cmp %[a], r11\n\tbne 1b\n\t"                                                                         \
+        : [w] "+r"(w), [a] "+r"(a), [s0] "=&r"(s0), [s1] "=&r"(s1), [s2] "=&r"(s2), [s3] "=&r"(s3)          \
+        :                                                                                                     \
+        : "r2", "r3", "r4", "r5", "r8", "r9", "r10", "r11", "cc", "memory");                                  \
+  } while (0)
 #else
-#define TRM_DSP_CHUNK4() TRM_DSP_CHUNK()
-#define TRM_DSP_FIRST_CHUNK4() do { s0 = s1 = s2 = s3; TRM_DSP_CHUNK(); } while (0)
+/* the same blocks in C (the host tests): sums through TRM_DSP_CHUNK, requantised per token; 64-bit pointers make
+ * the column words larger than their slot, so they live on the stack */
+#define TRM_DSP_COLUMN_WORDS_AT(p) (&(trm_dsp_column_t){0})
+#define TRM_DSP_COLUMN_ASM(CH, DOT_SHIFT, w, a, c)                                                            \
+  do {                                                                                                        \
+    trm_dsp_column_t *c_ = (c);                                                                               \
+    trm_requant_t q_ = {c_->mult, c_->shift + 32, c_->round};                                                 \
+    int8_t *o_ = c_->out;                                                                                     \
+    while ((a) != c_->a_end) {                                                                                \
+      int32_t acc_[4];                                                                                        \
+      a = trm_block_sums(w, CH, a, 4, c_->init, acc_);                                                        \
+      for (int j_ = 0; j_ < 4; j_++, o_ += c_->n_out)                                                         \
+        *o_ = trm_rq_high(trm_dot_value(acc_[j_], c_->bias, DOT_SHIFT), q_);                                  \
+    }                                                                                                         \
+    c_->out = o_;                                                                                             \
+  } while (0)
 #endif
 
-/* One output column (row o of the weights, every token) for shift >= 33: 4-token blocks with the k loop
- * unrolled (chunks constant), requantised straight from the accumulators; the 1-3 token tail through the rolled
- * loop. int8 weights start the sums at the bias; int4 sums are exact multiples of 16 (trm_dot_value). */
-TRM_INLINE void trm_column_high(const uint32_t *wrow, const uint32_t *a, int chunks, int tokens, int32_t bias,
-                                trm_requant_t q, int8_t *out, int n_out, int dot_shift) {
-  const int nb = TRM_DSP_TOKENS;
-  int32_t init = dot_shift ? 0 : bias;
-  const uint32_t *a_end = a + (size_t)(tokens / nb * nb) * 4 * chunks;
-  (void)nb;
-  while (a != a_end) {
-    int32_t s0, s1, s2, s3 = init;
-    const uint32_t *w = wrow;
-    TRM_DSP_FIRST_CHUNK4();
-    _Pragma("GCC unroll 16") for (int c = 1; c < chunks; c++) TRM_DSP_CHUNK4();
-    *out = trm_rq_high(trm_dot_value(s0, bias, dot_shift), q), out += n_out;
-    *out = trm_rq_high(trm_dot_value(s1, bias, dot_shift), q), out += n_out;
-    *out = trm_rq_high(trm_dot_value(s2, bias, dot_shift), q), out += n_out;
-    *out = trm_rq_high(trm_dot_value(s3, bias, dot_shift), q), out += n_out;
-  }
-  int32_t acc[TRM_DSP_TOKENS], left = tokens % TRM_DSP_TOKENS;
-  if (left == 3) trm_block_sums(wrow, chunks, a, 3, init, acc);
-  if (left == 2) trm_block_sums(wrow, chunks, a, 2, init, acc);
-  if (left == 1) trm_block_sums(wrow, chunks, a, 1, init, acc);
-  for (int j = 0; j < left; j++) out[j * n_out] = trm_rq_high(trm_dot_value(acc[j], bias, dot_shift), q);
-}
+/* One output column (row o of the weights, every token) for shift >= 33: the full 4-token blocks by the column
+ * loop of this CH (c: the column words, their per-call fields already set), then the 1-3 token tail through the
+ * rolled loop. int8 weights start the sums at the bias; int4 sums are exact multiples of 16 (trm_dot_value). */
+#define TRM_DSP_COLUMN_HIGH(CH, DOT_SHIFT, c)                                                                 \
+  do {                                                                                                        \
+    const uint32_t *a = act, *w = wrow;                                                                       \
+    c->bias = b, c->mult = q.mult, c->round = q.round, c->shift = q.shift - 32, c->out = out + o;             \
+    c->init = DOT_SHIFT ? 0 : b;                                                                              \
+    if (c->a_end != act) TRM_DSP_COLUMN_ASM(CH, DOT_SHIFT, w, a, c);                                          \
+    if (left) {                                                                                               \
+      int32_t acc[TRM_DSP_TOKENS];                                                                            \
+      if (left == 3) trm_block_sums(wrow, CH, c->a_end, 3, c->init, acc);                                     \
+      if (left == 2) trm_block_sums(wrow, CH, c->a_end, 2, c->init, acc);                                     \
+      if (left == 1) trm_block_sums(wrow, CH, c->a_end, 1, c->init, acc);                                     \
+      for (int j = 0; j < left; j++) c->out[j * n_out] = trm_rq_high(trm_dot_value(acc[j], b, DOT_SHIFT), q); \
+    }                                                                                                         \
+  } while (0)
 
 /* Any shift (the rare sh <= 32 rows): rolled blocks, requantised per token through trm_requant */
 TRM_INLINE void trm_column_any(const uint32_t *wrow, const uint32_t *act, int chunks, int tokens, int32_t bias,
@@ -225,39 +271,42 @@ TRM_INLINE void trm_column_any(const uint32_t *wrow, const uint32_t *act, int ch
 
 TRM_INLINE uint32_t *trm_align4(void *p) { return (uint32_t *)(((uintptr_t)p + 3) & ~(uintptr_t)3); }
 
-/* The model's k lengths get a column loop with the k loop unrolled (n_in 16, 32, 48, 64, 96: 2-12 chunks); other
- * lengths the same loop with chunks a variable. */
-#define TRM_DSP_COLUMN_CASE(CH) \
-  case CH: trm_column_high(wrow, act, CH, tokens, b, q, out + o, n_out, dot_shift); break;
+/* Every row: widened into scratch, then its column of outputs. N and CH are literals for the model's k lengths
+ * (n_in 16, 32, 48, 64, 96 = 8*CH: the widening and the k loop unrolled, the column loop in asm when shift >= 33);
+ * any other n_in takes the rolled loops (N = n_in, CH = chunks, FAST = 0). */
+#define TRM_DSP_ROWS(N, CH, FAST, WIDEN_ROW, ROW_BYTES, DOT_SHIFT)                                              \
+  do {                                                                                                        \
+    trm_widen_activations(in, act, tokens, N, CH);                                                            \
+    int left = tokens % TRM_DSP_TOKENS;                                                                       \
+    trm_dsp_column_t *c = TRM_DSP_COLUMN_WORDS_AT(wrow + 4 * (CH));                                           \
+    c->n_out = n_out, c->n_out3 = 3 * n_out, c->a_end = act + (size_t)(tokens - left) * 4 * (CH);             \
+    for (int o = 0; o < n_out; o++) {                                                                         \
+      WIDEN_ROW(w + (size_t)o * (ROW_BYTES), wrow, N, CH);                                                    \
+      int32_t b = bias ? bias[o] : 0;                                                                         \
+      trm_requant_t q = trm_requant_init(mult, shift, o);                                                     \
+      if (FAST && q.shift >= 33)                                                                              \
+        TRM_DSP_COLUMN_HIGH(CH, DOT_SHIFT, c);                                                                \
+      else                                                                                                    \
+        trm_column_any(wrow, act, CH, tokens, b, q, out + o, n_out, DOT_SHIFT);                               \
+    }                                                                                                         \
+  } while (0)
+#define TRM_DSP_ROWS_CASE(CH, WIDEN_ROW, ROW_BYTES, DOT_SHIFT) \
+  case CH: TRM_DSP_ROWS(8 * CH, CH, 1, WIDEN_ROW, ROW_BYTES, DOT_SHIFT); break;
 
-TRM_INLINE void trm_dsp_column(const uint32_t *wrow, const uint32_t *act, int chunks, int tokens, int32_t b,
-                               trm_requant_t q, int8_t *out, int o, int n_out, int dot_shift) {
-  if (q.shift < 33) {
-    trm_column_any(wrow, act, chunks, tokens, b, q, out + o, n_out, dot_shift);
-    return;
-  }
-  switch (chunks) {
-    TRM_DSP_COLUMN_CASE(2)
-    TRM_DSP_COLUMN_CASE(4)
-    TRM_DSP_COLUMN_CASE(6)
-    TRM_DSP_COLUMN_CASE(8)
-    TRM_DSP_COLUMN_CASE(12)
-    default: trm_column_any(wrow, act, chunks, tokens, b, q, out + o, n_out, dot_shift); break;
-  }
-}
-
-/* scratch: [int16 weight row: pad16(n_in)][int16 activations: tokens x pad16(n_in)] */
+/* scratch: [int16 weight row: pad16(n_in)][column words][int16 activations: tokens x pad16(n_in)] */
 #define TRM_DSP_LINEAR(dtype, wtype, ROW_BYTES, WIDEN_ROW, DOT_SHIFT)                                           \
   void trm_linear_##dtype##_dsp(const int8_t *in, const wtype *w, const int32_t *bias, const int32_t *mult,     \
                                 const int32_t *shift, int8_t *out, int tokens, int n_in, int n_out,           \
                                 void *scratch) {                                                              \
     int chunks = trm_pad16(n_in) / 8;                                                                         \
-    uint32_t *wrow = trm_align4(scratch), *act = wrow + 4 * chunks;                                           \
-    trm_widen_activations(in, act, tokens, n_in, chunks);                                                     \
-    for (int o = 0; o < n_out; o++) {                                                                         \
-      WIDEN_ROW(w + (size_t)o * (ROW_BYTES), wrow, n_in, chunks);                                             \
-      trm_dsp_column(wrow, act, chunks, tokens, bias ? bias[o] : 0, trm_requant_init(mult, shift, o), out, o,  \
-                     n_out, DOT_SHIFT);                                                                       \
+    uint32_t *wrow = trm_align4(scratch), *act = wrow + 4 * chunks + TRM_DSP_COLUMN_WORDS;                    \
+    switch (n_in % 16 ? 0 : chunks) {                                                                         \
+      TRM_DSP_ROWS_CASE(2, WIDEN_ROW, ROW_BYTES, DOT_SHIFT)                                                   \
+      TRM_DSP_ROWS_CASE(4, WIDEN_ROW, ROW_BYTES, DOT_SHIFT)                                                   \
+      TRM_DSP_ROWS_CASE(6, WIDEN_ROW, ROW_BYTES, DOT_SHIFT)                                                   \
+      TRM_DSP_ROWS_CASE(8, WIDEN_ROW, ROW_BYTES, DOT_SHIFT)                                                   \
+      TRM_DSP_ROWS_CASE(12, WIDEN_ROW, ROW_BYTES, DOT_SHIFT)                                                  \
+      default: TRM_DSP_ROWS(n_in, chunks, 0, WIDEN_ROW, ROW_BYTES, DOT_SHIFT); break;                         \
     }                                                                                                         \
   }
 

@@ -68,7 +68,7 @@ def linear_scratch_bytes(dtype: str, variant: str, tokens: int, n_in: int, n_out
     and every token's int16 activations (n_in padded to 16). mve: the int32 sums of one row padded to whole
     4-lane vectors. +3 to align the start to a word."""
     if variant == "dsp":
-        return 2 * pad16(n_in) * (tokens + 1) + 3
+        return 2 * pad16(n_in) * (tokens + 1) + 36 + 3
     if variant == "mve":
         return 4 * ((tokens + 3) // 4 * 4) + 3
     return 0
