@@ -24,10 +24,10 @@ def _median_step1_q(art, inputs) -> int:
     return int(np.median(q1))
 
 
-def _run(tmp_path, art, n_inputs=12, board=None, sequential=False, checks=1):
+def _run(tmp_path, art, n_inputs=12, board=None, sequential=False, checks=1, **gen):
     inputs = project.quantized_inputs(art, n_inputs, seed=5)
     thr = _median_step1_q(art, inputs)
-    plan = project.generate_project(art, tmp_path / "proj", inputs, board=board, q_threshold=thr)
+    plan = project.generate_project(art, tmp_path / "proj", inputs, board=board, q_threshold=thr, **gen)
     project.syntax_check(tmp_path / "proj")
     elf = project.build_functional(tmp_path / "proj", checks=checks, sequential=sequential)
     r = functional.run(elf, timeout_s=300)
@@ -161,3 +161,39 @@ def test_shared_deploy_cli_dispatches_gap9(tmp_path):
                str(tmp_path / "r.json"), "--work", str(tmp_path / "w")])
     r = json.loads((tmp_path / "r.json").read_text())
     assert rc == 0 and r["board"] == "gap9" and r["functional"]["golden"]["runs"] == 4
+
+
+def _token_split(art, tile_div: int) -> dict:
+    from trm_tvm.gap9 import tune
+    return {n: dataclasses.replace(t, split_tokens=True, tile_tokens=-(-t.tokens // tile_div))
+            for n, t in tune.overrides(art, load_gap9(), "default").items()}
+
+
+@pytest.mark.parametrize("bits,tile_div", [(8, 1), (4, 2)], ids=["w8a8-one-tile", "w4a8-ragged-tiles"])
+def test_tir_generated_per_core_kernels_are_bit_exact(tmp_path, bits, tile_div):
+    """Token-split layers computing with the kernels lowered from the TIR linear strategy (trm_tvm.gap9.tir_kernels):
+    one static kernel per distinct core share, 0 LSB against the golden model."""
+    from trm_tvm.gap9 import tir_kernels
+
+    art, _, _ = random_artifact(hidden=24, tokens=12, classes=4, layers=1, n=1, T=2, N_sup=2, seed=9, bits=bits)
+    ov = _token_split(art, tile_div)
+    plan, _, cmp = _run(tmp_path, art, n_inputs=4, linear_overrides=ov, tir_kernels=True)
+    assert cmp["mismatches"] == 0 and cmp["runs"] == 8, cmp["first_mismatch"]
+    assert plan["linear_compute"].startswith("tir")
+    src = (tmp_path / "proj" / "src" / "trm_gap9_tir.c").read_text()
+    shapes = {(t.n_in, t.wbits, r, n) for t in ov.values() for r, n in tir_kernels.share_shapes(t, 8)}
+    assert {r for _, _, r, _ in shapes} >= ({1, 2} if tile_div == 1 else {1})     # rows per core differ
+    assert all(f"{tir_kernels.kernel_name(r, k, n, w)}(" in src for k, w, r, n in shapes)
+
+
+def test_a_share_without_its_kernel_stops_the_layer(tmp_path, monkeypatch):
+    """The generated kernels really run: drop one share shape from the dispatchers and the model reports an error."""
+    from trm_tvm.gap9 import tir_kernels
+
+    art, _, _ = random_artifact(hidden=24, tokens=12, classes=4, layers=1, n=1, T=2, N_sup=2, seed=9)
+    real = tir_kernels.share_shapes
+    monkeypatch.setattr(tir_kernels, "share_shapes", lambda t, cores: set(sorted(real(t, cores))[1:]))
+    xs = project.quantized_inputs(art, 1, seed=5)
+    project.generate_project(art, tmp_path / "p", xs, linear_overrides=_token_split(art, 1), tir_kernels=True)
+    r = functional.run(project.build_functional(tmp_path / "p"), timeout_s=120)
+    assert project.parse_log(r.output)["end"] not in (None, 0), r.output[-500:]

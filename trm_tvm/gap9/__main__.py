@@ -1,5 +1,5 @@
 """python -m trm_tvm.gap9 deploy --artifact <a.npz> --out <dir> [--inputs N] [--seed S] [--q-threshold Q]
-                              [--schedule naive|default|tuned [--schedules <root>]]
+                              [--schedule naive|default|tuned [--schedules <root>]] [--kernels handwritten|tir]
 python -m trm_tvm.gap9 calibration
 
 deploy: generate the GAP9 PMSIS project (<dir>/project), syntax-check it against our PMSIS prototypes, run its
@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--q-threshold", type=int, default=None, help="halting threshold (default: the artifact's)")
     d.add_argument("--schedule", choices=("naive", "default", "tuned"), default="default",
                    help="linear-layer tilings; tuned = the GAP9 tuning database (python -m trm_tvm.tune --board gap9)")
+    d.add_argument("--kernels", choices=("handwritten", "tir"), default="handwritten",
+                   help="per-core compute of token-split linear layers: the hand-written loop or kernels generated "
+                        "from the TIR linear strategy")
     d.add_argument("--schedules", type=Path, default=None, help="database root (default: the repository's schedules/)")
     d.add_argument("--checks", type=int, choices=(0, 1, 2), default=1,
                    help="compat checker level of the functional run (docs/gap9.md); 0 is ~2.5x faster")
@@ -50,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.inputs < 1:
         raise UserError(f"--inputs must be >= 1, got {a.inputs}", "pass a positive count")
     r = deploy(a.artifact, a.out, a.inputs, a.seed, a.q_threshold, checks=a.checks, schedule=a.schedule,
-               db_root=a.schedules)
+               db_root=a.schedules, tir_kernels=a.kernels == "tir")
     for line in summary_lines(r):
         print(line)
     print(f"-> {a.out / 'gap9_deploy.json'}")

@@ -51,9 +51,10 @@ def _published(board: Gap9Board) -> dict:
 
 def deploy(art_path: Path | None, out_dir: Path, n_inputs: int, seed: int = 0, q_threshold: int | None = None,
            art: Artifact | None = None, board: Gap9Board | None = None, timeout_s: float | None = None,
-           checks: int = 1, schedule: str = "default", db_root: Path | None = None) -> dict:
+           checks: int = 1, schedule: str = "default", db_root: Path | None = None, tir_kernels: bool = False) -> dict:
     """`schedule`: the linear layers' tilings, naive | default | tuned (the best records of the GAP9 tuning
-    database under `db_root`, default the repository's schedules/gap9/)."""
+    database under `db_root`, default the repository's schedules/gap9/). `tir_kernels`: token-split layers
+    compute with kernels generated from the TIR linear strategy (trm_tvm.gap9.tir_kernels)."""
     board = board or load_gap9()
     art = art or Artifact.load(art_path)
     out_dir = Path(out_dir)
@@ -64,7 +65,7 @@ def deploy(art_path: Path | None, out_dir: Path, n_inputs: int, seed: int = 0, q
     best = tune.load_best(db_root, warn=lambda m: print(f"warning: {m}", file=sys.stderr)) if schedule == "tuned" else None
     overrides = tune.overrides(art, board, schedule, best, log=lambda m: print(m, file=sys.stderr))
     plan = project.generate_project(art, out_dir / "project", inputs, board=board, q_threshold=q_thr,
-                                    linear_overrides=overrides)
+                                    linear_overrides=overrides, tir_kernels=tir_kernels)
     project.syntax_check(out_dir / "project")
     elf = project.build_functional(out_dir / "project", checks=checks)
     run = functional.run(elf, timeout_s=timeout_s or 120 + 10.0 * n_inputs)
@@ -81,6 +82,7 @@ def deploy(art_path: Path | None, out_dir: Path, n_inputs: int, seed: int = 0, q
         "q_threshold": q_thr,
         "schedule": schedule if schedule != "tuned" else
         f"tuned ({database.board_dir('gap9', db_root)}: best bit-exact record per layer shape)",
+        "linear_compute": plan["linear_compute"],
         "functional": {
             "what": "same C on qemu-system-riscv32 -M virt -smp 9 (FC + 8 cluster harts), our PMSIS compat layer",
             "compat_checks": checks,
@@ -140,7 +142,8 @@ def deploy_cli(a) -> int:
         raise UserError("--data is not supported for gap9 yet", "drop it: gap9 deploys with random inputs (--seed)")
     stem = Path(a.artifact).stem
     work = Path(a.work or REPO_ROOT / "build" / "deploy" / f"gap9-{a.schedule}-{stem}")
-    r = deploy(Path(a.artifact), work, a.limit or 20, a.seed, a.q_threshold, schedule=a.schedule)
+    r = deploy(Path(a.artifact), work, a.limit or 20, a.seed, a.q_threshold, schedule=a.schedule,
+               tir_kernels=a.kernels == "tvm")   # tvm: per-core compute from the TIR strategy; else hand-written
     write_json(a.json, r)
     for line in summary_lines(r):
         print(line)

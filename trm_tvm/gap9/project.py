@@ -53,8 +53,10 @@ def cname(name: str) -> str:
 class _NetEmitter:
     """Turns the artifact's node lists into the C of the three cluster sections (one small method per op)."""
 
-    def __init__(self, art: Artifact, board: Gap9Board, linear_overrides: dict[str, LinearTiling] | None = None):
+    def __init__(self, art: Artifact, board: Gap9Board, linear_overrides: dict[str, LinearTiling] | None = None,
+                 tir_kernels: bool = False):
         self.art, self.board = art, board
+        self.tir_kernels = tir_kernels                  # token-split layers compute with trm_tvm.gap9.tir_kernels
         self.overrides = linear_overrides or {}
         self.packed: dict[str, np.ndarray] = {}        # packed weight-tile arrays of the packed linear layers
         self.packed_away: set[str] = set()              # tensors only those arrays now carry
@@ -99,6 +101,9 @@ class _NetEmitter:
         self.plans[node["name"]] = plan
         fields = {"tokens": rows, "n_in": node["n_in"], "n_out": node["n_out"], "wbits": node["bits"],
                   **plan.c_args()}
+        if self.tir_kernels and plan.split_tokens:
+            from trm_tvm.gap9.tir_kernels import dispatcher_name
+            fields["share"] = dispatcher_name(plan.n_in, plan.wbits)
         init = ", ".join(f".{k} = {v}" for k, v in fields.items())
         if plan.packed:       # one contiguous block per output tile: weights, bias, mult, shift
             name = f"t_pk_{cname(node['name'])}"
@@ -273,6 +278,7 @@ def _model_c(art: Artifact, em: _NetEmitter) -> tuple[str, dict[str, int]]:
 #include <stdint.h>
 
 #include "trm_gap9.h"
+#include "trm_gap9_tir.h"
 #include "trm_kernels.h"
 #include "trm_linear_cl.h"
 #include "trm_rows_cl.h"
@@ -348,14 +354,18 @@ def _inputs_c(art: Artifact, inputs: np.ndarray) -> str:
 
 
 def generate_project(art: Artifact, out_dir: Path, inputs: np.ndarray, board: Gap9Board | None = None,
-                     q_threshold: int | None = None, linear_overrides: dict[str, LinearTiling] | None = None) -> dict:
+                     q_threshold: int | None = None, linear_overrides: dict[str, LinearTiling] | None = None,
+                     tir_kernels: bool = False) -> dict:
     """Write the project; returns plan.json's content (tilings, L1 peak, L2 use). Refuses models over L2.
-    `q_threshold`: the halting threshold of the self-check's H runs (default: the artifact's)."""
+    `q_threshold`: the halting threshold of the self-check's H runs (default: the artifact's).
+    `tir_kernels`: token-split linear layers compute with kernels generated from the TIR linear strategy
+    (src/trm_gap9_tir.[ch], trm_tvm.gap9.tir_kernels); otherwise (and always for channel splits) with the
+    hand-written loop of trm_linear_cl.c."""
     q_thr = int(art.header["halting"]["q_thr"]) if q_threshold is None else int(q_threshold)
     _check_supported(art)
     board = board or load_gap9()
     out_dir = Path(out_dir)
-    em = _NetEmitter(art, board, linear_overrides)
+    em = _NetEmitter(art, board, linear_overrides, tir_kernels)
     model_c, l2 = _model_c(art, em)
     l2_total = sum(l2.values())
     if l2_total > board.l2_budget:
@@ -378,7 +388,13 @@ def generate_project(art: Artifact, out_dir: Path, inputs: np.ndarray, board: Ga
     atomic_write_text(src / "trm_gap9_model.h", _model_h(art, len(inputs), q_thr))
     atomic_write_text(src / "trm_gap9_model.c", model_c)
     atomic_write_text(src / "trm_gap9_inputs.c", _inputs_c(art, inputs))
+    from trm_tvm.gap9 import tir_kernels as tk
+    tir_c, tir_h = tk.source([p for p in em.plans.values() if isinstance(p, LinearTiling)] if tir_kernels else [],
+                             board.workers)
+    atomic_write_text(src / "trm_gap9_tir.c", tir_c)
+    atomic_write_text(src / "trm_gap9_tir.h", tir_h)
     plan = {"schema": "trm-tvm-gap9-plan", "version": 1, "precision": art.header["precision"],
+            "linear_compute": "tir (token-split layers)" if tir_kernels else "hand-written",
             "q_threshold": q_thr, "selfcheck_inputs": len(inputs), "l1_budget": board.l1_budget, "l2_budget": board.l2_budget, "l2_bytes": l2, "l2_total": l2_total,
             "l1_peak": max([p.l1_bytes for p in em.plans.values()] + [0]),
             "linear": {n: {**asdict(p), "l1_bytes": p.l1_bytes, "n_tiles": p.n_tiles}
@@ -405,6 +421,7 @@ def plans_from_json(plan: dict) -> dict:
 def project_sources(out_dir: Path, rpc_server: bool = False) -> list[Path]:
     src, k = Path(out_dir) / "src", Path(out_dir) / "kernels"
     files = [src / "main.c", src / "trm_gap9_exec.c", src / "trm_gap9_model.c", src / "trm_gap9_inputs.c",
+             src / "trm_gap9_tir.c",
              k / "trm_linear_cl.c", k / "trm_rows_cl.c", k / "trm_kernels_ref.c"]
     if rpc_server:
         files += [src / "trm_platform_gap9.c", src / "trm_rpc_server_gap9.c", src / "selftest.c",

@@ -28,6 +28,7 @@ typedef struct {
   pi_cl_dma_copy_t dx, dw[2][4], dout[2];
   int out_pending[2];
   uint32_t row_bytes;
+  volatile int share_error; /* a core's `share` call had no kernel for its shape */
 } linear_ctx_t;
 
 static uint32_t row_bytes(const trm_linear_cl_args_t *a) { return a->wbits == 4 ? (uint32_t)(a->n_in + 1) / 2 : (uint32_t)a->n_in; }
@@ -99,6 +100,11 @@ static void compute_share(linear_ctx_t *c, int b, int ob, int tt_n, int to_n, in
   TRM_CL_READS(c->w[b] + (uint32_t)o_lo * c->row_bytes, (uint32_t)(o_hi - o_lo) * c->row_bytes);
   for (int k = 0; k < 3; k++) TRM_CL_READS(c->prm[b] + k * a->tile_out + o_lo, 4 * (o_hi - o_lo));
   for (int t = t_lo; t < t_hi; t++) TRM_CL_WRITES(c->o[ob] + t * to_n + o_lo, o_hi - o_lo);
+  if (a->share && a->split_tokens) { /* whole rows of the tile: compact operands and output */
+    if (a->share(t_hi - t_lo, to_n, c->x + t_lo * a->n_in, c->w[b], bias, mult, shift, c->o[ob] + t_lo * to_n))
+      c->share_error = 1;
+    return;
+  }
   for (int t = t_lo; t < t_hi; t += BLOCK_T) {
     int nt = t_hi - t < BLOCK_T ? t_hi - t : BLOCK_T;
     const int8_t *x[BLOCK_T] = {c->x + t * a->n_in, c->x + (t + nt - 1) * a->n_in};
@@ -178,5 +184,5 @@ int trm_linear_cl(const trm_linear_cl_args_t *a) {
     if (c.w[b]) pi_cl_l1_free(NULL, c.w[b], sz_w + sz_p);
   }
   if (c.x) pi_cl_l1_free(NULL, c.x, sz_x);
-  return ok ? TRM_CL_OK : TRM_CL_E_L1;
+  return !ok ? TRM_CL_E_L1 : c.share_error ? TRM_CL_E_ARGS : TRM_CL_OK;
 }

@@ -10,6 +10,12 @@
 #define TRM_LINEAR_CL_H
 #include <stdint.h>
 
+/* Optional per-core compute of a token-split tile, generated from the TIR linear strategy (trm_tvm/gap9/tir_kernels.py):
+ * `rows` contiguous input rows x `n_out` channels of the tile in L1 -> `rows` contiguous output rows. Returns 0, or -1
+ * when it holds no kernel for this shape. */
+typedef int (*trm_linear_cl_share_fn)(int rows, int n_out, const int8_t *x, const uint8_t *w, const int32_t *bias,
+                                      const int32_t *mult, const int32_t *shift, int8_t *out);
+
 typedef struct {
   const int8_t *in;     /* L2 [tokens][n_in] */
   const void *w;        /* L2 [n_out][row bytes]: n_in (wbits 8) or (n_in+1)/2 (wbits 4) */
@@ -24,13 +30,15 @@ typedef struct {
   const uint8_t *packed;     /* optional: per output tile, [weights padded to 8 B][bias][mult][shift] of tile_out
                                 rows each (zero-padded on the last tile), so one DMA moves a tile
                                 (trm_tvm/gap9/tiling.pack_linear); NULL: w/bias/mult/shift, four DMAs per tile */
+  trm_linear_cl_share_fn share; /* optional, with split_tokens: the generated per-core compute; NULL: the loop here */
 } trm_linear_cl_args_t;
 
 enum { TRM_CL_OK = 0, TRM_CL_E_L1 = -1, TRM_CL_E_ARGS = -2 };
 
 /* L1 bytes the kernel allocates for these tiles (each block rounded up to 8 bytes). */
 uint32_t trm_linear_cl_l1_bytes(const trm_linear_cl_args_t *a);
-/* Runs the layer on the whole team; returns TRM_CL_OK or a negative TRM_CL_E_* (L1 full, bad tile sizes). */
+/* Runs the layer on the whole team; returns TRM_CL_OK or a negative TRM_CL_E_* (L1 full, bad tile sizes, or a
+ * `share` without a kernel for one of the tile's shapes). */
 int trm_linear_cl(const trm_linear_cl_args_t *a);
 
 #endif
