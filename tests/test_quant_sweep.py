@@ -127,4 +127,22 @@ def test_two_seed_sweep_writes_protocol_and_resumes(ckpt, tmp_path, capsys, monk
     assert "unknown --qat recipe" in capsys.readouterr().err
 
 
+def test_sweep_qat_of_one_recipe_keeps_its_artifact_and_budget(ckpt, tmp_path, monkeypatch):
+    import json
+
+    from trm_tvm import quantize
+    from trm_tvm.quant.artifact import Artifact
+
+    monkeypatch.setattr(sweep, "RECIPES", ("w8a8", "w4a8"))
+    out = tmp_path / "sw"
+    assert quantize.main(["sweep", "--checkpoint", str(ckpt), "--out", str(out), "--limit", "8",
+                          "--qat", "w4a8", "--qat-minutes", "0.02"]) == 0
+    res = json.loads((out / "sweep.json").read_text())
+    assert [r["config"] for r in res["rows"]][-1] == "w4a8-qat-pc" and len(res["rows"]) == 1 + 4 + 1
+    (entry,) = (out / "cache").glob("*/limit8/w4a8-qat-pc.json")
+    assert json.loads(entry.read_text())["qat"]["wall_time_min"] == 0.02
+    assert Artifact.load(entry.with_suffix(".npz")).header["precision"] == "w4a8"
+    assert res["verdicts"][1]["every_seed"] in (True, False)
+
+
 from test_quant_cli import ckpt  # noqa: E402,F401  (the tiny checkpoint fixture)

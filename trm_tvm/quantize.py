@@ -226,7 +226,7 @@ class _SweepCheckpoint:
         return self._fp
 
 
-def _sweep_entry(ck: _SweepCheckpoint, c) -> dict:
+def _sweep_entry(ck: _SweepCheckpoint, c, qat_minutes: float = 0) -> dict:
     """Quantise (and fine-tune) one configuration of one checkpoint and compare it with its FP32 model. QAT
     artifacts are kept beside the cache entry (small, and the dynamics study reuses them)."""
     from trm_tvm.quant.evaluation import compare, golden_run
@@ -238,11 +238,13 @@ def _sweep_entry(ck: _SweepCheckpoint, c) -> dict:
     art = quantise(ck.params, ck.dims, ck.data.x_train[idx], qc, ck.thr)
     extra = {}
     if c.method == "qat":
+        qs = qat_settings(qc)
+        if qat_minutes:
+            qs = dataclasses.replace(qs, wall_time_min=qat_minutes)
         model = _checkpoint(ck.path)[3]
-        art, info = qat(model.train(), ck.dims, scales_of(art), qc, qat_settings(qc), ck.data.x_train,
-                        ck.data.y_train, ck.thr)
+        art, info = qat(model.train(), ck.dims, scales_of(art), qc, qs, ck.data.x_train, ck.data.y_train, ck.thr)
         art.save(ck.cache / f"{c.name}.npz")
-        extra = {"qat": info}
+        extra = {"qat": {**dataclasses.asdict(qs), **info}}
     print(f"sweep {ck.tag} {c.name} ...", flush=True)
     res = compare(ck.fp, golden_run(art, ck.x), ck.y)
     return {"checkpoint": ck.tag, "config": c.name, "recipe": c.recipe, "method": c.method,
@@ -262,7 +264,8 @@ def cmd_sweep(a) -> int:
     todo = sweep.configs(qat_recipes)
     print(f"sweep: {len(a.checkpoint)} checkpoint(s) x (FP32 + {len(todo)} configurations), configuration by "
           f"configuration over the checkpoints; each PTQ configuration costs one golden pass over the test set, "
-          f"each QAT one its recipe's wall-time budget; cached in {out / 'cache'}, so a rerun resumes"
+          f"each QAT one wall-time budget ({f'{a.qat_minutes:g} min' if a.qat_minutes else 'its recipe'}); "
+          f"cached in {out / 'cache'}, so a rerun resumes"
           + (f"; stops starting new ones after {a.budget_h} h" if a.budget_h else ""))
     cks = [_SweepCheckpoint(p, out, a.limit) for p in a.checkpoint]
     entries = {(ck.tag, "fp32"): sweep.cached(ck.cache / "fp32.json", lambda ck=ck: {
@@ -274,7 +277,8 @@ def cmd_sweep(a) -> int:
             if sweep.over_budget(t0, a.budget_h) and not (ck.cache / f"{c.name}.json").is_file():
                 stopped = True
                 continue
-            entries[(ck.tag, c.name)] = sweep.cached(ck.cache / f"{c.name}.json", lambda ck=ck, c=c: _sweep_entry(ck, c))
+            entries[(ck.tag, c.name)] = sweep.cached(ck.cache / f"{c.name}.json",
+                                                     lambda ck=ck, c=c: _sweep_entry(ck, c, a.qat_minutes))
     order = ["fp32"] + [c.name for c in todo]
     table = sweep.rows([entries[(ck.tag, name)] for ck in cks for name in order if (ck.tag, name) in entries])
     summ = sweep.summary(table)
@@ -352,6 +356,8 @@ def main(argv=None) -> int:
     sw.add_argument("--out", required=True, help="reports/quant/<task>")
     sw.add_argument("--qat", nargs="*", metavar="RECIPE",
                     help="also QAT (per-channel) of these recipes; no name: all of them")
+    sw.add_argument("--qat-minutes", type=float, default=0,
+                    help="QAT wall-time budget per configuration instead of the recipe's (recorded in each entry)")
     sw.add_argument("--limit", type=int, default=0, help="only the first N test samples")
     sw.add_argument("--budget-h", type=float, default=0, help="start no new configuration after this many hours")
     rnd = sub.add_parser("random", help="a random-weight artifact of any size (tests, compile work)")
