@@ -1,6 +1,7 @@
 """Assemble reports/report.md from the committed results (fast: no training, no QEMU)."""
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 from trm_tvm.errors import atomic_write_text
@@ -27,12 +28,25 @@ def check_required(R: Results) -> None:
                 raise missing_error(p, R.root)
 
 
+def _git_files(root: Path, under: str) -> list[str]:
+    """Files git tracks under a directory ([] outside a checkout)."""
+    try:
+        out = subprocess.run(["git", "-C", str(root), "ls-files", under], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return out.stdout.split() if out.returncode == 0 else []
+
+
 def unread_results(R: Results) -> list[str]:
-    """Result JSONs under reports/ that no figure of the manifest reads yet (others' new work)."""
+    """Committed result JSONs under reports/ that no figure of the manifest reads yet (others' new work)."""
     read = {p for f in FIGURES for p in f.reads}
     found = []
-    for p in sorted((R.root / "reports").rglob("*.json")):
-        rel = p.relative_to(R.root).as_posix()
+    tracked = _git_files(R.root, "reports")
+    files = sorted(tracked) if tracked else sorted(p.relative_to(R.root).as_posix()
+                                                     for p in (R.root / "reports").rglob("*.json"))
+    for rel in files:
+        if not rel.endswith(".json"):
+            continue
         if any(x in rel for x in ("/cache/", "/work/", "/artifacts/", "records.json", "reports/report/")):
             continue
         if rel not in read:

@@ -153,6 +153,13 @@ STEPS: tuple[Step, ...] = tuple(
              ("artifacts/ecg_w8a8.npz", "artifacts/ecg_w4a8.npz"),
              "docs/tuning.md 'Results'; summary.json board/whole[].artifact"),
     ]
+    + [Step("tune:gap9",
+            ("python -m trm_tvm.tune --board gap9 --artifact artifacts/ecg_w8a8.npz,artifacts/ecg_w4a8.npz "
+             "--out reports/gap9/tune",),
+            ("reports/gap9/tune/summary.json", "reports/gap9/tune/summary.md",
+             "schedules/gap9/database_tuning_record.json"),
+            ("artifacts/ecg_w8a8.npz", "artifacts/ecg_w4a8.npz"),
+            "docs/gap9.md 'Tuning' results; summary.json board/whole[].artifact")]
     + [_halting_step(s) for s in HALTING_STUDIES]
     + [
         Step("halting:ecg_compare",
@@ -216,6 +223,8 @@ FIGURES: tuple[Figure, ...] = (
        "reports/halting/ecg_w8a8_cortex-m4/pareto.png"),
     _f("gap9-deploy", "gap9", "GAP9: functional exactness, memory and modeled cost",
        [f"reports/gap9/ecg_{p}/deploy.json" for p in GAP9_PRECISIONS]),
+    _f("gap9-tuning", "gap9", "GAP9 tuning: cluster linear kernels naive / default / tuned (modeled)",
+       ["reports/gap9/tune/summary.json"]),
 )
 
 

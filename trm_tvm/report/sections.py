@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+from trm_tvm.errors import UserError
 from trm_tvm.provenance import fmt
 from trm_tvm.report.manifest import (CKPTS, ECG_CKPTS, FIGURES, HALTING_STUDIES, MODELS, REPORT_DIR, Figure,
                                      figure_command)
@@ -125,7 +126,21 @@ def _seeds(R: Results, notes: list[str]) -> str:
                      f"({', '.join(c for c in ECG_CKPTS if c not in have)} missing)")
     return ("Same config and test set, training seed varied (`train --seed`); code commit of each evaluation "
             "shown, as the model code may differ between them.\n\n"
-            + table(["checkpoint", "evaluated at"] + [t for _, t in cols], rows))
+            + table(["checkpoint", "evaluated at"] + [t for _, t in cols], rows) + _seed_verdicts(R, have, evs))
+
+
+def _seed_verdicts(R: Results, have: list[str], evs: list[dict]) -> str:
+    """The mission's verdicts over seeds, computed by `trm_tvm.evaluate.compare_seeds` from the same eval.json."""
+    from trm_tvm.evaluate import compare_seeds
+
+    try:
+        res = compare_seeds([str(R.root / f"checkpoints/{c}") for c in have])
+    except UserError as e:                    # e.g. a seed trained with another config
+        return f"\n\nVerdicts over seeds not computed: {e.what}."
+    prov = sorted({ev["fixed"]["accuracy"]["provenance"] for ev in evs})
+    lines = [f"- {v['what']}: {v['seeds_passing']} of {v['seeds']} seeds -> {'PASS' if v['pass'] else 'FAIL'} "
+             f"(from {', '.join(prov)} figures)" for v in res["verdicts"].values()]
+    return "\n\nVerdicts (`trm_tvm.evaluate.compare_seeds`):\n\n" + "\n".join(lines) if lines else ""
 
 
 def _spread(figs: list[dict]) -> str:
@@ -548,7 +563,23 @@ def _gap9(R: Results, notes: list[str]) -> str:
                      "exactness only; no GAP9 board or SDK run yet")
         return text
 
-    return block(R, _fig("gap9-deploy"), deploy, notes)
+    def tuning() -> str:
+        t = R.json("reports/gap9/tune/summary.json")
+        ks = [[f"`{k['kernel']}`", k["calls"], num(k["naive"]), num(k["default"]), num(k["tuned"]),
+               fmt(labelled(k["tuned"]["value"] / k["default"]["value"], "", k["tuned"]["provenance"], ""))]
+              for k in t["kernels"]]
+        ws = [[f"{w['artifact']} ({w['precision']})", num(w["naive"]), num(w["default"]), num(w["tuned"]),
+               fmt(labelled(w["tuned"]["value"] / w["default"]["value"], "", w["tuned"]["provenance"], "")),
+               f"{w['tuned_bit_exact']} ({w['verified_runs']} functional runs)"] for w in t["whole"]]
+        sr = t["search"]
+        return (f"{sr['strategy']}; {sr['trials_per_task']} trials per task, {sr['functional_firmware']} functional "
+                f"firmware builds on the 9-hart QEMU, {sr['wall_s']:.0f} s wall (measured on the shared host). "
+                f"Cost: {t['cost']}.\n\n"
+                + table(["kernel", "calls / inference", "naive", "default", "tuned", "tuned / default"], ks)
+                + "\n\nWhole inference (all steps):\n\n"
+                + table(["artifact", "naive", "default", "tuned", "tuned / default", "tuned bit-exact vs golden"], ws))
+
+    return "\n".join([block(R, _fig("gap9-deploy"), deploy, notes), block(R, _fig("gap9-tuning"), tuning, notes)])
 
 
 # ---------------------------------------------------------------- summary
@@ -557,10 +588,16 @@ def summary(R: Results, notes: list[str]) -> str:
     """A few headline lines, each computed from the same files as the section it points to."""
     def reference() -> str:
         ev = R.json("checkpoints/ecg/eval.json")
-        return (f"Float ECG TRM ({ev['n_test']:,} test series): {pct(ev['fixed']['accuracy'])} with all "
-                f"{ev['fixed']['step']} supervision steps, {pct(ev['halting']['accuracy'])} with learned halting, vs "
-                f"{pct(ev['baseline']['accuracy'])} for the same net without recursion and "
-                f"{pct(ev['anchor']['accuracy'])} for MiniRocket (section 1).")
+        line = (f"Float ECG TRM ({ev['n_test']:,} test series): {pct(ev['fixed']['accuracy'])} with all "
+                f"{ev['fixed']['step']} supervision steps, {pct(ev['halting']['accuracy'])} with learned halting, "
+                f"vs {pct(ev['baseline']['accuracy'])} for the same net without recursion and "
+                f"{pct(ev['anchor']['accuracy'])} for MiniRocket (section 1)")
+        seeds = [R.json(f"checkpoints/{c}/eval.json") for c in ECG_CKPTS if R.exists(f"checkpoints/{c}/eval.json")]
+        if len(seeds) > 1:
+            line += (f"; over {len(seeds)} training seeds, mean [min, max]: TRM fixed "
+                     f"{_spread([e['fixed']['accuracy'] for e in seeds])}, baseline "
+                     f"{_spread([e['baseline']['accuracy'] for e in seeds])}")
+        return line + "."
 
     def quant() -> str:
         rows = R.json("reports/quant/ecg/sweep.json")["rows"]
