@@ -115,6 +115,7 @@ def _metadata(step: Step, path: str, d: Any, root: Path) -> list[str]:
         same("artifact", d["artifact"]["path"], a["artifact"])
         same("inputs", d["inputs"]["count"], int(a["limit"]))
         same("board", d["board"], a["board"])
+        same("schedule", d["schedule"].split()[0], a.get("schedule", "default"))
     elif kind == "bench" and path.endswith("results.json"):
         arts = [f"{a['out']}/artifacts/random-{x[7:]}.npz" if x.startswith("random:") else x
                 for x in a["artifacts"].split(",")]

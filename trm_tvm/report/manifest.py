@@ -109,7 +109,8 @@ STEPS: tuple[Step, ...] = tuple(
         _quantize_step("gunpoint_w8a8", "gunpoint", "qat/w8a8.yaml"),
         Step("quantize:sweep",
              ("python -m trm_tvm.quantize sweep --checkpoint "
-              + " ".join(f"checkpoints/{c}/model.pt" for c in ECG_CKPTS) + " --out reports/quant/ecg",),
+              + " ".join(f"checkpoints/{c}/model.pt" for c in ECG_CKPTS)
+              + " --out reports/quant/ecg --qat w4a8 --qat-minutes 12",),
              ("reports/quant/ecg/sweep.json", "reports/quant/ecg/sweep.csv", "reports/quant/ecg/sweep.png"),
              tuple(f"checkpoints/{c}/model.pt" for c in ECG_CKPTS),
              "reports/quant/ecg/sweep.json rows[].checkpoint (sha256 prefixes of the checkpoints)"),
