@@ -3,6 +3,7 @@ quantised (the golden model, i.e. what the device computes).
 
     python -m trm_tvm.dynamics --checkpoint checkpoints/ecg/model.pt --artifact artifacts/ecg_w8a8.npz --out reports/quant/ecg/dynamics
     python -m trm_tvm.dynamics --checkpoint ... --recipe qat/w8a8.yaml --variants --out ...   # shared vs per-step x 8 vs 16-bit state
+    python -m trm_tvm.dynamics --checkpoint ... --artifact a.npz b.npz --bias --out ...       # is the damage a systematic bias?
 
 Writes dynamics.json and drift.png / steps.png / halting.png to --out.
 """
@@ -38,6 +39,37 @@ def _variants(recipe: str, params, dims, cfg, x_train) -> list:
             art.path = qc.name
             arts.append(art)
     return arts
+
+
+def logit_bias(art, params, x: np.ndarray, y: np.ndarray, batch: int = 250) -> list[dict]:
+    """Is the quantisation damage a systematic bias? Per supervision step (fixed compute): the logit error
+    e = quantised - FP; `bias_share` = ||mean e||^2 / mean ||e||^2 (1: the same offset on every sample, about 0:
+    zero-mean noise); and the accuracy after subtracting the mean error estimated on the other half of the samples
+    (two-fold, so never on the samples it corrects), beside the FP and uncorrected accuracy."""
+    from trm_tvm.quant import float_ref, spec
+    from trm_tvm.quant.evaluation import correct, device_inputs
+    from trm_tvm.quant.golden import Golden
+
+    g, f, q = Golden(art), [], []
+    for i in range(0, len(x), batch):
+        xb = x[i:i + batch]
+        f.append(float_ref.forward(params, art.dims, np.asarray(xb, dtype=np.float64)).logits)
+        r = g.infer(device_inputs(art, xb), q_thr=spec.INT32_MAX, all_steps=True)
+        q.append(r.step_logits * art.header["io"]["logit_scale"])
+    f, q = np.concatenate(f), np.concatenate(q)
+    half = np.arange(len(x)) % 2 == 0
+    out = []
+    for k in range(f.shape[1]):
+        e = q[:, k] - f[:, k]
+        flat = e.reshape(len(e), -1)
+        share = float((flat.mean(0) ** 2).sum() / max(float((flat ** 2).sum(1).mean()), 1e-30))
+        fixed = q[:, k].copy()
+        fixed[half] -= e[~half].mean(0)
+        fixed[~half] -= e[half].mean(0)
+        out.append({"step": k + 1, "bias_share": share, "acc_fp": float(correct(f[:, k].argmax(-1), y).mean()),
+                    "acc_quant": float(correct(q[:, k].argmax(-1), y).mean()),
+                    "acc_quant_debiased": float(correct(fixed.argmax(-1), y).mean())})
+    return out
 
 
 def plot(results: list[dict], out: Path) -> None:
@@ -93,6 +125,8 @@ def main(argv=None) -> int:
     ap.add_argument("--variants", action="store_true", help="shared vs per-step state scale x 8- vs 16-bit state")
     ap.add_argument("--out", required=True)
     ap.add_argument("--limit", type=int, default=500, help="test samples (default 500)")
+    ap.add_argument("--bias", action="store_true",
+                    help="also the logit error's bias share and the accuracy with the mean error removed")
     a = ap.parse_args(argv)
     if not a.artifact and not a.variants:
         raise UserError("nothing to study", "pass --artifact and/or --recipe <r> --variants")
@@ -120,6 +154,12 @@ def main(argv=None) -> int:
         print(f"{r['label']}: final cos z {r['cos_z'][-1]:.4f} y {r['cos_y'][-1]:.4f}, accuracy after "
               f"{last['step']} steps FP {100 * last['acc_fp']:.2f} % / quantised {100 * last['acc_quant']:.2f} % "
               f"(measured, {len(y)} samples, {time.time() - t0:.0f} s)")
+        if a.bias:
+            r["logit_bias"] = logit_bias(art, params, x, y)
+            b = r["logit_bias"][-1]
+            print(f"  logit error after {b['step']} steps: bias share {b['bias_share']:.3f}; accuracy quantised "
+                  f"{100 * b['acc_quant']:.2f} %, mean error removed {100 * b['acc_quant_debiased']:.2f} % "
+                  f"(FP {100 * b['acc_fp']:.2f} %, measured)")
     write_json(out / "dynamics.json", {"checkpoint": a.checkpoint, "provenance": "measured", "source": SOURCE,
                                        "results": results, "run": run_info()})
     plot(results, out)

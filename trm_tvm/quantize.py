@@ -87,6 +87,8 @@ def cmd_run(a) -> int:
     qc = load_recipe(a.recipe, a.method)
     if a.calib_samples:
         qc = dataclasses.replace(qc, calib_samples=a.calib_samples)
+    if a.per_tensor:
+        qc = dataclasses.replace(qc, per_channel=False)
     qs = qat_settings(qc)
     if a.qat_minutes:
         qs = dataclasses.replace(qs, wall_time_min=a.qat_minutes)
@@ -334,6 +336,7 @@ def main(argv=None) -> int:
     r.add_argument("--out", required=True, help="artifact path (.npz)")
     r.add_argument("--calib-samples", type=int, default=0, help="override the recipe's calibration sample count")
     r.add_argument("--method", choices=("ptq", "qat"), help="override the recipe's method")
+    r.add_argument("--per-tensor", action="store_true", help="one weight scale per tensor instead of the recipe's")
     r.add_argument("--qat-minutes", type=float, default=0, help="override the recipe's QAT wall-time budget")
     r.add_argument("--no-deep-supervision", action="store_true",
                    help="QAT trains on the last supervision step's loss only (the recipe's qat.deep_supervision)")
