@@ -137,6 +137,17 @@ def test_agreement_catches_a_changed_command():
     assert any("COMMAND" in p for p in agreement.problems(wrong, REPO_ROOT))
 
 
+def test_lineage_finds_a_result_made_from_another_input(tmp_path):
+    step = next(s for s in STEPS if s.name == "quantize:ecg_w8a8")
+    (tmp_path / "artifacts").mkdir()
+    (tmp_path / "checkpoints/ecg").mkdir(parents=True)
+    shutil.copy(REPO_ROOT / "artifacts/ecg_w8a8.npz", tmp_path / "artifacts")
+    shutil.copy(REPO_ROOT / "checkpoints/ecg/model.pt", tmp_path / "checkpoints/ecg")
+    assert agreement.lineage(step, tmp_path) == []
+    (tmp_path / "checkpoints/ecg/model.pt").write_bytes(b"retrained")
+    assert "artifacts/ecg_w8a8.npz was made from checkpoints/ecg/model.pt" in agreement.lineage(step, tmp_path)[0]
+
+
 def test_steps_are_in_data_flow_order():
     made: set[str] = set()
     for step in STEPS:

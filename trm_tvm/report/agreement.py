@@ -34,9 +34,7 @@ def command_file_lines(path: Path) -> list[str]:
 
 
 def artifact_command(path: Path) -> str | None:
-    with zipfile.ZipFile(path) as z:
-        header = json.loads(np.load(io.BytesIO(z.read("__header__.npy"))).tobytes().decode())
-    return header.get("provenance", {}).get("command")
+    return _artifact_header(path).get("provenance", {}).get("command")
 
 
 def recorded_command(obj: Any) -> str | None:
@@ -62,7 +60,7 @@ def _args(command: str) -> dict[str, str]:
 
 
 def _sha8(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:8]
+    return _sha(path)[:8]
 
 
 def problems(step: Step, root: Path = REPO_ROOT) -> list[str]:
@@ -150,6 +148,39 @@ def _metadata(step: Step, path: str, d: Any, root: Path) -> list[str]:
         same("artifacts", [r["label"] for r in d["results"][:len(arts)]], arts)
         same("samples", {r["samples"] for r in d["results"]}, {int(a["limit"])})
     return bad
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _artifact_header(path: Path) -> dict:
+    with zipfile.ZipFile(path) as z:
+        return json.loads(np.load(io.BytesIO(z.read("__header__.npy"))).tobytes().decode())
+
+
+def lineage(step: Step, root: Path = REPO_ROOT) -> list[str]:
+    """Results made from another version of an input than the file the command names now (sha256 recorded by the
+    result vs the file in the tree): the command is right, but rerunning it may not give the committed numbers."""
+    a = _args(step.commands[-1])
+    out: list[str] = []
+
+    def check(what: str, recorded: str | None, path: str) -> None:
+        if recorded and (root / path).is_file() and not _sha(root / path).startswith(recorded[:16]):
+            out.append(f"{step.name}: {what} was made from {path} with sha256 {recorded[:8]}, the file now has "
+                       f"{_sha(root / path)[:8]}")
+
+    kind = step.name.split(":")[0]
+    if kind == "quantize" and "checkpoint" in a and (root / a["out"]).is_file():
+        src = _artifact_header(root / a["out"]).get("provenance", {}).get("source", {})
+        check(a["out"], src.get("sha256"), a["checkpoint"])
+    elif kind == "halting" and "compare" not in a and (root / a["out"] / "records.json").is_file():
+        rec = json.loads((root / a["out"] / "records.json").read_text())
+        check(f"{a['out']}/records.json", rec.get("artifact", {}).get("sha256"), a["artifact"])
+    elif kind == "gap9" and (root / a["json"]).is_file():
+        src = json.loads((root / a["json"]).read_text())["artifact"].get("source", {})
+        check(a["json"], src.get("sha256"), src.get("checkpoint", ""))
+    return out
 
 
 def all_problems(root: Path = REPO_ROOT) -> list[str]:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from trm_tvm.errors import atomic_write_text
 from trm_tvm.jsonio import REPO_ROOT, git_commit
+from trm_tvm.report.agreement import lineage
 from trm_tvm.report.manifest import FIGURES, SECTIONS, STEPS
 from trm_tvm.report.sections import REPORT_MD, SECTION_RENDER, summary
 from trm_tvm.report.sources import Results, missing_error, table
@@ -68,6 +69,10 @@ def limits(R: Results, notes: list[str]) -> str:
     rebuilt = [s for s in STEPS if not (s.recorded.endswith("COMMAND") or "header.provenance" in s.recorded)]
     out.append("- Commands not written down beside their result (the manifest's line is checked against the "
                "result's own metadata instead): " + "; ".join(f"`{s.name}` ({s.recorded})" for s in rebuilt) + ".")
+    drift = [p for s in STEPS for p in lineage(s, R.root)]
+    if drift:
+        out.append("- Results made from another version of an input file than the one committed now (same command; "
+                   "a rerun may differ): " + "; ".join(drift) + ".")
     extra = unread_results(R)
     if extra:
         out.append("- Committed results the report does not read yet (add them to `trm_tvm/report/manifest.py`): "

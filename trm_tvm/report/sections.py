@@ -541,8 +541,8 @@ def _gap9(R: Results, notes: list[str]) -> str:
                          num(mem["l1_peak"]), num(mem["l2"]),
                          num(m["fixed_compute"]["cycles"]), num(m["fixed_compute"]["latency_ms"]),
                          num(m["fixed_compute"]["energy_uj"]),
-                         f"{num(m['halting']['latency_ms'])}, {num(m['halting']['energy_uj'])} "
-                         f"({steps(m['halting']['mean_steps'], 'measured', GOLDEN)})"])
+                         f"{num(m['halting']['latency_ms'])}, {num(m['halting']['energy_uj'])}, "
+                         f"mean {steps(m['halting']['mean_steps'], 'measured', GOLDEN)}"])
             pub = d.get("published")
         cal = m["calibration"]
         text = (f"**Modeled, not measured**: no GAP9 device here. Functional: {d['functional']['what']} (golden "
