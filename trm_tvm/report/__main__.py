@@ -1,4 +1,4 @@
-"""python -m trm_tvm.report --out reports/report.md [--regenerate [--only SECTION] [--force]]"""
+"""python -m trm_tvm.report [--out reports/report.md] [--regenerate [--only SECTION] [--force] [--dry-run]]"""
 from __future__ import annotations
 
 import argparse
@@ -16,7 +16,7 @@ from trm_tvm.report.regenerate import regenerate
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m trm_tvm.report",
                                  description="The technical report, built from the committed results.")
-    ap.add_argument("--out", default="reports/report.md")
+    ap.add_argument("--out", type=Path, help="default: reports/report.md of the checkout (--root)")
     ap.add_argument("--regenerate", action="store_true",
                     help="first rerun the commands behind every figure (slow: training, QEMU, tuning)")
     ap.add_argument("--only", choices=SECTIONS, help="with --regenerate: only this section's commands")
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         regenerate(a.root, a.only, a.force, a.dry_run, log=lambda m: print(m, file=sys.stderr, flush=True))
         if a.dry_run:
             return 0
-    print(f"wrote {write(a.out, a.root)}")
+    print(f"wrote {write(a.out.resolve() if a.out else a.root / 'reports/report.md', a.root)}")
     return 0
 
 
