@@ -98,6 +98,14 @@ TRM_INLINE int32x4_t trm_mve_requant4(int32x4_t v, int32x4_t mult, int32_t round
   return vmaxq_s32(vminq_s32(r, vdupq_n_s32(127)), vdupq_n_s32(-128));
 }
 
+/* The same for s <= 24 without the clamp's constant vectors: VQSHL by 24 - s puts rq(v) in the top byte,
+ * saturating exactly when rq(v) leaves int8 (|rq| >= 128 <=> |x * 2^(24-s)| >= 2^31), and VSHR #24 brings it back
+ * sign-extended: rq >> s and sat8 in two instructions. */
+TRM_INLINE int32x4_t trm_mve_requant4_narrow(int32x4_t v, int32x4_t mult, int32_t round, int32_t s) {
+  int32x4_t x = s ? vaddq_n_s32(vmulhq_s32(v, mult), round) : vrmulhq_s32(v, mult);
+  return vshrq_n_s32(vqshlq_r_s32(x, 24 - s), 24);
+}
+
 /* out[t*n_out] = requantised bias + acc[t], 4 tokens per vector scattered into the output column (full vectors
  * unpredicated, then one predicated tail); sh < 32 is scalar. ROUNDED (sh == 32) is a constant after inlining. */
 TRM_INLINE void trm_mve_requant_loop(const int32_t *acc, int32_t bias, trm_requant_t q, int8_t *out, int tokens,
@@ -123,17 +131,62 @@ TRM_INLINE void trm_mve_requant_column(const int32_t *acc, int32_t bias, trm_req
     for (int t = 0; t < tokens; t++) out[(size_t)t * n_out] = trm_requant(bias + acc[t], q);
 }
 
+/* One column for n_in = 16*CH (a literal: the token MLP's k lengths 16 and 32) and shift >= 32: per block of 4 tokens, CH x
+ * (4 loads + 4 VMLADAVA) from the bias, the 4 sums moved into one vector, requantised and scattered into the
+ * column -- no int32 sums in scratch, no separate requantisation loop. The row's CH chunks are the same for every
+ * block (the compiler keeps them in vector registers). The 1-3 token tail through the rolled code. */
+TRM_INLINE void trm_mve_column_fixed(const uint8_t *row, int packed_s4, int ch, const int8_t *in, int tokens,
+                                     int32_t bias, trm_requant_t q, int8_t *out, int n_out, int32_t *acc) {
+  int n_in = 16 * ch, t = 0;
+  uint32x4_t offsets = vmulq_n_u32(vidupq_n_u32(0, 1), (uint32_t)n_out);
+  int32x4_t mult = vdupq_n_s32(q.mult);
+  int32_t s = q.shift - 32;
+  for (; t + 4 <= tokens; t += 4, in += 4 * n_in, out += 4 * n_out) {
+    const uint8_t *wp = row;
+    int8x16_t w = trm_mve_weights(&wp, packed_s4, 0, 16);
+    int32_t s0 = vmladavq_s8(vldrbq_s8(in), w), s1 = vmladavq_s8(vldrbq_s8(in + n_in), w);
+    int32_t s2 = vmladavq_s8(vldrbq_s8(in + 2 * n_in), w), s3 = vmladavq_s8(vldrbq_s8(in + 3 * n_in), w);
+    _Pragma("GCC unroll 8") for (int c = 1; c < ch; c++) {
+      w = trm_mve_weights(&wp, packed_s4, 0, 16);
+      s0 = vmladavaq_s8(s0, vldrbq_s8(in + 16 * c), w);
+      s1 = vmladavaq_s8(s1, vldrbq_s8(in + n_in + 16 * c), w);
+      s2 = vmladavaq_s8(s2, vldrbq_s8(in + 2 * n_in + 16 * c), w);
+      s3 = vmladavaq_s8(s3, vldrbq_s8(in + 3 * n_in + 16 * c), w);
+    }
+    int32x4_t v = vsetq_lane_s32(s3, vsetq_lane_s32(s2, vsetq_lane_s32(s1, vdupq_n_s32(s0), 1), 2), 3);
+    vstrbq_scatter_offset_s32(out, offsets, trm_mve_requant4_narrow(vaddq_n_s32(v, bias), mult, q.round, s));
+  }
+  if (t < tokens) {
+    trm_mve_row_sums(row, packed_s4, 0, in, tokens - t, n_in, acc);
+    trm_mve_requant_loop(acc, bias, q, out, tokens - t, n_out, s == 0);
+  }
+}
+
+#define TRM_MVE_COLUMN_CASE(CH) \
+  case CH: trm_mve_column_fixed(w, packed_s4, CH, in, tokens, b, q, out + o, n_out, acc); break;
+
 TRM_INLINE void trm_mve_linear(const int8_t *in, const uint8_t *w, int packed_s4, const int32_t *bias,
                                const int32_t *mult, const int32_t *shift, int8_t *out, int tokens, int n_in,
                                int n_out, void *scratch) {
   size_t row_bytes = packed_s4 ? (size_t)(n_in + 1) / 2 : (size_t)n_in;
   int32_t *acc = (int32_t *)(((uintptr_t)scratch + 3) & ~(uintptr_t)3);
   for (int o = 0; o < n_out; o++, w += row_bytes) {
+    trm_requant_t q = trm_requant_init(mult, shift, o);
+    int32_t b = bias ? bias[o] : 0;
+    if ((n_in == 16 || n_in == 32) && q.shift >= 32 && q.shift <= 56) { /* longer rows: the rolled k loop is faster (8 vector
+                                                         * registers cannot hold 3+ weight chunks and 4 tokens) */
+      switch (n_in / 16) {
+        TRM_MVE_COLUMN_CASE(1)
+        TRM_MVE_COLUMN_CASE(2)
+        default: break;
+      }
+      continue;
+    }
     if (n_in % 16)
       trm_mve_row_sums(w, packed_s4, 1, in, tokens, n_in, acc);
     else
       trm_mve_row_sums(w, packed_s4, 0, in, tokens, n_in, acc);
-    trm_mve_requant_column(acc, bias ? bias[o] : 0, trm_requant_init(mult, shift, o), out + o, tokens, n_out);
+    trm_mve_requant_column(acc, b, q, out + o, tokens, n_out);
   }
 }
 

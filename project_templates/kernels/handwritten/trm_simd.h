@@ -184,6 +184,10 @@ TRM_INLINE int32x4_t vldrwq_s32(const int32_t *p) {
   return r;
 }
 TRM_INLINE int32x4_t vdupq_n_s32(int32_t x) { int32x4_t r = {{x, x, x, x}}; return r; }
+TRM_INLINE int32x4_t vsetq_lane_s32(int32_t x, int32x4_t a, int lane) {
+  a.v[lane] = x;
+  return a;
+}
 TRM_INLINE uint32x4_t vidupq_n_u32(uint32_t a, int imm) {
   uint32x4_t r;
   for (int i = 0; i < 4; i++) r.v[i] = a + (uint32_t)(i * imm);
@@ -207,6 +211,19 @@ TRM_INLINE int32x4_t vaddq_n_s32(int32x4_t a, int32_t b) {
 }
 TRM_INLINE int32x4_t vshlq_r_s32(int32x4_t a, int32_t n) { /* the kernels shift right only (n <= 0) */
   for (int i = 0; i < 4; i++) a.v[i] >>= -n;
+  return a;
+}
+TRM_INLINE int32_t vmladavq_s8(int8x16_t a, int8x16_t b) { return vmladavaq_s8(0, a, b); }
+/* saturating shift left by a register (the kernels' counts are 0..24) */
+TRM_INLINE int32x4_t vqshlq_r_s32(int32x4_t a, int32_t n) {
+  for (int i = 0; i < 4; i++) {
+    int64_t x = (int64_t)a.v[i] * ((int64_t)1 << n);
+    a.v[i] = x > INT32_MAX ? INT32_MAX : (x < INT32_MIN ? INT32_MIN : (int32_t)x);
+  }
+  return a;
+}
+TRM_INLINE int32x4_t vshrq_n_s32(int32x4_t a, int n) {
+  for (int i = 0; i < 4; i++) a.v[i] >>= n;
   return a;
 }
 TRM_INLINE int32x4_t vminq_s32(int32x4_t a, int32x4_t b) {
