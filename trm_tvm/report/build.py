@@ -1,7 +1,6 @@
 """Assemble reports/report.md from the committed results (fast: no training, no QEMU)."""
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 from trm_tvm.errors import atomic_write_text
@@ -9,7 +8,7 @@ from trm_tvm.jsonio import REPO_ROOT, git_commit
 from trm_tvm.report.agreement import lineage
 from trm_tvm.report.manifest import FIGURES, SECTIONS, STEPS
 from trm_tvm.report.sections import REPORT_MD, SECTION_RENDER, summary
-from trm_tvm.report.sources import Results, missing_error, table
+from trm_tvm.report.sources import Results, git, missing_error, table
 
 HEADER = """# trm-tvm technical report
 
@@ -29,20 +28,11 @@ def check_required(R: Results) -> None:
                 raise missing_error(p, R.root)
 
 
-def _git_files(root: Path, under: str) -> list[str]:
-    """Files git tracks under a directory ([] outside a checkout)."""
-    try:
-        out = subprocess.run(["git", "-C", str(root), "ls-files", under], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return out.stdout.split() if out.returncode == 0 else []
-
-
 def unread_results(R: Results) -> list[str]:
     """Committed result JSONs under reports/ that no figure of the manifest reads yet (others' new work)."""
     read = {p for f in FIGURES for p in f.reads}
     found = []
-    tracked = _git_files(R.root, "reports")
+    tracked = git(R.root, "ls-files", "reports").split()
     files = sorted(tracked) if tracked else sorted(p.relative_to(R.root).as_posix()
                                                      for p in (R.root / "reports").rglob("*.json"))
     for rel in files:

@@ -15,21 +15,14 @@ from typing import Callable
 
 from trm_tvm.errors import UserError
 from trm_tvm.report.manifest import STEPS, Step, steps_of_section
-
-
-def _git(root: Path, *args: str) -> str:
-    try:
-        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
-                              timeout=30).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
+from trm_tvm.report.sources import git
 
 
 def changed_at(path: Path, root: Path) -> float:
     """When the file's content last changed: its last commit if tracked and clean, else its mtime."""
     rel = path.relative_to(root).as_posix()
-    if _git(root, "ls-files", rel) and not _git(root, "status", "--porcelain", "--", rel):
-        t = _git(root, "log", "-1", "--format=%ct", "--", rel)
+    if git(root, "ls-files", rel) and not git(root, "status", "--porcelain", "--", rel):
+        t = git(root, "log", "-1", "--format=%ct", "--", rel)
         if t:
             return float(t)
     return path.stat().st_mtime

@@ -1,6 +1,7 @@
 """Reading committed results for the report: one-line errors for missing files, provenance read from the files."""
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -8,6 +9,15 @@ from trm_tvm.errors import UserError
 from trm_tvm.jsonio import REPO_ROOT, read_json
 from trm_tvm.provenance import PROVENANCES, fmt
 from trm_tvm.report.manifest import Figure, step_for
+
+
+def git(root: Path, *args: str) -> str:
+    """Output of a git command in the checkout ('' outside one or on failure)."""
+    try:
+        r = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return r.stdout.strip() if r.returncode == 0 else ""
 
 
 def missing_error(path: str, root: Path = REPO_ROOT) -> UserError:
