@@ -100,3 +100,19 @@ def test_a_wrong_output_or_l1_peak_is_a_failed_case():
           f"CASE 0002\nL1PEAK {t.l1_bytes + 8:08x}\nRC 0\nOUT 000102030405\n"
     a, b, c, d = selftest.parse_cases(log, [t, t, t, t], expect)
     assert a.ok and "differs" in b.error and "L1 peak" in c.error and "no output" in d.error
+
+
+def test_token_split_cases_are_also_checked_with_the_tir_kernels(tmp_path, monkeypatch):
+    """With tir=True a token-split tiling also runs with the per-core kernels generated from the TIR strategy; a
+    tiling whose generated kernels are wrong (here: one share kernel missing) fails although the loop passes."""
+    from trm_tvm.gap9 import tir_kernels
+
+    tok = [LinearTiling(13, 37, 29, w, 13, 16, True, True, p) for w, p in ((8, False), (8, True))]
+    ch = LinearTiling(13, 37, 29, 8, 13, 16, False, True)
+    res = selftest.run_linear_cases([tok[0], ch, tok[1]], tmp_path / "a", tir=True)
+    assert all(r.ok for r in res), [r.error for r in res]
+    s4 = LinearTiling(13, 37, 29, 4, 5, 29, True, False)
+    real = tir_kernels.share_shapes
+    monkeypatch.setattr(tir_kernels, "share_shapes", lambda t, cores: set(sorted(real(t, cores))[1:]))
+    [r] = selftest.run_linear_cases([s4], tmp_path / "b", tir=True)
+    assert not r.ok and "TIR-generated" in r.error and "refused" in r.error

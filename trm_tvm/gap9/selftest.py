@@ -6,7 +6,8 @@ Every case runs `trm_linear_cl` (project_templates/gap9/kernels) on the same see
 tiling, under the compat checker (races, DMA ordering, per-core write-sets); the host compares each output with
 the integer spec (trm_tvm.quant.spec) and the kernel's L1 peak with the planner's figure. A case is `ok` only when
 the run is clean, the kernel accepted the tiling, the output is 0 LSB and the L1 peak is the planned one.
-The tuner (trm_tvm.gap9.search) uses it to reject candidates; tests/test_gap9_compat.py to test the kernel.
+The tuner (trm_tvm.gap9.tune) uses it to reject candidates (token-split ones also with the per-core kernels
+generated from the TIR strategy); tests/test_gap9_compat.py to test the kernel.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from trm_tvm.quant import spec
 
 SELFTEST = functional.TEMPLATE / "selftest" / "selftest.c"
 LINEAR = functional.TEMPLATE / "kernels" / "trm_linear_cl.c"
+CORES = 8                        # cluster harts of the functional build (qemu -smp 9: FC + 8)
 
 
 @dataclass
@@ -53,7 +55,10 @@ def linear_operands(tokens: int, n_in: int, n_out: int, wbits: int, seed: int) -
     return {"in": a, "w": w_dev, "bias": bias, "mult": mult, "shift": shift, "expect": expect}
 
 
-def selftest_header(ops: dict, tilings: list[LinearTiling]) -> str:
+def selftest_header(ops: dict, tilings: list[LinearTiling], tir: list[bool]) -> str:
+    """selftest_data.h: the operands, and one st_cases entry per tiling (`tir[i]`: with the generated kernels)."""
+    from trm_tvm.gap9.tir_kernels import dispatcher_name
+
     t0 = tilings[0]
     defs = {"ST_TOKENS": t0.tokens, "ST_N_IN": t0.n_in, "ST_N_OUT": t0.n_out, "ST_WBITS": t0.wbits}
     arrays = [("st_in", ops["in"]), ("st_w", ops["w"]), ("st_bias", ops["bias"]), ("st_mult", ops["mult"]),
@@ -63,8 +68,8 @@ def selftest_header(ops: dict, tilings: list[LinearTiling]) -> str:
         if t.packed:
             arrays.append((f"st_packed{i}", pack_linear(t, ops["w"], ops["bias"], ops["mult"], ops["shift"])))
         cases.append(f"{{{t.tile_tokens}, {t.tile_out}, {int(t.split_tokens)}, {int(t.double_buffer)}, "
-                     f"{f'st_packed{i}' if t.packed else '0'}}}")
-    return ("#include <stdint.h>\n" + c_defines(defs) + "".join(c_array(n, v) for n, v in arrays)
+                     f"{f'st_packed{i}' if t.packed else '0'}, {dispatcher_name(t.n_in, t.wbits) if tir[i] else '0'}}}")
+    return ("#include <stdint.h>\n#include \"trm_gap9_tir.h\"\n" + c_defines(defs) + "".join(c_array(n, v) for n, v in arrays)
             + "static const st_case_t st_cases[] = {\n  " + ",\n  ".join(cases) + "\n};\n")
 
 
@@ -87,25 +92,44 @@ def parse_cases(output: str, tilings: list[LinearTiling], expect: np.ndarray) ->
 
 
 def run_linear_cases(tilings: list[LinearTiling], work: Path, seed: int = 1, checks: int = 1,
-                     sequential: int = 0, timeout_s: float = 120.0) -> list[CaseResult]:
-    """Build one firmware holding every tiling of one layer shape, run it once, check each case."""
+                     sequential: int = 0, timeout_s: float = 120.0, tir: bool = False) -> list[CaseResult]:
+    """Build one firmware holding every tiling of one layer shape, run it once, check each case. With `tir`, each
+    token-split tiling runs a second time with the per-core kernels generated from the TIR strategy
+    (trm_tvm.gap9.tir_kernels), and its result is ok only if both runs are."""
     shapes = {(t.tokens, t.n_in, t.n_out, t.wbits) for t in tilings}
     if len(shapes) != 1:
         raise ValueError(f"one firmware tests one layer shape, got {sorted(shapes)}")
+    extra = [i for i, t in enumerate(tilings) if tir and t.split_tokens]
+    cases, with_tir = list(tilings) + [tilings[i] for i in extra], [False] * len(tilings) + [True] * len(extra)
     ops = linear_operands(*shapes.pop(), seed=seed)
+    results = _run_cases(cases, with_tir, ops, work, checks, sequential, timeout_s)
+    for j, i in enumerate(extra):
+        r = results[len(tilings) + j]
+        if results[i].ok and not r.ok:
+            results[i].error = f"with the TIR-generated kernels: {r.error}"
+    return results[:len(tilings)]
+
+
+def _run_cases(cases, with_tir, ops, work, checks, sequential, timeout_s) -> list[CaseResult]:
+    from trm_tvm.gap9 import tir_kernels
+
     work.mkdir(parents=True, exist_ok=True)
-    (work / "selftest_data.h").write_text(selftest_header(ops, tilings))
-    elf = functional.build(work / "fw.elf", [SELFTEST, LINEAR], [work],
+    tir_c, tir_h = tir_kernels.source([t for t, w in zip(cases, with_tir) if w], CORES)
+    (work / "trm_gap9_tir.c").write_text(tir_c)
+    (work / "trm_gap9_tir.h").write_text(tir_h)
+    (work / "selftest_data.h").write_text(selftest_header(ops, cases, with_tir))
+    elf = functional.build(work / "fw.elf", [SELFTEST, LINEAR, work / "trm_gap9_tir.c"], [work],
                            {"TRM_SELFTEST_LINEAR": 1, "TRM_COMPAT_CHECKS": checks,
                             "TRM_COMPAT_SEQUENTIAL": sequential, "TRM_COMPAT_SEED": 7})
     run = functional.run(elf, timeout_s=timeout_s)
-    results = parse_cases(run.output, tilings, ops["expect"])
+    results = parse_cases(run.output, cases, ops["expect"])
     done = sum(r.output is not None for r in results)
-    if run.exit_code != 0 and done < len(tilings):
+    if run.exit_code != 0 and done < len(cases):
         # a compat error stops the firmware: the case that was running is the culprit, the later ones run again
         results[done].error = run.compat_error or f"functional run exit {run.exit_code}"
-        if done + 1 < len(tilings):
-            results[done + 1:] = run_linear_cases(tilings[done + 1:], work, seed, checks, sequential, timeout_s)
+        if done + 1 < len(cases):
+            results[done + 1:] = _run_cases(cases[done + 1:], with_tir[done + 1:], ops, work, checks, sequential,
+                                            timeout_s)
     elif run.exit_code != 0:
         for r in results:
             r.error = r.error or run.compat_error or f"functional run exit {run.exit_code}"

@@ -15,8 +15,9 @@ the space function expresses the GAP9 cluster schedule on it with TIR primitives
 Then the core axis of the tile (channels or tokens) is split `[8, None]` and the 8-way loop marked parallel (the
 kernel gives core c the c-th contiguous ceil(n/8) share), and the requantisation is computed at the tile.
 The trace's decisions are the knobs (`knobs_of`); `tiling_of` turns them into the `LinearTiling` that the
-hand-written cluster kernel (project_templates/gap9/kernels/trm_linear_cl.c) runs -- the TIR here describes
-that schedule, it is not lowered to C (docs/gap9.md "Tuning": what generating the kernel would take).
+cluster kernel (project_templates/gap9/kernels/trm_linear_cl.c) runs -- the TIR here describes that schedule; the
+tiles, DMA and fork are the kernel's C, its per-core compute can be the strategy's (trm_tvm.gap9.tir_kernels;
+docs/gap9.md "Kernels from the TIR strategies").
 Unrolling is not a knob: the cluster kernel's inner loop is a fixed 2x4 register block with hardware loops in
 the frozen cycle model, so no unroll value would change either the C or the modeled cycles.
 """

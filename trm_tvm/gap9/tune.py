@@ -8,7 +8,8 @@
 3. Search: meta_schedule ReplayFunc through trm_tvm.tune.search (the Cortex-M path's PyBuilder / PyRunner /
    bit-exact measure callback) with `KernelMeasurer` below: the candidates of a batch run in ONE functional
    firmware on 9 QEMU harts (trm_tvm.gap9.selftest: compat checker on, 0 LSB against the integer spec, L1 peak
-   = plan); a candidate that fails is rejected, a passing one is scored by the frozen cycle model (**modeled**).
+   = plan; token-split candidates also with the per-core kernels generated from the TIR strategy, as
+   `deploy --kernels tir` runs them); a candidate that fails is rejected, a passing one is scored by the frozen cycle model (**modeled**).
 4. Compare: naive / default / tuned per kernel (modeled cycles, each verified on the functional build) and per
    whole fixed-compute inference of each artifact; the tuned project is run against the golden model (0 LSB).
 The database is meta_schedule's JSON database in schedules/gap9/ (docs/tuning.md); `deploy --schedule tuned`
@@ -70,7 +71,8 @@ class KernelMeasurer:
         task = space.task_of(group[0][1]["main"])
         tilings = [task.tiling(space.knobs_in(m)) for _, m in group]
         t0 = time.monotonic()
-        checked = selftest.run_linear_cases(tilings, self.workdir / f"batch{self.batches % 2}", checks=self.checks)
+        checked = selftest.run_linear_cases(tilings, self.workdir / f"batch{self.batches % 2}", checks=self.checks,
+                                            tir=True)
         self.batches += 1
         self.build_s += time.monotonic() - t0
         for (h, _), t, r in zip(group, tilings, checked):

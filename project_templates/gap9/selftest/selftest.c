@@ -1,7 +1,7 @@
 /* Self-test of the functional GAP9 build (tests/test_gap9_compat.py generates selftest_data.h).
  *
  * Mode TRM_SELFTEST_LINEAR: trm_linear_cl on the operands of selftest_data.h once per schedule of its `st_cases`
- * table (one cluster task each, e.g. a tuning batch); per case the FC prints "CASE <i>", "L1PEAK <hex>" (that
+ * table (one cluster task each, e.g. a tuning batch; a case may name generated per-core kernels, trm_gap9_tir.c); per case the FC prints "CASE <i>", "L1PEAK <hex>" (that
  * call's L1 peak), "RC <int>" and the output bytes as hex on "OUT" lines, then exits 0.
  * Mode TRM_SELFTEST_RACE=<n>: a small two-stage parallel kernel with one deliberate bug n, which the compat
  * checker must stop (exit 3, "TRM-COMPAT-ERROR"):
@@ -33,7 +33,8 @@ static __attribute__((unused)) void put_hex(uint32_t v, int digits) {
 #ifdef TRM_SELFTEST_LINEAR
 typedef struct {
   int tile_tokens, tile_out, split_tokens, double_buffer;
-  const uint8_t *packed; /* the case's packed weight tiles, or 0 */
+  const uint8_t *packed;        /* the case's packed weight tiles, or 0 */
+  trm_linear_cl_share_fn share; /* generated per-core kernels (trm_gap9_tir.h), or 0 */
 } st_case_t;
 #include "selftest_data.h"
 void trm_compat_l1_peak_reset(void);
@@ -46,7 +47,7 @@ static void cluster_entry(void *arg) {
       .in = st_in, .w = st_w, .bias = st_bias, .mult = st_mult, .shift = st_shift, .out = out,
       .tokens = ST_TOKENS, .n_in = ST_N_IN, .n_out = ST_N_OUT, .wbits = ST_WBITS,
       .tile_tokens = c->tile_tokens, .tile_out = c->tile_out, .split_tokens = c->split_tokens,
-      .double_buffer = c->double_buffer, .packed = c->packed,
+      .double_buffer = c->double_buffer, .packed = c->packed, .share = c->share,
   };
   rc = trm_linear_cl(&a);
 }
