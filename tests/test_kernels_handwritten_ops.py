@@ -1,4 +1,5 @@
-"""The hand-written element-wise kernels (project_templates/kernels/handwritten/trm_ops_dsp.c) on the host, 0 LSB.
+"""The hand-written element-wise kernels on the host, 0 LSB: dsp (handwritten/trm_ops_dsp.c) and mve (the add, mul
+and LUT of handwritten/trm_kernels_mve.c).
 
 The SAME C source as on the boards with the DSP instructions emulated in plain C (trm_simd.h). Each op runs
 >= 1000 random vectors (kernel_cases: odd lengths, extreme inputs, saturation, rounding ties, every requantisation
@@ -23,8 +24,8 @@ SENTINEL = 0x5A
 
 @pytest.fixture(scope="module")
 def lib():
-    return build_shared([handwritten.HANDWRITTEN_DIR / handwritten.OPS_SOURCE] + REF_SOURCES,
-                        [KERNELS_DIR, handwritten.HANDWRITTEN_DIR])
+    srcs = [handwritten.HANDWRITTEN_DIR / s for s in (handwritten.OPS_SOURCE, handwritten.SOURCES["mve"])]
+    return build_shared(srcs + REF_SOURCES, [KERNELS_DIR, handwritten.HANDWRITTEN_DIR])
 
 
 class Buffers:
@@ -95,8 +96,9 @@ def length(rng) -> int:
     return int(rng.choice([int(rng.integers(1, 70)), 768, 1536], p=[0.9, 0.05, 0.05]))
 
 
+@pytest.mark.parametrize("variant", ["dsp", "mve"])
 @pytest.mark.parametrize("n_in", [1, 2, 3])
-def test_add_s8_and_s32(lib, n_in):
+def test_add_s8_and_s32(lib, n_in, variant):
     rng = np.random.default_rng(200 + n_in)
     saturated = 0
     for i in range(N):
@@ -107,7 +109,7 @@ def test_add_s8_and_s32(lib, n_in):
             m[:] = (1 << 15) - 1  # the largest multipliers: the int16 lanes at their limit
         s = int(rng.integers(1, 31))
         want8, want32 = spec.add_s8(ins, m, s), spec.add_s32(ins, m)
-        got8, got32 = run_add(lib, "dsp", ins, m, s, i % 4), run_add(lib, "dsp", ins, m, None, i % 4)
+        got8, got32 = run_add(lib, variant, ins, m, s, i % 4), run_add(lib, variant, ins, m, None, i % 4)
         np.testing.assert_array_equal(got8, want8, err_msg=f"case {i} n={n}")
         np.testing.assert_array_equal(got32, want32, err_msg=f"case {i} n={n}")
         np.testing.assert_array_equal(got8, run_add(lib, "ref", ins, m, s, 0))
@@ -115,7 +117,8 @@ def test_add_s8_and_s32(lib, n_in):
     assert saturated > 100
 
 
-def test_mul(lib):
+@pytest.mark.parametrize("variant", ["dsp", "mve"])
+def test_mul(lib, variant):
     rng = np.random.default_rng(210)
     saturated = 0
     for i in range(N):
@@ -126,19 +129,20 @@ def test_mul(lib):
             shift = np.int32(rng.choice([1, 16, 31, 32, 33]))
             mult = np.int32(rng.integers(-(1 << min(int(shift), 31)) + 1, 1 << min(int(shift), 31)))
         want = spec.mul_s8(a, x, mult, shift)
-        got = run_mul(lib, "dsp", a, x, mult, shift, i % 4)
+        got = run_mul(lib, variant, a, x, mult, shift, i % 4)
         np.testing.assert_array_equal(got, want, err_msg=f"case {i} n={n} M={mult} sh={shift}")
         np.testing.assert_array_equal(got, run_mul(lib, "ref", a, x, mult, shift, 0))
         saturated += int(np.isin(want, [-128, 127]).sum())
     assert saturated > 100
 
 
-def test_lut(lib):
+@pytest.mark.parametrize("variant", ["dsp", "mve"])
+def test_lut(lib, variant):
     rng = np.random.default_rng(220)
     for i in range(N):
         n = length(rng)
         a, table = int8(rng, n, rng.random() < 0.1), int8(rng, 256)
-        got = run_lut(lib, "dsp", a, table, i % 4)
+        got = run_lut(lib, variant, a, table, i % 4)
         np.testing.assert_array_equal(got, spec.lut_s8(a, table))
         np.testing.assert_array_equal(got, run_lut(lib, "ref", a, table, 0))
 
@@ -169,9 +173,10 @@ def test_rmsnorm_every_bit_length(lib):
 
 def test_backend_swaps_in_the_element_wise_kernels():
     m4, m55 = load_board("cortex-m4"), load_board("cortex-m55")
+    assert handwritten.kernel("mul_s8", m4) == "trm_mul_s8_dsp" and handwritten.kernel("mul_s8", m55) == "trm_mul_s8_mve"
     for board in (m4, m55):
         assert handwritten.kernel("rmsnorm_s32", board) == "trm_rmsnorm_s32_dsp"
         assert handwritten.kernel("transpose_s8", board) == "trm_transpose_s8_ref"
         assert handwritten.OPS_SOURCE in [p.name for p in handwritten.sources(board)]
-        stmt = handwritten.rename_calls("trm_mul_s8_ref(a, b, 1, 40, o, 8); trm_transpose_s8_ref(a, o, 2, 4);", board)
-        assert stmt == "trm_mul_s8_dsp(a, b, 1, 40, o, 8); trm_transpose_s8_ref(a, o, 2, 4);"
+        stmt = handwritten.rename_calls("trm_lut_s8_ref(a, t, o, 8); trm_transpose_s8_ref(a, o, 2, 4);", board)
+        assert stmt == f"{handwritten.kernel('lut_s8', board)}(a, t, o, 8); trm_transpose_s8_ref(a, o, 2, 4);"

@@ -5,7 +5,7 @@ draws 1000 cases per kernel from a seeded xorshift32 on the device -- 1-9 tokens
 unrolled lengths 16-96) x 1-20 outputs
 (every blocking tail), extreme inputs, rounding ties, negative multipliers, shifts < 32, odd n_in for s4, buffers
 offset 0-3 bytes -- runs the hand-written kernel and its ref twin, s8 and packed s4, then 1000 cases of the
-element-wise dsp kernels (add_s8/s32, mul, lut, rmsnorm; own seed) beside their ref twins, and prints CRC-32s; the host
+element-wise kernels (add_s8/s32, mul, lut: dsp or mve; rmsnorm: dsp; own seed) beside their ref twins, and prints CRC-32s; the host
 regenerates each case and compares with trm_tvm.quant.spec. (2) The kernels linked into a project firmware, through
 the project template's RPC SELF_TEST (shared PRNG, CRC against the spec): the production path.
 """

@@ -199,3 +199,53 @@ void trm_linear_s4_mve(const int8_t *in, const uint8_t *w, const int32_t *bias, 
                        const int32_t *shift, int8_t *out, int tokens, int n_in, int n_out, void *scratch) {
   trm_mve_linear(in, w, 1, bias, mult, shift, out, tokens, n_in, n_out, scratch);
 }
+
+/* ---- element-wise ops (Helium; the dsp twins in trm_ops_dsp.c, the ref twins in ../reference/) ------------ */
+
+/* v = sum_j in_j * m_j on 4 int32 lanes (each operand's bytes widened by the load) */
+TRM_INLINE int32x4_t trm_mve_add_sum4(const int8_t *const *in, const int32_t *m, int n_in, int i) {
+  int32x4_t v = vmulq_n_s32(vldrbq_s32(in[0] + i), m[0]);
+  for (int j = 1; j < n_in; j++) v = vmlaq_n_s32(v, vldrbq_s32(in[j] + i), m[j]);
+  return v;
+}
+
+void trm_add_s32_mve(const int8_t *const *in, const int32_t *m, int n_in, int32_t *out, int len) {
+  int i = 0;
+  for (; i + 4 <= len; i += 4) vstrwq_s32(out + i, trm_mve_add_sum4(in, m, n_in, i));
+  for (; i < len; i++) {
+    out[i] = 0;
+    for (int j = 0; j < n_in; j++) out[i] += (int32_t)in[j][i] * m[j];
+  }
+}
+
+void trm_add_s8_mve(const int8_t *const *in, const int32_t *m, int n_in, int32_t s, int8_t *out, int len) {
+  int i = 0;
+  for (; i + 4 <= len; i += 4) /* (v + 2^(s-1)) >> s is VRSHL by -s; sat8 as in trm_mve_requant4_narrow */
+    vstrbq_s32(out + i, vshrq_n_s32(vqshlq_r_s32(vrshlq_n_s32(trm_mve_add_sum4(in, m, n_in, i), -s), 24), 24));
+  for (; i < len; i++) {
+    int32_t v = 0;
+    for (int j = 0; j < n_in; j++) v += (int32_t)in[j][i] * m[j];
+    out[i] = (int8_t)trm_ssat8((int32_t)(((int64_t)v + ((int64_t)1 << (s - 1))) >> s));
+  }
+}
+
+void trm_mul_s8_mve(const int8_t *a, const int8_t *b, int32_t mult, int32_t shift, int8_t *out, int len) {
+  trm_requant_t q = trm_requant_init(&mult, &shift, 0);
+  int i = 0;
+  if (q.shift >= 32 && q.shift <= 56) {
+    int32x4_t m = vdupq_n_s32(q.mult);
+    for (; i + 4 <= len; i += 4)
+      vstrbq_s32(out + i, trm_mve_requant4_narrow(vmulq_s32(vldrbq_s32(a + i), vldrbq_s32(b + i)), m, q.round,
+                                                  q.shift - 32));
+  }
+  for (; i < len; i++) out[i] = trm_requant((int32_t)a[i] * b[i], q);
+}
+
+void trm_lut_s8_mve(const int8_t *in, const int8_t *table, int8_t *out, int len) {
+  int i = 0;
+  for (; i + 16 <= len; i += 16) /* table[q + 128]: q's byte with the top bit flipped, 16 gathered bytes */
+    vstrbq_u8((uint8_t *)out + i, vldrbq_gather_offset_u8((const uint8_t *)table,
+                                                           veorq_u8(vldrbq_u8((const uint8_t *)in + i),
+                                                                    vdupq_n_u8(0x80))));
+  for (; i < len; i++) out[i] = table[in[i] + 128];
+}

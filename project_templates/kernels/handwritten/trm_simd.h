@@ -214,6 +214,55 @@ TRM_INLINE int32x4_t vshlq_r_s32(int32x4_t a, int32_t n) { /* the kernels shift 
   return a;
 }
 TRM_INLINE int32_t vmladavq_s8(int8x16_t a, int8x16_t b) { return vmladavaq_s8(0, a, b); }
+/* element-wise ops: 4 int8 widened to int32 lanes and back, products, rounding shifts, byte gathers */
+TRM_INLINE int32x4_t vldrbq_s32(const int8_t *p) {
+  int32x4_t r;
+  for (int i = 0; i < 4; i++) r.v[i] = p[i];
+  return r;
+}
+TRM_INLINE void vstrbq_s32(int8_t *p, int32x4_t a) {
+  for (int i = 0; i < 4; i++) p[i] = (int8_t)(a.v[i] & 0xFF);
+}
+TRM_INLINE void vstrwq_s32(int32_t *p, int32x4_t a) {
+  for (int i = 0; i < 4; i++) p[i] = a.v[i];
+}
+TRM_INLINE int32x4_t vmulq_s32(int32x4_t a, int32x4_t b) {
+  for (int i = 0; i < 4; i++) a.v[i] = (int32_t)((uint32_t)a.v[i] * (uint32_t)b.v[i]);
+  return a;
+}
+TRM_INLINE int32x4_t vmulq_n_s32(int32x4_t a, int32_t b) { return vmulq_s32(a, vdupq_n_s32(b)); }
+TRM_INLINE int32x4_t vmlaq_n_s32(int32x4_t add, int32x4_t a, int32_t b) {
+  for (int i = 0; i < 4; i++) add.v[i] = (int32_t)((uint32_t)add.v[i] + (uint32_t)a.v[i] * (uint32_t)b);
+  return add;
+}
+/* rounding shift by a register; the kernels shift right only (n < 0): (a + 2^(-n-1)) >> -n without overflow */
+TRM_INLINE int32x4_t vrshlq_n_s32(int32x4_t a, int32_t n) {
+  for (int i = 0; i < 4; i++) a.v[i] = (int32_t)(((int64_t)a.v[i] + ((int64_t)1 << (-n - 1))) >> -n);
+  return a;
+}
+typedef struct { uint8_t v[16]; } uint8x16_t;
+TRM_INLINE uint8x16_t vldrbq_u8(const uint8_t *p) {
+  uint8x16_t r;
+  for (int i = 0; i < 16; i++) r.v[i] = p[i];
+  return r;
+}
+TRM_INLINE void vstrbq_u8(uint8_t *p, uint8x16_t a) {
+  for (int i = 0; i < 16; i++) p[i] = a.v[i];
+}
+TRM_INLINE uint8x16_t veorq_u8(uint8x16_t a, uint8x16_t b) {
+  for (int i = 0; i < 16; i++) a.v[i] ^= b.v[i];
+  return a;
+}
+TRM_INLINE uint8x16_t vdupq_n_u8(uint8_t x) {
+  uint8x16_t r;
+  for (int i = 0; i < 16; i++) r.v[i] = x;
+  return r;
+}
+/* lane i = base[offset[i]] */
+TRM_INLINE uint8x16_t vldrbq_gather_offset_u8(const uint8_t *base, uint8x16_t offset) {
+  for (int i = 0; i < 16; i++) offset.v[i] = base[offset.v[i]];
+  return offset;
+}
 /* saturating shift left by a register (the kernels' counts are 0..24) */
 TRM_INLINE int32x4_t vqshlq_r_s32(int32x4_t a, int32_t n) {
   for (int i = 0; i < 4; i++) {

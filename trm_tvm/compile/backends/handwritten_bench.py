@@ -194,7 +194,8 @@ OPS = ("add_s8", "add_s32", "mul_s8", "lut_s8", "rmsnorm_s32")
 
 
 def check_ops_selftest(output: str, cases: int, seed: int = SEED) -> dict:
-    """The element-wise O lines: the dsp kernel's and the ref twin's CRC of each op against the spec's."""
+    """The element-wise O lines: the board's hand-written kernel's (dsp, or mve for add/mul/LUT on Helium) and the
+    ref twin's CRC of each op against the spec's."""
     lines = [ln.split() for ln in output.splitlines() if ln.startswith("O ")]
     if len(lines) != cases:
         raise AssertionError(f"expected {cases} op case lines, got {len(lines)}")
@@ -208,7 +209,7 @@ def check_ops_selftest(output: str, cases: int, seed: int = SEED) -> dict:
         if got[0] != i:
             bad.append(f"case {i}: line {got[0]}")
         for k, name in enumerate(OPS):
-            for j, variant in enumerate(("dsp", "ref")):
+            for j, variant in enumerate(("hw", "ref")):
                 if got[1 + 5 * j + k] != crcs[k]:
                     bad.append(f"case {i} {name}_{variant}")
     return {"cases": cases, "mismatches": bad, "saturated_outputs": saturated}

@@ -112,7 +112,7 @@ static uint32_t run_s4(linear_s4_fn fn, const int8_t *a, const uint8_t *w, int8_
   return crc32(out, tokens * n_out);
 }
 
-/* ---- element-wise ops (trm_ops_dsp.c, every core with the DSP extension): O lines ------------------------- */
+/* ---- element-wise ops (dsp: trm_ops_dsp.c; mve: add, mul, LUT in trm_kernels_mve.c): O lines ------------- */
 #define TRM_OPS_SEED 0x0B5EEDu /* the op cases' own PRNG stream: the linear cases stay as they were */
 #define MAX_N 70
 #define MAX_DIM 60
@@ -167,8 +167,8 @@ static void ops_case(int i) {
   requant(mult_r, shift_r, dim, 36 + range(0, 6));
   put_str("O");
   put_hex((uint32_t)i);
-  run_ops(trm_add_s8_dsp, trm_add_s32_dsp, trm_mul_s8_dsp, trm_lut_s8_dsp, trm_rmsnorm_s32_dsp, x, n_in, n, s,
-          mult, shift, o8_buf + off, off, tokens, dim, eps);
+  run_ops(HW(trm_add_s8_), HW(trm_add_s32_), HW(trm_mul_s8_), HW(trm_lut_s8_), trm_rmsnorm_s32_dsp, x, n_in, n, s,
+          mult, shift, o8_buf + off, off, tokens, dim, eps); /* the board's variants (RMSNorm: dsp on both) */
   run_ops(trm_add_s8_ref, trm_add_s32_ref, trm_mul_s8_ref, trm_lut_s8_ref, trm_rmsnorm_s32_ref, x, n_in, n, s,
           mult, shift, o8_buf + off, off, tokens, dim, eps);
   flush();
