@@ -147,35 +147,44 @@ def test_lut(lib, variant):
         np.testing.assert_array_equal(got, run_lut(lib, "ref", a, table, 0))
 
 
-def test_rmsnorm(lib):
-    """kernel_cases.rmsnorm_case (magnitudes 2^4 to 2^24: every b of the Q15 step), plus the model's 16 x 48."""
+@pytest.mark.parametrize("variant", ["dsp", "mve"])
+def test_rmsnorm(lib, variant):
+    """kernel_cases.rmsnorm_case (magnitudes 2^4 to 2^24: every b of the Q15 step), plus the model's 16 x 48; half
+    the cases with every shift in 33..56 and dim a multiple of 4 (the mve vector path; else it takes the dsp one)."""
     rng = np.random.default_rng(230)
     for i in range(N):
-        r, eps, mult, sh = rmsnorm_case(rng, dims=(16, 48) if i % 10 == 0 else None)
+        r, eps, mult, sh = rmsnorm_case(rng, dims=(16, 48) if i % 10 == 0 else (int(rng.integers(1, 5)),
+                                                                                   4 * int(rng.integers(1, 20))))
+        if i % 2:
+            sh = rng.integers(33, 57, size=sh.size).astype(np.int32)
+            mult = (rng.integers(1 << 30, 1 << 31, size=sh.size) * rng.choice([-1, 1], size=sh.size)).astype(np.int32)
         want = spec.rmsnorm_s32(r, eps, mult, sh)
-        got = run_rmsnorm(lib, "dsp", r, eps, mult, sh, i % 4)
+        got = run_rmsnorm(lib, variant, r, eps, mult, sh, i % 4)
         np.testing.assert_array_equal(got, want, err_msg=f"case {i} shape {r.shape} eps {eps}")
         np.testing.assert_array_equal(got, run_rmsnorm(lib, "ref", r, eps, mult, sh, 0))
 
 
-def test_rmsnorm_every_bit_length(lib):
+@pytest.mark.parametrize("variant", ["dsp", "mve"])
+def test_rmsnorm_every_bit_length(lib, variant):
     """One token per magnitude 2^0 .. 2^24 (b of isqrt from 1 to 31), both signs, each Q15 path boundary."""
     rng = np.random.default_rng(231)
     for p in range(25):
-        for dim in (1, 3, 48, 333):
+        for dim in (1, 3, 48, 332):
             r = rng.integers(-(1 << p), (1 << p) + 1, size=(2, dim)).clip(-(1 << 24) + 1, (1 << 24) - 1)
             r = r.astype(np.int32)
             mult, sh = requant_params(rng, dim, (1 << 15) / np.sqrt(dim) * 2)
+            sh = np.clip(sh, 33, 56).astype(np.int32) if p % 2 else sh  # odd p: the mve vector path
             for eps in (0, 1, int(rng.integers(0, 1 << 30))):
-                np.testing.assert_array_equal(run_rmsnorm(lib, "dsp", r, eps, mult, sh, p % 4),
+                np.testing.assert_array_equal(run_rmsnorm(lib, variant, r, eps, mult, sh, p % 4),
                                               spec.rmsnorm_s32(r, eps, mult, sh), err_msg=f"2^{p} dim {dim}")
 
 
 def test_backend_swaps_in_the_element_wise_kernels():
     m4, m55 = load_board("cortex-m4"), load_board("cortex-m55")
     assert handwritten.kernel("mul_s8", m4) == "trm_mul_s8_dsp" and handwritten.kernel("mul_s8", m55) == "trm_mul_s8_mve"
+    assert handwritten.kernel("rmsnorm_s32", m4) == "trm_rmsnorm_s32_dsp"
+    assert handwritten.kernel("rmsnorm_s32", m55) == "trm_rmsnorm_s32_mve"
     for board in (m4, m55):
-        assert handwritten.kernel("rmsnorm_s32", board) == "trm_rmsnorm_s32_dsp"
         assert handwritten.kernel("transpose_s8", board) == "trm_transpose_s8_ref"
         assert handwritten.OPS_SOURCE in [p.name for p in handwritten.sources(board)]
         stmt = handwritten.rename_calls("trm_lut_s8_ref(a, t, o, 8); trm_transpose_s8_ref(a, o, 2, 4);", board)

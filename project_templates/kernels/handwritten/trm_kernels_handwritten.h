@@ -16,12 +16,16 @@ void trm_mul_s8_dsp(const int8_t *a, const int8_t *b, int32_t mult, int32_t shif
 void trm_lut_s8_dsp(const int8_t *in, const int8_t *table, int8_t *out, int len);
 void trm_rmsnorm_s32_dsp(const int32_t *in, int64_t eps, const int32_t *mult, const int32_t *shift, int8_t *out,
                          int tokens, int dim);
+/* RMSNorm steps 2-3 of one token (ss > 0): returns b = bit_length(isqrt(ss)), *inv = 2^(b+29) / isqrt(ss) */
+int trm_rmsnorm_scale(int64_t ss, int32_t *inv);
 
 /* the element-wise ops with Helium (trm_kernels_mve.c) */
 void trm_add_s8_mve(const int8_t *const *in, const int32_t *m, int n_in, int32_t s, int8_t *out, int len);
 void trm_add_s32_mve(const int8_t *const *in, const int32_t *m, int n_in, int32_t *out, int len);
 void trm_mul_s8_mve(const int8_t *a, const int8_t *b, int32_t mult, int32_t shift, int8_t *out, int len);
 void trm_lut_s8_mve(const int8_t *in, const int8_t *table, int8_t *out, int len);
+void trm_rmsnorm_s32_mve(const int32_t *in, int64_t eps, const int32_t *mult, const int32_t *shift, int8_t *out,
+                         int tokens, int dim);
 
 /* bytes of `scratch` one call of trm_linear_<dtype>_<variant> needs */
 int trm_linear_s8_dsp_scratch_bytes(int tokens, int n_in, int n_out);

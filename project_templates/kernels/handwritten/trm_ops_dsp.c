@@ -124,6 +124,14 @@ TRM_INLINE int32_t trm_rms_q15(int32_t r, int32_t inv, int b) {
   return trm_smmla(r, inv, (int32_t)1 << (b - 19)) >> (b - 18);
 }
 
+/* steps 2-3 of a token (ss > 0): b = bit_length(isqrt(ss)), *inv = 2^(b+29) / isqrt(ss) */
+int trm_rmsnorm_scale(int64_t ss, int32_t *inv) {
+  uint32_t d = trm_isqrt64((uint64_t)ss); /* < 2^31: |r| < 2^24 and D <= 2^14 keep ss below 2^62 */
+  int b = trm_bit_length64(d);
+  *inv = (int32_t)(((int64_t)1 << (b + 29)) / d);
+  return b;
+}
+
 void trm_rmsnorm_s32_dsp(const int32_t *in, int64_t eps, const int32_t *mult, const int32_t *shift, int8_t *out,
                          int tokens, int dim) {
   for (int t = 0; t < tokens; t++) {
@@ -135,9 +143,8 @@ void trm_rmsnorm_s32_dsp(const int32_t *in, int64_t eps, const int32_t *mult, co
       for (int k = 0; k < dim; k++) o[k] = 0;
       continue;
     }
-    uint32_t d = trm_isqrt64((uint64_t)ss); /* < 2^31: |r| < 2^24 and D <= 2^14 keep ss below 2^62 */
-    int b = trm_bit_length64(d);
-    int32_t inv = (int32_t)(((int64_t)1 << (b + 29)) / d);
+    int32_t inv;
+    int b = trm_rmsnorm_scale(ss, &inv);
     for (int k = 0; k < dim; k++) o[k] = trm_requant(trm_rms_q15(r[k], inv, b), trm_requant_init(mult, shift, k));
   }
 }

@@ -209,9 +209,28 @@ TRM_INLINE int32x4_t vaddq_n_s32(int32x4_t a, int32_t b) {
   for (int i = 0; i < 4; i++) a.v[i] = (int32_t)((uint32_t)a.v[i] + (uint32_t)b);
   return a;
 }
-TRM_INLINE int32x4_t vshlq_r_s32(int32x4_t a, int32_t n) { /* the kernels shift right only (n <= 0) */
-  for (int i = 0; i < 4; i++) a.v[i] >>= -n;
+TRM_INLINE int32_t trm_shl32(int32_t x, int32_t n) { /* VSHL's lane shift: left if n >= 0, else arithmetic right */
+  return n >= 0 ? (int32_t)((uint32_t)x << n) : x >> -n;
+}
+TRM_INLINE int32x4_t vshlq_r_s32(int32x4_t a, int32_t n) {
+  for (int i = 0; i < 4; i++) a.v[i] = trm_shl32(a.v[i], n);
   return a;
+}
+TRM_INLINE int32x4_t vshlq_s32(int32x4_t a, int32x4_t n) {
+  for (int i = 0; i < 4; i++) a.v[i] = trm_shl32(a.v[i], n.v[i]);
+  return a;
+}
+TRM_INLINE int32x4_t vsubq_s32(int32x4_t a, int32x4_t b) {
+  for (int i = 0; i < 4; i++) a.v[i] = (int32_t)((uint32_t)a.v[i] - (uint32_t)b.v[i]);
+  return a;
+}
+TRM_INLINE int32x4_t vaddq_s32(int32x4_t a, int32x4_t b) {
+  for (int i = 0; i < 4; i++) a.v[i] = (int32_t)((uint32_t)a.v[i] + (uint32_t)b.v[i]);
+  return a;
+}
+TRM_INLINE int64_t vmlaldavaq_s32(int64_t acc, int32x4_t a, int32x4_t b) {
+  for (int i = 0; i < 4; i++) acc += (int64_t)a.v[i] * b.v[i];
+  return acc;
 }
 TRM_INLINE int32_t vmladavq_s8(int8x16_t a, int8x16_t b) { return vmladavaq_s8(0, a, b); }
 /* element-wise ops: 4 int8 widened to int32 lanes and back, products, rounding shifts, byte gathers */
@@ -263,12 +282,17 @@ TRM_INLINE uint8x16_t vldrbq_gather_offset_u8(const uint8_t *base, uint8x16_t of
   for (int i = 0; i < 16; i++) offset.v[i] = base[offset.v[i]];
   return offset;
 }
-/* saturating shift left by a register (the kernels' counts are 0..24) */
+/* saturating shift left by a register or per lane (the kernels' counts are 0..24) */
+TRM_INLINE int32_t trm_qshl32(int32_t a, int32_t n) {
+  int64_t x = (int64_t)a * ((int64_t)1 << n);
+  return x > INT32_MAX ? INT32_MAX : (x < INT32_MIN ? INT32_MIN : (int32_t)x);
+}
 TRM_INLINE int32x4_t vqshlq_r_s32(int32x4_t a, int32_t n) {
-  for (int i = 0; i < 4; i++) {
-    int64_t x = (int64_t)a.v[i] * ((int64_t)1 << n);
-    a.v[i] = x > INT32_MAX ? INT32_MAX : (x < INT32_MIN ? INT32_MIN : (int32_t)x);
-  }
+  for (int i = 0; i < 4; i++) a.v[i] = trm_qshl32(a.v[i], n);
+  return a;
+}
+TRM_INLINE int32x4_t vqshlq_s32(int32x4_t a, int32x4_t n) {
+  for (int i = 0; i < 4; i++) a.v[i] = trm_qshl32(a.v[i], n.v[i]);
   return a;
 }
 TRM_INLINE int32x4_t vshrq_n_s32(int32x4_t a, int n) {

@@ -181,10 +181,19 @@ def ops_case(rng: Prng, i: int):
     s = rng.range(1, 30)
     (mult,), (shift,) = rng.requant(1, 38 + rng.range(-1, 2))
     table = np.array([rng.range(-128, 127) for _ in range(256)], np.int64).astype(np.int8)
-    tokens, dim, mag = rng.range(1, 3), rng.range(1, 60), rng.range(0, 24)
+    vec, tokens = rng.range(0, 1), rng.range(1, 3)
+    dim = 4 * rng.range(1, 60 // 4) if vec else rng.range(1, 60)
+    mag = rng.range(0, 24)
     r = np.array([rng.range(-(1 << mag) + 1, (1 << mag) - 1) for _ in range(tokens * dim)], np.int64)
     eps = 0 if rng.range(0, 2) == 0 else rng.range(0, 1 << 20)
-    mult_r, shift_r = rng.requant(dim, 36 + rng.range(0, 6))
+    if vec:
+        mult_r, shift_r = np.zeros(dim, np.int64), np.zeros(dim, np.int64)
+        for k in range(dim):
+            mk = rng.range(1 << 30, 0x7FFFFFFF)
+            mult_r[k] = mk if rng.range(0, 1) else -mk
+            shift_r[k] = rng.range(33, 44)
+    else:
+        mult_r, shift_r = rng.requant(dim, 36 + rng.range(0, 6))
     return [spec.add_s8(x[:n_in], m[:n_in], s).astype(np.int8), spec.add_s32(x[:n_in], m[:n_in]).astype(np.int32),
             spec.mul_s8(x[0], x[1], mult, shift).astype(np.int8), spec.lut_s8(x[0], table),
             spec.rmsnorm_s32(r.reshape(tokens, dim), eps, mult_r, shift_r).astype(np.int8)]
