@@ -25,7 +25,7 @@ SENTINEL = 0x5A
 
 @pytest.fixture(scope="module")
 def lib():
-    srcs = [handwritten.HANDWRITTEN_DIR / s for s in handwritten.SOURCES.values()] + REF_SOURCES
+    srcs = [handwritten.HANDWRITTEN_DIR / s for s in (*handwritten.SOURCES.values(), handwritten.OPS_SOURCE)] + REF_SOURCES
     return build_shared(srcs, [KERNELS_DIR, handwritten.HANDWRITTEN_DIR])
 
 
