@@ -217,7 +217,8 @@ def test_up_to_date_compares_output_and_input_times(tmp_path):
     os.utime(tmp_path / "in.yaml", (4e9, 4e9))
     assert not regenerate.up_to_date(step, tmp_path)
     assert regenerate.argv_for("python -m trm_tvm.report --out x")[1:] == ["-m", "trm_tvm.report", "--out", "x"]
-    assert {s.name for s in regenerate.selected("gap9")} == {"gap9:ecg_w8a8", "gap9:ecg_w4a8", "tune:gap9"}
+    assert {s.name for s in regenerate.selected("gap9")} == {"gap9:ecg_w8a8", "gap9:ecg_w4a8", "tune:gap9",
+                                                              "gap9:ecg_w8a8_tuned_tir", "gap9:ecg_w4a8_tuned_tir"}
 
 
 def test_dry_run_propagates_a_rerun_downstream(tmp_path, monkeypatch):

@@ -114,6 +114,8 @@ def _metadata(step: Step, path: str, d: Any, root: Path) -> list[str]:
         same("inputs", d["inputs"]["count"], int(a["limit"]))
         same("board", d["board"], a["board"])
         same("schedule", d["schedule"].split()[0], a.get("schedule", "default"))
+        tir = a.get("kernels", "tvm") == "tvm"                   # deploy's default; absent field: before TIR existed
+        same("per-core linear compute", d.get("linear_compute", "hand-written").startswith("tir"), tir)
     elif kind == "bench" and path.endswith("results.json"):
         arts = [f"{a['out']}/artifacts/random-{x[7:]}.npz" if x.startswith("random:") else x
                 for x in a["artifacts"].split(",")]

@@ -49,6 +49,14 @@ IN_PROGRESS = {"ecg_seed1", "ecg_seed2", "japanesevowels"}                    # 
 HALTING_STUDIES = ("ecg_w8a8_cortex-m4", "ecg_w4a8_cortex-m4", "ecg_w8a8_cortex-m55", "ecg_w8a8_gap9",
                    "gunpoint_w8a8_cortex-m4")
 GAP9_PRECISIONS = ("w8a8", "w4a8")
+GAP9_TUNED = ("schedules/gap9/database_tuning_record.json",)
+# (result dir, precision, --kernels, --schedule, extra inputs, where the command is recorded); `--kernels tvm` on
+# gap9 = per-core compute generated from the TIR strategy, `handwritten` = the PULP C cluster kernels
+GAP9_DEPLOYS = tuple(
+    [(f"ecg_{p}", p, "handwritten", "default", (), "commit 31654bb message; deploy.json artifact, inputs, schedule, "
+      "linear_compute") for p in GAP9_PRECISIONS]
+    + [(f"ecg_{p}_tuned_tir", p, "tvm", "tuned", GAP9_TUNED, "commit 56699fc message, docs/gap9.md; deploy.json "
+        "artifact, inputs, schedule, linear_compute") for p in GAP9_PRECISIONS])
 
 
 def _checkpoint_steps(name: str) -> list[Step]:
@@ -170,12 +178,11 @@ STEPS: tuple[Step, ...] = tuple(
              tuple(f"reports/halting/{s}/halting.json" for s in HALTING_STUDIES),
              "compare.json rows[].study"),
     ]
-    + [Step(f"gap9:ecg_{p}",
-            (f"python -m trm_tvm.deploy --board gap9 --artifact artifacts/ecg_{p}.npz --limit 200 "
-             f"--json reports/gap9/ecg_{p}/deploy.json",),
-            (f"reports/gap9/ecg_{p}/deploy.json",), (f"artifacts/ecg_{p}.npz",),
-            "commit 31654bb message; deploy.json artifact.path, inputs.count")
-       for p in GAP9_PRECISIONS]
+    + [Step(f"gap9:{name}",
+            (f"python -m trm_tvm.deploy --board gap9 --artifact artifacts/ecg_{p}.npz --kernels {kernels} "
+             f"--schedule {schedule} --limit 200 --json reports/gap9/{name}/deploy.json",),
+            (f"reports/gap9/{name}/deploy.json",), (f"artifacts/ecg_{p}.npz",) + tuned, recorded)
+       for name, p, kernels, schedule, tuned, recorded in GAP9_DEPLOYS]
 )
 
 
@@ -223,7 +230,7 @@ FIGURES: tuple[Figure, ...] = (
        + [f"reports/halting/{s}/halting.json" for s in HALTING_STUDIES],
        "reports/halting/ecg_w8a8_cortex-m4/pareto.png"),
     _f("gap9-deploy", "gap9", "GAP9: functional exactness, memory and modeled cost",
-       [f"reports/gap9/ecg_{p}/deploy.json" for p in GAP9_PRECISIONS]),
+       [f"reports/gap9/{d[0]}/deploy.json" for d in GAP9_DEPLOYS]),
     _f("gap9-tuning", "gap9", "GAP9 tuning: cluster linear kernels naive / default / tuned (modeled)",
        ["reports/gap9/tune/summary.json"]),
 )
