@@ -132,8 +132,21 @@ int trm_rmsnorm_scale(int64_t ss, int32_t *inv) {
   return b;
 }
 
+/* steps 4-5 of one token when every shift is >= 33: the Q15 path chosen once (SMALL: b <= 18), per channel one
+ * SMMLA and one ASR (trm_requant.h) */
+TRM_INLINE void trm_rmsnorm_high(const int32_t *r, int32_t inv, int b, const int32_t *mult, const int32_t *shift,
+                                 int8_t *o, int dim, int small) {
+  for (int k = 0; k < dim; k++) {
+    int32_t n = small ? trm_smmulr((int32_t)((uint32_t)r[k] << (18 - b)), inv)
+                      : trm_smmla(r[k], inv, (int32_t)1 << (b - 19)) >> (b - 18);
+    o[k] = (int8_t)trm_ssat8(trm_smmla(n, mult[k], (int32_t)1 << (shift[k] - 33)) >> (shift[k] - 32));
+  }
+}
+
 void trm_rmsnorm_s32_dsp(const int32_t *in, int64_t eps, const int32_t *mult, const int32_t *shift, int8_t *out,
                          int tokens, int dim) {
+  int high = 1;
+  for (int k = 0; k < dim; k++) high &= shift[k] >= 33;
   for (int t = 0; t < tokens; t++) {
     const int32_t *r = in + (size_t)t * dim;
     int8_t *o = out + (size_t)t * dim;
@@ -145,6 +158,11 @@ void trm_rmsnorm_s32_dsp(const int32_t *in, int64_t eps, const int32_t *mult, co
     }
     int32_t inv;
     int b = trm_rmsnorm_scale(ss, &inv);
-    for (int k = 0; k < dim; k++) o[k] = trm_requant(trm_rms_q15(r[k], inv, b), trm_requant_init(mult, shift, k));
+    if (high && b <= 18)
+      trm_rmsnorm_high(r, inv, b, mult, shift, o, dim, 1);
+    else if (high)
+      trm_rmsnorm_high(r, inv, b, mult, shift, o, dim, 0);
+    else
+      for (int k = 0; k < dim; k++) o[k] = trm_requant(trm_rms_q15(r[k], inv, b), trm_requant_init(mult, shift, k));
   }
 }
