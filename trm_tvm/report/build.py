@@ -29,12 +29,12 @@ def check_required(R: Results) -> None:
 
 
 def unread_results(R: Results) -> list[str]:
-    """Committed result JSONs under reports/ that no figure of the manifest reads yet (others' new work)."""
+    """Committed result JSONs (reports/, checkpoints/) that no figure of the manifest reads yet (others' new work)."""
     read = {p for f in FIGURES for p in f.reads}
     found = []
-    tracked = git(R.root, "ls-files", "reports").split()
-    files = sorted(tracked) if tracked else sorted(p.relative_to(R.root).as_posix()
-                                                     for p in (R.root / "reports").rglob("*.json"))
+    tracked = git(R.root, "ls-files", "reports", "checkpoints").split()
+    files = sorted(tracked) if tracked else sorted(p.relative_to(R.root).as_posix() for d in ("reports", "checkpoints")
+                                                     for p in (R.root / d).rglob("*.json"))
     for rel in files:
         if not rel.endswith(".json"):
             continue

@@ -41,11 +41,11 @@ class Figure:
 
 SECTIONS = ("reference", "quant", "deploy", "halting", "gap9")
 REPORT_DIR = "reports/report"
-ECG_CKPTS = ("ecg", "ecg_seed1", "ecg_seed2")
-MODELS = ("ecg", "gunpoint", "basicmotions", "japanesevowels", "sudoku")      # one checkpoint per task
-CKPTS = ECG_CKPTS + MODELS[1:]
-SEEDS = {"ecg_seed1": 1, "ecg_seed2": 2}
-IN_PROGRESS = {"ecg_seed1", "ecg_seed2", "japanesevowels"}                    # being trained by others
+MODELS = ("ecg", "gunpoint", "basicmotions", "japanesevowels", "sudoku")      # one checkpoint per task (seed 0)
+SEEDS = {f"{task}_seed{n}": (task, n) for task in ("ecg", "basicmotions") for n in (1, 2)}   # 3-seed studies
+CKPTS = tuple(c for m in MODELS for c in (m, *(s for s, (t, _) in SEEDS.items() if t == m)))
+ECG_CKPTS = tuple(c for c in CKPTS if c == "ecg" or SEEDS.get(c, ("",))[0] == "ecg")
+IN_PROGRESS = {"basicmotions_seed1", "basicmotions_seed2"}                   # still being committed by others
 HALTING_STUDIES = ("ecg_w8a8_cortex-m4", "ecg_w4a8_cortex-m4", "ecg_w8a8_cortex-m55", "ecg_w8a8_gap9",
                    "gunpoint_w8a8_cortex-m4")
 GAP9_PRECISIONS = ("w8a8", "w4a8")
@@ -60,8 +60,8 @@ GAP9_DEPLOYS = tuple(
 
 
 def _checkpoint_steps(name: str) -> list[Step]:
-    task = "ecg" if name.startswith("ecg") else name
-    seed = f" --seed {SEEDS[name]}" if name in SEEDS else ""
+    task = SEEDS[name][0] if name in SEEDS else name
+    seed = f" --seed {SEEDS[name][1]}" if name in SEEDS else ""
     ck = f"checkpoints/{name}"
     optional = name in IN_PROGRESS
     return [
@@ -186,6 +186,11 @@ STEPS: tuple[Step, ...] = tuple(
 )
 
 
+def seeds_of(task: str) -> tuple[str, ...]:
+    """The task's seed-0 checkpoint and its other training seeds."""
+    return (task, *(s for s, (t, _) in SEEDS.items() if t == task))
+
+
 def _f(id, section, title, reads, png="", optional=False, may_miss=()) -> Figure:
     return Figure(id, section, title, tuple(reads), png, optional, tuple(may_miss))
 
@@ -199,9 +204,11 @@ IN_PROGRESS_READS = _ckpt_reads(sorted(IN_PROGRESS))
 FIGURES: tuple[Figure, ...] = (
     _f("reference-accuracy", "reference", "Accuracy of the float TRM, the non-recursive baseline and MiniRocket",
        _ckpt_reads(MODELS), may_miss=IN_PROGRESS_READS),
-    _f("reference-seeds", "reference", "ECG over training seeds", _ckpt_reads(ECG_CKPTS), optional=True),
+    *(_f(f"reference-seeds-{task}", "reference", f"{task} over training seeds",
+         _ckpt_reads(seeds_of(task)), optional=bool(IN_PROGRESS.intersection(seeds_of(task))))
+      for task in dict.fromkeys(t for t, _ in SEEDS.values())),
     _f("reference-per-step", "reference", "Accuracy per supervision step (fixed compute)",
-       _ckpt_reads(CKPTS), f"{REPORT_DIR}/reference_per_step.png", may_miss=IN_PROGRESS_READS),
+       _ckpt_reads(MODELS), f"{REPORT_DIR}/reference_per_step.png", may_miss=IN_PROGRESS_READS),
     _f("quant-sweep", "quant", "Accuracy vs precision (golden model, ECG test set)",
        ["reports/quant/ecg/sweep.json"], "reports/quant/ecg/sweep.png"),
     _f("quant-qat", "quant", "W4A8 after QAT vs FP32", ["reports/quant/ecg/w4a8_qat_eval.json"]),

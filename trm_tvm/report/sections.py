@@ -107,13 +107,13 @@ def _reference(R: Results, notes: list[str]) -> str:
         ["model", "task (metric)", "params", "MACs / inference (fixed)", "TRM fixed compute",
          "TRM learned halting (mean steps)", "non-recursive baseline", "MiniRocket"], reference_rows(R))
         + _puzzles(R), notes)]
-    parts.append(block(R, _fig("reference-seeds"), lambda: _seeds(R, notes), notes))
+    parts += [block(R, f, lambda f=f: _seeds(R, f), notes) for f in FIGURES if f.id.startswith("reference-seeds-")]
     parts.append(block(R, _fig("reference-per-step"), lambda: _per_step(R), notes))
     return "\n".join(parts)
 
 
-def _seeds(R: Results, notes: list[str]) -> str:
-    have = [c for c in ECG_CKPTS if R.exists(f"checkpoints/{c}/eval.json")]
+def _seeds(R: Results, fig: Figure) -> str:
+    have = [Path(p).parent.name for p in fig.reads if R.exists(p)]
     cols = [("fixed", "TRM fixed"), ("halting", "TRM halting"), ("baseline", "baseline"), ("anchor", "MiniRocket")]
     evs = [R.json(f"checkpoints/{c}/eval.json") for c in have]
     cols = [(k, t) for k, t in cols if all(k in ev for ev in evs)]       # e.g. evaluated with --no-anchor
@@ -121,9 +121,6 @@ def _seeds(R: Results, notes: list[str]) -> str:
             for c, ev in zip(have, evs)]
     rows.append([f"mean over {len(have)} seed(s) [min, max]", ""]
                 + [_spread([ev[k]["accuracy"] for ev in evs]) for k, _ in cols])
-    if len(have) < len(ECG_CKPTS):
-        notes.append(f"ECG seeds: {len(have)} of {len(ECG_CKPTS)} checkpoints committed "
-                     f"({', '.join(c for c in ECG_CKPTS if c not in have)} missing)")
     return ("Same config and test set, training seed varied (`train --seed`); code commit of each evaluation "
             "shown, as the model code may differ between them.\n\n"
             + table(["checkpoint", "evaluated at"] + [t for _, t in cols], rows) + _seed_verdicts(R, have, evs))
@@ -153,7 +150,7 @@ def _spread(figs: list[dict]) -> str:
 
 
 def _per_step(R: Results) -> str:
-    names = [c for c in CKPTS if R.exists(f"checkpoints/{c}/eval.json")]
+    names = [c for c in MODELS if R.exists(f"checkpoints/{c}/eval.json")]
     evs = {c: R.json(f"checkpoints/{c}/eval.json") for c in names}
     n_steps = max(len(e["per_step"]) for e in evs.values())
     rows = [[f"`{c}`"] + [pct(s[_metric(e)], ci=False) for s in e["per_step"]] + [pct(e["baseline"][_metric(e)],
