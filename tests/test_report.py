@@ -182,15 +182,15 @@ def test_a_partial_checkout_reports_missing_optional_results_without_failing(tmp
 
 
 def _copy_results(root: Path) -> None:
-    """The files the report reads, copied into a scratch checkout."""
+    """The committed files the report reads, written into a scratch directory (read there as a work tree)."""
     R = Results(REPO_ROOT)
     for f in FIGURES:
         for p in f.reads + ((f.png,) if f.png and not f.png.startswith("reports/report/") else ()):
             if R.exists(p):
                 (root / p).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy(REPO_ROOT / p, root / p)
+                (root / p).write_bytes(R.bytes(p))
     for p in ("reports/quant/ecg/dynamics/steps.png", "reports/quant/ecg/dynamics/halting.png"):
-        shutil.copy(REPO_ROOT / p, root / p)
+        (root / p).write_bytes(R.bytes(p))
 
 
 def test_a_result_in_a_new_format_is_flagged_not_fatal(tmp_path):

@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--force", action="store_true", help="with --regenerate: rerun steps that are up to date")
     ap.add_argument("--dry-run", action="store_true", help="with --regenerate: only list the steps it would run")
     ap.add_argument("--root", type=Path, default=REPO_ROOT, help="the checkout whose results to read")
+    ap.add_argument("--worktree", action="store_true",
+                    help="read the result files as they are on disk, not as committed (preview before committing)")
     a = ap.parse_args(argv)
     if (a.only or a.force or a.dry_run) and not a.regenerate:
         ap.error("--only, --force and --dry-run go with --regenerate")
@@ -30,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         regenerate(a.root, a.only, a.force, a.dry_run, log=lambda m: print(m, file=sys.stderr, flush=True))
         if a.dry_run:
             return 0
-    print(f"wrote {write(a.out.resolve() if a.out else a.root / 'reports/report.md', a.root)}")
+    print(f"wrote {write(a.out.resolve() if a.out else a.root / 'reports/report.md', a.root, a.worktree)}")
     return 0
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from trm_tvm.jsonio import REPO_ROOT
 from trm_tvm.report.manifest import Step
+from trm_tvm.report.sources import Results
 
 
 def normalise(command: str) -> str:
@@ -29,12 +30,12 @@ def normalise(command: str) -> str:
     return shlex.join(argv)
 
 
-def command_file_lines(path: Path) -> list[str]:
-    return [normalise(ln) for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+def command_file_lines(text: str) -> list[str]:
+    return [normalise(ln) for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
 
 
-def artifact_command(path: Path) -> str | None:
-    return _artifact_header(path).get("provenance", {}).get("command")
+def artifact_command(data: bytes) -> str | None:
+    return _artifact_header(data).get("provenance", {}).get("command")
 
 
 def recorded_command(obj: Any) -> str | None:
@@ -59,34 +60,34 @@ def _args(command: str) -> dict[str, str]:
     return out
 
 
-def _sha8(path: Path) -> str:
-    return _sha(path)[:8]
+def _results(src: Results | Path) -> Results:
+    return src if isinstance(src, Results) else Results(src)
 
 
-def problems(step: Step, root: Path = REPO_ROOT) -> list[str]:
+def problems(step: Step, src: Results | Path = REPO_ROOT) -> list[str]:
+    R = _results(src)
     out: list[str] = []
     mine = [normalise(c) for c in step.commands]
-    if step.recorded.endswith("COMMAND") and (root / step.recorded).is_file():
-        recorded = command_file_lines(root / step.recorded)
+    if step.recorded.endswith("COMMAND") and R.exists(step.recorded):
+        recorded = command_file_lines(R.bytes(step.recorded).decode())
         out += [f"{step.name}: `{c}` is not in {step.recorded}" for c in mine if c not in recorded]
     for o in step.outputs:
-        p = root / o
-        if not p.is_file():
+        if not R.exists(o):
             continue
         if o.endswith(".npz"):
-            rec = artifact_command(p)
+            rec = artifact_command(R.bytes(o))
             if rec is not None and normalise(rec) not in mine:
                 out.append(f"{step.name}: {o} records `{rec}`")
         elif o.endswith(".json") and o.startswith(("reports/", "checkpoints/")):
-            data = json.loads(p.read_text())
+            data = R.json(o)
             rec = recorded_command(data)
             if rec is not None and normalise(rec) not in mine:
                 out.append(f"{step.name}: {o} records `{rec}`")
-            out += [f"{step.name}: {o}: {m}" for m in _metadata(step, o, data, root)]
+            out += [f"{step.name}: {o}: {m}" for m in _metadata(step, o, data, R)]
     return out
 
 
-def _metadata(step: Step, path: str, d: Any, root: Path) -> list[str]:
+def _metadata(step: Step, path: str, d: Any, R: Results) -> list[str]:
     """Disagreements between a command's arguments and the metadata its result keeps."""
     a = _args(step.commands[-1])
     kind = step.name.split(":")[0]
@@ -127,7 +128,7 @@ def _metadata(step: Step, path: str, d: Any, root: Path) -> list[str]:
                 same(f"{r['board']} {mode} inferences", m["inferences"], int(limits.get(r["board"], limits["*"])))
             same(f"{r['board']} modes", sorted(r["modes"]), sorted(a.get("modes", "fixed,halting").split(",")))
     elif kind == "quantize" and path.endswith("sweep.json"):
-        known = {_sha8(root / c): c for c in a["checkpoint"].split() if (root / c).is_file()}
+        known = {_sha(R.bytes(c))[:8]: c for c in a["checkpoint"].split() if R.exists(c)}
         for ck in sorted({r["checkpoint"] for r in d["rows"]}):
             if ck.split(":")[-1] not in known:
                 bad.append(f"checkpoint {ck} is not one of the command's checkpoints")
@@ -142,7 +143,7 @@ def _metadata(step: Step, path: str, d: Any, root: Path) -> list[str]:
         same("artifacts", sorted({w["artifact"] for w in d["whole"]}),
              sorted(Path(x).name for x in a["artifact"].split(",")))
     elif kind == "kernels":
-        same("boards", sorted(d["selftest"]), sorted(a["boards"].split(",")))
+        same("boards", sorted({k.split()[0] for k in d["selftest"]}), sorted(a["boards"].split(",")))   # "<b> element-wise"
         same("self-test cases", {s["cases"] for s in d["selftest"].values()}, {int(a["selftest"])})
     elif kind == "dynamics" and path.endswith("dynamics.json"):
         same("checkpoint", d["checkpoint"], a["checkpoint"])
@@ -152,43 +153,45 @@ def _metadata(step: Step, path: str, d: Any, root: Path) -> list[str]:
     return bad
 
 
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
-def _artifact_header(path: Path) -> dict:
-    with zipfile.ZipFile(path) as z:
+def _artifact_header(data: bytes) -> dict:
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
         return json.loads(np.load(io.BytesIO(z.read("__header__.npy"))).tobytes().decode())
 
 
-def lineage(step: Step, root: Path = REPO_ROOT) -> list[str]:
+def lineage(step: Step, src: Results | Path = REPO_ROOT) -> list[str]:
     """Results made from another version of an input than the file the command names now (sha256 recorded by the
-    result vs the file in the tree): the command is right, but rerunning it may not give the committed numbers."""
+    result vs the committed file): the command is right, but rerunning it may not give the committed numbers."""
+    R = _results(src)
     a = _args(step.commands[-1])
     out: list[str] = []
 
     def check(what: str, recorded: str | None, path: str) -> None:
-        if recorded and (root / path).is_file() and not _sha(root / path).startswith(recorded[:16]):
+        if recorded and R.exists(path) and not (now := _sha(R.bytes(path))).startswith(recorded[:16]):
             out.append(f"{step.name}: {what} was made from {path} with sha256 {recorded[:8]}, the file now has "
-                       f"{_sha(root / path)[:8]}")
+                       f"{now[:8]}")
 
     kind = step.name.split(":")[0]
-    if kind == "quantize" and "checkpoint" in a and (root / a["out"]).is_file():
-        src = _artifact_header(root / a["out"]).get("provenance", {}).get("source", {})
-        check(a["out"], src.get("sha256"), a["checkpoint"])
-    elif kind == "halting" and "compare" not in a and (root / a["out"] / "records.json").is_file():
-        rec = json.loads((root / a["out"] / "records.json").read_text())
-        check(f"{a['out']}/records.json", rec.get("artifact", {}).get("sha256"), a["artifact"])
-    elif kind == "gap9" and (root / a["json"]).is_file():
-        src = json.loads((root / a["json"]).read_text())["artifact"].get("source", {})
-        check(a["json"], src.get("sha256"), src.get("checkpoint", ""))
+    records = f"{a.get('out')}/records.json"
+    if kind == "quantize" and "checkpoint" in a and R.exists(a["out"]):
+        src_ = _artifact_header(R.bytes(a["out"])).get("provenance", {}).get("source", {})
+        check(a["out"], src_.get("sha256"), a["checkpoint"])
+    elif kind == "halting" and "compare" not in a and R.exists(records):
+        check(records, R.json(records).get("artifact", {}).get("sha256"), a["artifact"])
+    elif kind == "gap9" and R.exists(a["json"]):
+        src_ = R.json(a["json"])["artifact"].get("source", {})
+        check(a["json"], src_.get("sha256"), src_.get("checkpoint", ""))
     return out
 
 
-def all_problems(root: Path = REPO_ROOT) -> list[str]:
+def all_problems(src: Results | Path = REPO_ROOT) -> list[str]:
     from trm_tvm.report.manifest import STEPS
 
-    return [p for s in STEPS for p in problems(s, root)]
+    R = _results(src)
+    return [p for s in STEPS for p in problems(s, R)]
 
 
 def parse_only(command: str) -> argparse.Namespace:

@@ -38,11 +38,11 @@ def block(R: Results, fig: Figure, body: Callable[[], str], notes: list[str]) ->
     out = [f"### {fig.title}", ""]
     missing = [p for p in fig.reads if not R.exists(p)]
     if missing and not fig.optional:                      # only files the figure may miss (build checked the rest)
-        make = " && ".join(dict.fromkeys(c for p in missing for c in commands_to_make(p, R.root)))
+        make = " && ".join(dict.fromkeys(c for p in missing for c in commands_to_make(p, R)))
         notes.append(f"{fig.title}: without {', '.join(f'`{p}`' for p in missing)} (not yet produced; make with "
                      f"`{make}`)")
     if missing and fig.optional:
-        make = " && ".join(dict.fromkeys(c for p in missing for c in commands_to_make(p, R.root)))
+        make = " && ".join(dict.fromkeys(c for p in missing for c in commands_to_make(p, R)))
         notes.append(f"{fig.title}: not yet produced ({', '.join(f'`{p}`' for p in missing)}); make with `{make}`")
         return "\n".join(out + [f"Not yet available: {', '.join(f'`{p}`' for p in missing)}.", "",
                                 f"regenerate: `{figure_command(fig)}`", ""])
@@ -54,8 +54,9 @@ def block(R: Results, fig: Figure, body: Callable[[], str], notes: list[str]) ->
                      "trm_tvm/report/sections.py to the new format")
         out += [f"**Could not be rendered** from the current files ({what}).", ""]
     if fig.png:
-        if not figure_path(R, fig.png).is_file():
-            raise missing_error(fig.png, R.root)
+        drawn = fig.png.startswith(REPORT_DIR + "/")
+        if not (figure_path(R, fig.png).is_file() if drawn else R.exists(fig.png)):
+            raise missing_error(fig.png, R)
         out += [f"![{fig.title}]({_link(R, fig.png)})", ""]
     out += [f"provenance (from the files): {', '.join(R.provenances(fig)) or 'none declared'}; reads "
             + ", ".join(f"`{p}`" for p in fig.reads if R.exists(p)), "",
@@ -116,13 +117,14 @@ def _seeds(R: Results, fig: Figure) -> str:
     have = [Path(p).parent.name for p in fig.reads if R.exists(p)]
     cols = [("fixed", "TRM fixed"), ("halting", "TRM halting"), ("baseline", "baseline"), ("anchor", "MiniRocket")]
     evs = [R.json(f"checkpoints/{c}/eval.json") for c in have]
+    m = _metric(evs[0])
     cols = [(k, t) for k, t in cols if all(k in ev for ev in evs)]       # e.g. evaluated with --no-anchor
-    rows = [[f"`{c}`", f"`{ev['run']['commit'][:7]}`"] + [pct(ev[k]["accuracy"]) for k, _ in cols]
+    rows = [[f"`{c}`", f"`{ev['run']['commit'][:7]}`"] + [pct(ev[k][m]) for k, _ in cols]
             for c, ev in zip(have, evs)]
     rows.append([f"mean over {len(have)} seed(s) [min, max]", ""]
-                + [_spread([ev[k]["accuracy"] for ev in evs]) for k, _ in cols])
-    return ("Same config and test set, training seed varied (`train --seed`); code commit of each evaluation "
-            "shown, as the model code may differ between them.\n\n"
+                + [_spread([ev[k][m] for ev in evs]) for k, _ in cols])
+    return (f"{m.replace('_', ' ')}; same config and test set, training seed varied (`train --seed`); code commit of "
+            "each evaluation shown, as the model code may differ between them.\n\n"
             + table(["checkpoint", "evaluated at"] + [t for _, t in cols], rows) + _seed_verdicts(R, have, evs))
 
 
@@ -134,7 +136,7 @@ def _seed_verdicts(R: Results, have: list[str], evs: list[dict]) -> str:
         res = compare_seeds([str(R.root / f"checkpoints/{c}") for c in have])
     except UserError as e:                    # e.g. a seed trained with another config
         return f"\n\nVerdicts over seeds not computed: {e.what}."
-    prov = sorted({ev["fixed"]["accuracy"]["provenance"] for ev in evs})
+    prov = sorted({ev["fixed"][_metric(ev)]["provenance"] for ev in evs})
     lines = [f"- {v['what']}: {v['seeds_passing']} of {v['seeds']} seeds -> {'PASS' if v['pass'] else 'FAIL'} "
              f"(from {', '.join(prov)} figures)" for v in res["verdicts"].values()]
     return "\n\nVerdicts (`trm_tvm.evaluate.compare_seeds`):\n\n" + "\n".join(lines) if lines else ""
@@ -199,9 +201,9 @@ def _ckpt_names(R: Results) -> dict[str, str]:
     """'ecg:25ecd3af' style ids of the committed checkpoints (sha256 prefix) -> checkpoint name."""
     out = {}
     for c in CKPTS:
-        p = R.root / f"checkpoints/{c}/model.pt"
-        if p.is_file():
-            out[hashlib.sha256(p.read_bytes()).hexdigest()[:8]] = c
+        p = f"checkpoints/{c}/model.pt"
+        if R.exists(p):
+            out[hashlib.sha256(R.bytes(p)).hexdigest()[:8]] = c
     return out
 
 
@@ -350,7 +352,10 @@ def _deploy(R: Results, notes: list[str]) -> str:
                 + table(EXACTNESS_HEADER, exactness_rows(R, path)))
 
     def whole() -> str:
-        res = R.json(_fig("deploy-whole").reads[0])
+        path = next((p for p in _fig("deploy-whole").reads if R.exists(p)), None)
+        if path is None:
+            return "Not yet available."
+        res = R.json(path)
         rows, bars = [], []
         for r in res["rows"]:
             t = r["profile"]["total"]
@@ -362,8 +367,9 @@ def _deploy(R: Results, notes: list[str]) -> str:
             bars.append((f"{r['board']}\n{r['precision']}", r["kernels"], t["cycles"]))
         _plot_backends(R, bars)
         src = res["rows"][0]["profile"]["total"]
-        return (f"One fixed-compute inference ({res['rows'][0]['profile']['steps']} steps) of a random-weight model "
-                "with the ECG model's shapes, under the QEMU timing plugin; cycles: the board's timing model; energy: "
+        arts = ", ".join(f"`{a}`" for a in dict.fromkeys(r["artifact"] for r in res["rows"]))
+        return (f"One fixed-compute inference ({res['rows'][0]['profile']['steps']} steps) of {arts} (`{path}`), "
+                "under the QEMU timing plugin; cycles: the board's timing model; energy: "
                 f"{src['energy']['source']} (M4 row; each board names its own).\n\n"
                 + table(["board", "artifact", "kernels", "schedule", "bit-exact", "instructions", "cycles",
                          "latency", "energy", "flash"], rows))
@@ -613,8 +619,9 @@ def summary(R: Results, notes: list[str]) -> str:
 
     def exact() -> str:
         n = ok = 0
-        for f in ("reports/bench/exactness-ecg/results.json", "reports/bench/exactness-random-handwritten/results.json",
-                  "reports/kernels/handwritten/whole-inference/results.json"):
+        benches = [_fig(f).reads[0] for f in ("deploy-exactness", "deploy-exactness-handwritten")]
+        benches += [p for p in _fig("deploy-whole").reads if R.exists(p)][:1]
+        for f in benches:
             for r in R.json(f)["rows"]:
                 for m in r["modes"].values():
                     n, ok = n + m["checked"], ok + m["bit_exact"]
@@ -657,7 +664,7 @@ def summary(R: Results, notes: list[str]) -> str:
     for part in (reference, quant, exact, m4, gap9):
         try:
             lines.append(f"- {part()}")
-        except (KeyError, IndexError, TypeError, ValueError, StopIteration, ZeroDivisionError) as e:
+        except (KeyError, IndexError, TypeError, ValueError, StopIteration, ZeroDivisionError, UserError) as e:
             notes.append(f"summary line '{part.__name__}' could not be computed ({type(e).__name__}: {e})")
     return "\n".join(lines) + "\n"
 

@@ -1,12 +1,13 @@
 """Reading committed results for the report: one-line errors for missing files, provenance read from the files."""
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
 
 from trm_tvm.errors import UserError
-from trm_tvm.jsonio import REPO_ROOT, read_json
+from trm_tvm.jsonio import REPO_ROOT
 from trm_tvm.provenance import PROVENANCES, fmt
 from trm_tvm.report.manifest import Figure, step_for
 
@@ -20,37 +21,54 @@ def git(root: Path, *args: str) -> str:
     return r.stdout.strip() if r.returncode == 0 else ""
 
 
-def missing_error(path: str, root: Path = REPO_ROOT) -> UserError:
-    commands = commands_to_make(path, root)
+def missing_error(path: str, R: "Results") -> UserError:
+    commands = commands_to_make(path, R)
     how = f"make it with: {' && '.join(commands)}" if commands else "no command in the report manifest makes it"
-    return UserError(f"result file {path} is missing", how)
+    where = f" (in commit {R.commit[:7]})" if R.commit else ""
+    return UserError(f"result file {path} is missing{where}", how)
 
 
-def commands_to_make(path: str, root: Path = REPO_ROOT) -> list[str]:
+def commands_to_make(path: str, R: "Results") -> list[str]:
     """The manifest commands that make `path`, preceded by those making any of their missing inputs."""
     step = step_for(path)
     if step is None:
         return []
-    before = [c for p in step.inputs if not (root / p).exists() for c in commands_to_make(p, root)]
+    before = [c for p in step.inputs if not R.exists(p) for c in commands_to_make(p, R)]
     return list(dict.fromkeys(before + list(step.commands)))
 
 
 class Results:
-    """The result files under a root (the repository by default), loaded once each."""
+    """The result files of a checkout, loaded once each.
 
-    def __init__(self, root: Path = REPO_ROOT, out_dir: Path | None = None):
+    In a git checkout the report reads what is committed (HEAD), so others' half-written results in the work tree
+    never reach it; `worktree=True` (or a root outside git, as in tests) reads the files as they are on disk."""
+
+    def __init__(self, root: Path = REPO_ROOT, out_dir: Path | None = None, worktree: bool = False):
         self.root = Path(root)
         self.out_dir = Path(out_dir) if out_dir else self.root / "reports"   # where report.md's links start
+        self.commit = "" if worktree else git(self.root, "rev-parse", "HEAD")
         self._cache: dict[str, Any] = {}
+        self._committed = set(git(self.root, "ls-tree", "-r", "--name-only", "HEAD").splitlines()) \
+            if self.commit else set()
 
     def exists(self, path: str) -> bool:
-        return (self.root / path).is_file()
+        return path in self._committed if self.commit else (self.root / path).is_file()
+
+    def bytes(self, path: str) -> bytes:
+        if not self.exists(path):
+            raise missing_error(path, self)
+        if not self.commit:
+            return (self.root / path).read_bytes()
+        return subprocess.run(["git", "-C", str(self.root), "show", f"{self.commit}:{path}"], capture_output=True,
+                              check=True, timeout=60).stdout
 
     def json(self, path: str) -> Any:
         if path not in self._cache:
-            if not self.exists(path):
-                raise missing_error(path, self.root)
-            self._cache[path] = read_json(self.root / path, "result file")
+            try:
+                self._cache[path] = json.loads(self.bytes(path))
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise UserError(f"result file {path} is not valid JSON ({e})",
+                                "regenerate it with the command that made it") from None
         return self._cache[path]
 
     def available(self, fig: Figure) -> bool:
