@@ -62,7 +62,8 @@ def deploy(art_path: Path | None, out_dir: Path, n_inputs: int, seed: int = 0, q
     q_thr = int(art.header["halting"]["q_thr"]) if q_threshold is None else int(q_threshold)
     from trm_tvm.gap9 import tune
 
-    best = tune.load_best(db_root, warn=lambda m: print(f"warning: {m}", file=sys.stderr)) if schedule == "tuned" else None
+    warn = lambda m: print(f"warning: {m}", file=sys.stderr)  # noqa: E731
+    best = tune.load_best(db_root, warn=warn) if schedule == "tuned" else None
     overrides = tune.overrides(art, board, schedule, best, log=lambda m: print(m, file=sys.stderr))
     plan = project.generate_project(art, out_dir / "project", inputs, board=board, q_threshold=q_thr,
                                     linear_overrides=overrides, tir_kernels=tir_kernels)

@@ -69,7 +69,8 @@ def selftest_header(ops: dict, tilings: list[LinearTiling], tir: list[bool]) -> 
             arrays.append((f"st_packed{i}", pack_linear(t, ops["w"], ops["bias"], ops["mult"], ops["shift"])))
         cases.append(f"{{{t.tile_tokens}, {t.tile_out}, {int(t.split_tokens)}, {int(t.double_buffer)}, "
                      f"{f'st_packed{i}' if t.packed else '0'}, {dispatcher_name(t.n_in, t.wbits) if tir[i] else '0'}}}")
-    return ("#include <stdint.h>\n#include \"trm_gap9_tir.h\"\n" + c_defines(defs) + "".join(c_array(n, v) for n, v in arrays)
+    return ("#include <stdint.h>\n#include \"trm_gap9_tir.h\"\n" + c_defines(defs)
+            + "".join(c_array(n, v) for n, v in arrays)
             + "static const st_case_t st_cases[] = {\n  " + ",\n  ".join(cases) + "\n};\n")
 
 

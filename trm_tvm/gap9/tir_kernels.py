@@ -57,8 +57,8 @@ def source(tilings: list[LinearTiling], cores: int) -> tuple[str, str]:
         header.append(proto + ";")
         wtype = "uint8_t" if w == 4 else "int8_t"
         cases = "".join(f"  if (rows == {r} && n_out == {n}) {{\n    {kernel_name(r, k, n, w)}((int8_t *)x, "
-                        f"({wtype} *)w, (int32_t *)bias, (int32_t *)mult, (int32_t *)shift, out);\n    return 0;\n  }}\n"
-                        for r, n in sorted(rn))
+                        f"({wtype} *)w, (int32_t *)bias, (int32_t *)mult, (int32_t *)shift, out);\n"
+                        "    return 0;\n  }\n" for r, n in sorted(rn))
         body.append(f"{proto} {{\n{cases}  return -1;\n}}")
     header.append("#endif")
     return "\n".join(body) + "\n", "\n".join(header) + "\n"

@@ -9,9 +9,11 @@
    bit-exact measure callback) with `KernelMeasurer` below: the candidates of a batch run in ONE functional
    firmware on 9 QEMU harts (trm_tvm.gap9.selftest: compat checker on, 0 LSB against the integer spec, L1 peak
    = plan; token-split candidates also with the per-core kernels generated from the TIR strategy, as
-   `deploy --kernels tir` runs them); a candidate that fails is rejected, a passing one is scored by the frozen cycle model (**modeled**).
+   `deploy --kernels tir` runs them); a candidate that fails is rejected, a passing one is scored by the frozen
+   cycle model (**modeled**).
 4. Compare: naive / default / tuned per kernel (modeled cycles, each verified on the functional build) and per
-   whole fixed-compute inference of each artifact; the tuned project is run against the golden model (0 LSB).
+   whole fixed-compute inference of each artifact; the tuned project (token-split layers with the TIR-generated
+   per-core kernels, as `deploy --kernels tir`) is run against the golden model (0 LSB).
 The database is meta_schedule's JSON database in schedules/gap9/ (docs/tuning.md); `deploy --schedule tuned`
 reads its best record per layer shape.
 """
@@ -186,12 +188,13 @@ def compare(arts: dict, tasks: dict[str, Gap9Task], board: Gap9Board, measurer: 
         work = out / "verify" / path.stem
         xs = project.quantized_inputs(art, inputs, 0)
         thr = int(art.header["halting"]["q_thr"])
-        project.generate_project(art, work, xs, board=board, linear_overrides=levels["tuned"])
+        project.generate_project(art, work, xs, board=board, linear_overrides=levels["tuned"], tir_kernels=True)
         run = functional.run(project.build_functional(work), timeout_s=120 + 10.0 * inputs)
         cmp = project.compare_with_golden(art, xs, project.parse_log(run.output), thr)
         exact = run.exit_code == 0 and cmp["mismatches"] == 0 and cmp["runs"] == 2 * inputs
-        log(f"{path.name}: tuned project on 9 QEMU harts: {cmp['runs']} runs, {cmp['mismatches']} mismatches vs "
-            f"golden -> {'0 LSB' if exact else 'NOT bit-exact: ' + str(cmp['first_mismatch'] or run.compat_error)}")
+        verdict = "0 LSB" if exact else f"NOT bit-exact: {cmp['first_mismatch'] or run.compat_error}"
+        log(f"{path.name}: tuned project (TIR per-core kernels) on 9 QEMU harts: {cmp['runs']} runs, "
+            f"{cmp['mismatches']} mismatches vs golden -> {verdict}")
         whole.append({"artifact": path.name, "precision": art.header["precision"], "steps": art.schedule["N_sup"],
                       **cyc, "tuned_bit_exact": exact, "verified_runs": cmp["runs"],
                       "tuned_layers": {n: asdict(t) for n, t in levels["tuned"].items()}})
@@ -202,7 +205,8 @@ def summary_md(s: dict) -> str:
     lines = [f"## gap9: per kernel (one call each; cycles modeled by {cycles.MODEL_SOURCE}, every schedule "
              "verified 0 LSB on the functional build)", "",
              "The space's best = the lowest modeled cycles over all its legal schedules (enumerated, not run).", "",
-             "| kernel | calls/inference | naive | default | tuned | tuned/default | space: schedules, best | tuned knobs |",
+             "| kernel | calls/inference | naive | default | tuned | tuned/default | space: schedules, best "
+             "| tuned knobs |",
              "|" + "---|" * 8]
     for r in s["kernels"]:
         cells = [fmt(r[lv]) if "value" in r[lv] else f"error: {r[lv]['error']}" for lv in ("naive", "default", "tuned")]

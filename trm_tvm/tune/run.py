@@ -50,7 +50,8 @@ def check_board(board_name: str):
     board = load_board(board_name)
     if board.template != "cortex_m":
         raise UserError(f"board {board_name}: not a cortex_m board (gap9 is tuned by trm_tvm.gap9.tune)",
-                        "tune a Cortex-M board (cortex-m4, cortex-m7, cortex-m33, cortex-m55) or gap9; see docs/tuning.md")
+                        "tune a Cortex-M board (cortex-m4, cortex-m7, cortex-m33, cortex-m55) or gap9; "
+                        "see docs/tuning.md")
     return board
 
 
