@@ -27,9 +27,9 @@ def make_build_dir(path: Path, board: str = "cortex-m4", *, weight_bytes: int = 
     if handwritten:                     # E's kernels, e.g. ("dsp",) or ("mve",): the variants the core can run
         for f in (KERNELS / "handwritten").glob("*.h"):
             shutil.copy2(f, model / f.name)
-        for v in handwritten:
-            shutil.copy2(KERNELS / "handwritten" / f"trm_kernels_{v}.c", model / f"trm_kernels_{v}.c")
-            sources.append(f"model/trm_kernels_{v}.c")
+        for name in [f"trm_kernels_{v}.c" for v in handwritten] + ["trm_ops_dsp.c"]:  # + the element-wise kernels
+            shutil.copy2(KERNELS / "handwritten" / name, model / name)
+            sources.append(f"model/{name}")
     manifest = {
         "schema": "trm-tvm-build", "version": 1, "board": board,
         "artifact": {"path": "stub", "sha256": "0" * 64, "precision": "w8a8"},
