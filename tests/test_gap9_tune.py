@@ -50,6 +50,8 @@ def test_split_factors_of_the_tir_come_from_the_decisions():
     assert [int(e) for e in loops] == [2, 12, 8, 2, 16, 300]   # 24/12 token tiles, ceil(181/16) channel tiles, 8 cores
 
 
+@pytest.mark.qemu
+@pytest.mark.xdist_group("gap9")
 def test_a_candidate_the_functional_build_rejects_is_never_recorded(tmp_path):
     """With an L1 budget larger than the real L1 the space offers tiles the kernel must refuse at run time."""
     task = Gap9Task(60, 1000, 64, 8, 8, 400_000)
