@@ -105,6 +105,24 @@ def test_ema_moves_toward_the_weights():
     assert torch.allclose(ema.model.pos, before + 0.5)
 
 
-def test_unknown_mixer_is_a_user_error():
-    with pytest.raises(UserError, match="mixer"):
-        make(mixer="attention")
+def test_attention_variant_uses_rope_instead_of_learned_positions():
+    m = make(mixer="attention", heads=2).eval()
+    names = set(m.state_dict())
+    assert "pos" not in names and "net.layers.0.attn.qkv.weight" in names and "net.layers.0.tok.up.weight" not in names
+    assert not any(k.endswith(("cos", "sin")) for k in names)        # RoPE tables are recomputed, not stored
+    x = torch.randn(2, 2, 32)
+    perm = torch.randperm(8)
+    permuted = x.reshape(2, 2, 8, 4)[:, :, perm].reshape(2, 2, 32)  # the same patches in another token order
+    with torch.no_grad():
+        y, yp = m(x)[-1].y, m(permuted)[-1].y
+    assert not torch.allclose(yp, y[:, perm], atol=1e-4)               # RoPE makes token order matter
+    L, D = 8, 16
+    assert m.macs()["net_call"] == 2 * (L * 4 * D * D + 2 * L * L * D + 3 * 32 * D * L)
+
+
+def test_attention_variant_is_refused_by_the_quantiser():
+    from trm_tvm.quant import float_ref
+
+    m = make(mixer="attention")
+    with pytest.raises(UserError, match="study-only"):
+        float_ref.Dims.from_model(m.cfg, m.shape)

@@ -41,6 +41,7 @@ class ModelConfig:
     expansion: float = 2.0            # SwiGLU expansion, channel and token MLPs
     layers: int = 2                   # blocks in `net`
     mixer: str = "mlp"                # mlp (deploy target) | attention (study only)
+    heads: int = 2                    # attention heads (mixer attention only)
     n: int = 2                        # latent recursions z <- net(x, y, z) per cycle
     T: int = 2                        # cycles; the first T-1 run without gradients
     N_sup: int = 4                    # deep-supervision steps
@@ -121,6 +122,8 @@ def validate(cfg: Config) -> Config:
         (m.n >= 0 and m.T >= 1 and m.N_sup >= 1, f"need n >= 0, T >= 1, N_sup >= 1 (got {m.n}, {m.T}, {m.N_sup})"),
         (0.0 <= m.halt_threshold <= 1.0, f"model.halt_threshold must be in [0, 1], got {m.halt_threshold}"),
         (m.mixer in ("mlp", "attention"), f"model.mixer must be mlp or attention, got {m.mixer!r}"),
+        (m.mixer != "attention" or (m.heads > 0 and m.hidden % (2 * m.heads) == 0),
+         f"model.hidden ({m.hidden}) must split into {m.heads} heads of an even size (RoPE rotates pairs)"),
         (t.patch > 0 and t.seq_len % t.patch == 0 if t.name != "sudoku" else True,
          f"task.seq_len ({t.seq_len}) must be a multiple of task.patch ({t.patch})"),
         (t.length in ("resample", "pad"), f"task.length must be resample or pad, got {t.length!r}"),

@@ -12,6 +12,8 @@ One `net` (a few post-norm mixer blocks) is called over and over:
         stop when sigmoid(q) >= halt_threshold (inference) -- trained with BCE on "prediction correct"
 
 Parameter names are a contract with the quantiser (see /docs/integer-spec.md): they map 1:1 to the integer graph.
+`model.mixer: attention` swaps the token-mixing MLP for self-attention with RoPE (and drops `pos`): a study-only
+variant (docs/model.md) that the quantiser refuses.
 """
 from __future__ import annotations
 
@@ -60,27 +62,64 @@ class SwiGLU(nn.Module):
         return self.down(F.silu(self.gate(v)) * self.up(v))
 
 
-class MixerBlock(nn.Module):
-    """Post-norm: h = norm1(h + tok(h^T)^T); h = norm2(h + ch(h))."""
+class Attention(nn.Module):
+    """Study-only token mixing (the paper's default for large grids): multi-head self-attention, rotary positions
+    (RoPE) on queries and keys, no biases, not causal."""
 
-    def __init__(self, tokens: int, dim: int, expansion: float, eps: float):
+    def __init__(self, tokens: int, dim: int, heads: int):
         super().__init__()
-        self.tok = SwiGLU(tokens, round(expansion * tokens))
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.out = nn.Linear(dim, dim, bias=False)
+        head_dim = dim // heads
+        freqs = 10000.0 ** (-torch.arange(0, head_dim, 2).float() / head_dim)
+        angles = torch.outer(torch.arange(tokens).float(), freqs)            # (L, head_dim / 2)
+        self.register_buffer("cos", angles.cos(), persistent=False)          # recomputed, never saved
+        self.register_buffer("sin", angles.sin(), persistent=False)
+
+    def rope(self, t: torch.Tensor) -> torch.Tensor:
+        """Rotate each (i, i + head_dim/2) pair of t (B, heads, L, head_dim) by its token's angle."""
+        a, b = t.chunk(2, dim=-1)
+        return torch.cat([a * self.cos - b * self.sin, a * self.sin + b * self.cos], dim=-1)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:          # h: (B, L, D)
+        B, L, D = h.shape
+        q, k, v = self.qkv(h).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
+        o = F.scaled_dot_product_attention(self.rope(q), self.rope(k), v)
+        return self.out(o.transpose(1, 2).reshape(B, L, D))
+
+
+class MixerBlock(nn.Module):
+    """Post-norm: h = norm1(h + tok(h^T)^T); h = norm2(h + ch(h)). With mixer attention: norm1(h + attn(h))."""
+
+    def __init__(self, tokens: int, dim: int, expansion: float, eps: float, mixer: str = "mlp", heads: int = 2):
+        super().__init__()
+        self.mixer = mixer
+        if mixer == "mlp":
+            self.tok = SwiGLU(tokens, round(expansion * tokens))
+        else:
+            self.attn = Attention(tokens, dim, heads)
         self.norm1 = RMSNorm(dim, eps)
         self.ch = SwiGLU(dim, round(expansion * dim))
         self.norm2 = RMSNorm(dim, eps)
 
+    def mix_tokens(self, h: torch.Tensor) -> torch.Tensor:
+        if self.mixer == "attention":
+            return self.attn(h)
+        return self.tok(h.transpose(1, 2)).transpose(1, 2)
+
     def forward(self, h: torch.Tensor) -> torch.Tensor:          # h: (B, L, D)
-        h = self.norm1(h + self.tok(h.transpose(1, 2)).transpose(1, 2))
+        h = self.norm1(h + self.mix_tokens(h))
         return self.norm2(h + self.ch(h))
 
 
 class Net(nn.Module):
     """One `net` call: sum the inputs, then the blocks. The same weights serve z- and y-updates."""
 
-    def __init__(self, tokens: int, dim: int, expansion: float, layers: int, eps: float):
+    def __init__(self, tokens: int, dim: int, expansion: float, layers: int, eps: float, mixer: str = "mlp",
+                 heads: int = 2):
         super().__init__()
-        self.layers = nn.ModuleList(MixerBlock(tokens, dim, expansion, eps) for _ in range(layers))
+        self.layers = nn.ModuleList(MixerBlock(tokens, dim, expansion, eps, mixer, heads) for _ in range(layers))
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         h = sum(inputs)
@@ -101,22 +140,20 @@ class StepOutput:
 class TRM(nn.Module):
     def __init__(self, cfg: ModelConfig, shape: Shape):
         super().__init__()
-        if cfg.mixer != "mlp":
-            raise UserError(f"model.mixer {cfg.mixer!r} is not implemented (study-only variant)",
-                            "use model.mixer: mlp")
         self.cfg, self.shape = cfg, shape
         L, D = shape.tokens, cfg.hidden
         if shape.vocab:
             self.embed = nn.Embedding(shape.vocab, D)
         else:
             self.embed = nn.Linear(shape.channels * shape.patch, D)
-        self.pos = nn.Parameter(torch.randn(L, D) * 0.02)
+        # learned positions for the MLP mixer; attention gets its positions from RoPE instead
+        self.pos = nn.Parameter(torch.randn(L, D) * 0.02) if cfg.mixer == "mlp" else None
         # Fixed random starting state, as the paper's code (persistent buffers, never trained): with T >= 2 the
         # first cycle runs without grad, so they could not learn anyway, and the baseline (T = 1) gets the same
         # rule. Buffers keep their state_dict names, which the quantiser reads.
         self.register_buffer("y_init", torch.randn(D))
         self.register_buffer("z_init", torch.randn(D))
-        self.net = Net(L, D, cfg.expansion, cfg.layers, cfg.norm_eps)
+        self.net = Net(L, D, cfg.expansion, cfg.layers, cfg.norm_eps, cfg.mixer, cfg.heads)
         self.head = nn.Linear(D, shape.classes)
         self.halt = nn.Linear(D, 1)
         nn.init.zeros_(self.halt.weight)
@@ -126,11 +163,12 @@ class TRM(nn.Module):
     def embed_input(self, inp: torch.Tensor) -> torch.Tensor:
         """Prologue. Series inp (B, C, S) -> patches (B, L, C*P), feature index c*P + i; tokens inp (B, L) long."""
         if self.shape.vocab:
-            return self.embed(inp) + self.pos
-        B, C, S = inp.shape
-        P = self.shape.patch
-        patches = inp.reshape(B, C, S // P, P).permute(0, 2, 1, 3).reshape(B, S // P, C * P)
-        return self.embed(patches) + self.pos
+            x = self.embed(inp)
+        else:
+            B, C, S = inp.shape
+            P = self.shape.patch
+            x = self.embed(inp.reshape(B, C, S // P, P).permute(0, 2, 1, 3).reshape(B, S // P, C * P))
+        return x if self.pos is None else x + self.pos
 
     def initial_state(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.y_init.expand_as(x), self.z_init.expand_as(x)
@@ -180,7 +218,7 @@ class TRM(nn.Module):
     def macs(self) -> dict[str, int]:
         """Multiply-accumulates of the linear layers (elementwise ops, norms and pooling not counted)."""
         L, D, s = self.shape.tokens, self.cfg.hidden, self.shape
-        net = sum(_swiglu_macs(b.tok, rows=D) + _swiglu_macs(b.ch, rows=L) for b in self.net.layers)
+        net = sum(_token_mixing_macs(b, L, D) + _swiglu_macs(b.ch, rows=L) for b in self.net.layers)
         prologue = 0 if s.vocab else L * s.channels * s.patch * D
         head = (L if s.per_token else 1) * D * s.classes + D
         calls = self.cfg.T * (self.cfg.n + 1)
@@ -191,6 +229,12 @@ class TRM(nn.Module):
 
 def _swiglu_macs(mlp: SwiGLU, rows: int) -> int:
     return rows * sum(m.in_features * m.out_features for m in (mlp.gate, mlp.up, mlp.down))
+
+
+def _token_mixing_macs(block: MixerBlock, L: int, D: int) -> int:
+    if block.mixer == "attention":
+        return L * 4 * D * D + 2 * L * L * D          # q, k, v, out projections; scores and weighted sum
+    return _swiglu_macs(block.tok, rows=D)
 
 
 class EMA:

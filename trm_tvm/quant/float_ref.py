@@ -12,6 +12,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from trm_tvm.errors import UserError
+
 Params = dict[str, np.ndarray]
 Tap = Optional[Callable[[str, np.ndarray, Optional[int]], None]]   # (graph name, value, call index or None)
 
@@ -61,6 +63,9 @@ class Dims:
     @classmethod
     def from_model(cls, model_cfg, shape) -> "Dims":
         """From trm_tvm.config.ModelConfig and trm_tvm.model.Shape."""
+        if model_cfg.mixer != "mlp":
+            raise UserError(f"model.mixer {model_cfg.mixer!r} is a study-only variant with no integer graph",
+                            "quantise a model trained with model.mixer: mlp")
         return cls(tokens=shape.tokens, hidden=model_cfg.hidden, classes=shape.classes,
                    input_kind="tokens" if shape.vocab else "series", channels=shape.channels or 1,
                    patch=shape.patch or 1, vocab=shape.vocab, per_token=shape.per_token, layers=model_cfg.layers,
