@@ -105,11 +105,13 @@ def test_ema_moves_toward_the_weights():
     assert torch.allclose(ema.model.pos, before + 0.5)
 
 
-def test_attention_variant_uses_rope_instead_of_learned_positions():
+def test_attention_variant_adds_rope_to_the_learned_positions():
     m = make(mixer="attention", heads=2).eval()
     names = set(m.state_dict())
-    assert "pos" not in names and "net.layers.0.attn.qkv.weight" in names and "net.layers.0.tok.up.weight" not in names
+    assert "pos" in names and "net.layers.0.attn.qkv.weight" in names and "net.layers.0.tok.up.weight" not in names
     assert not any(k.endswith(("cos", "sin")) for k in names)        # RoPE tables are recomputed, not stored
+    with torch.no_grad():
+        m.pos.zero_()                                                  # so only RoPE can tell the tokens apart
     x = torch.randn(2, 2, 32)
     perm = torch.randperm(8)
     permuted = x.reshape(2, 2, 8, 4)[:, :, perm].reshape(2, 2, 32)  # the same patches in another token order

@@ -12,8 +12,8 @@ One `net` (a few post-norm mixer blocks) is called over and over:
         stop when sigmoid(q) >= halt_threshold (inference) -- trained with BCE on "prediction correct"
 
 Parameter names are a contract with the quantiser (see /docs/integer-spec.md): they map 1:1 to the integer graph.
-`model.mixer: attention` swaps the token-mixing MLP for self-attention with RoPE (and drops `pos`): a study-only
-variant (docs/model.md) that the quantiser refuses.
+`model.mixer: attention` swaps the token-mixing MLP for self-attention with RoPE (on top of the learned `pos`): a
+study-only variant (docs/model.md) that the quantiser refuses.
 """
 from __future__ import annotations
 
@@ -146,8 +146,7 @@ class TRM(nn.Module):
             self.embed = nn.Embedding(shape.vocab, D)
         else:
             self.embed = nn.Linear(shape.channels * shape.patch, D)
-        # learned positions for the MLP mixer; attention gets its positions from RoPE instead
-        self.pos = nn.Parameter(torch.randn(L, D) * 0.02) if cfg.mixer == "mlp" else None
+        self.pos = nn.Parameter(torch.randn(L, D) * 0.02)
         # Fixed random starting state, as the paper's code (persistent buffers, never trained): with T >= 2 the
         # first cycle runs without grad, so they could not learn anyway, and the baseline (T = 1) gets the same
         # rule. Buffers keep their state_dict names, which the quantiser reads.
@@ -163,12 +162,11 @@ class TRM(nn.Module):
     def embed_input(self, inp: torch.Tensor) -> torch.Tensor:
         """Prologue. Series inp (B, C, S) -> patches (B, L, C*P), feature index c*P + i; tokens inp (B, L) long."""
         if self.shape.vocab:
-            x = self.embed(inp)
-        else:
-            B, C, S = inp.shape
-            P = self.shape.patch
-            x = self.embed(inp.reshape(B, C, S // P, P).permute(0, 2, 1, 3).reshape(B, S // P, C * P))
-        return x if self.pos is None else x + self.pos
+            return self.embed(inp) + self.pos
+        B, C, S = inp.shape
+        P = self.shape.patch
+        patches = inp.reshape(B, C, S // P, P).permute(0, 2, 1, 3).reshape(B, S // P, C * P)
+        return self.embed(patches) + self.pos
 
     def initial_state(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.y_init.expand_as(x), self.z_init.expand_as(x)
