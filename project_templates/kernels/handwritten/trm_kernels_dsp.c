@@ -2,11 +2,11 @@
  *
  * The blocking (docs/kernels.md): both operands are widened to int16 pairs once into `scratch` -- all the
  * activations once per call, one weight row once per output channel -- so the inner loop is nothing but LDMs and
- * SMLADs. A chunk of the row (8 k = 4 words) stays in registers while TRM_DSP_TOKENS tokens stream past it; their
- * activations are interleaved per chunk so one pointer walks them all, and the loop takes two chunks per turn.
- * n_in is zero-padded to a multiple of 16 in scratch, so there is no k tail; a token tail runs the same loop with
- * fewer tokens. The raw sums of a row go to scratch and are requantised in a separate loop, which keeps the
- * product loop's 14 registers free of requantisation state.
+ * SMLADs. A chunk of the row (8 k = 4 words) stays in registers while 4 tokens stream past it; their activations
+ * are interleaved per chunk so one pointer walks them all. n_in is zero-padded to a multiple of 16 in scratch, so
+ * there is no k tail. For the model's k lengths the column loop of a row (every 4-token block, its requantisation
+ * and stores) is one asm statement per chunk count, generated from one template, reading the row's requantisation
+ * words from scratch right after its chunks; other lengths, shifts < 33 and token tails run the rolled C loop.
  * Pair order of a chunk (what SXTB16 gives for free): (k0,k2) (k1,k3) (k4,k6) (k5,k7), for both operands.
  */
 #include <stddef.h>
@@ -124,35 +124,23 @@ TRM_INLINE void trm_widen_activations(const int8_t *in, uint32_t *act, int token
     TRM_DSP_TOKEN(3)                            \
   } while (0)
 
-/* One block: nb tokens' sums of one row, each accumulator starting at `init` (the bias for int8 weights). The
- * row's chunk sits in 4 registers while the tokens' chunks stream past it, two chunks per turn (chunks is even).
- * UNROLLED: chunks is a constant and the k loop is unrolled whole -- no loop counter or end pointer, which is
- * what lets 4 tokens (4 held + 4 streamed + 4 accumulators + 2 pointers = 14 registers) fit. Returns the next
- * block's activations. */
-#define TRM_DSP_BLOCK_SUMS(UNROLLED)                                                                          \
-  int32_t s0 = init, s1 = init, s2 = init, s3 = init;                                                         \
-  const uint32_t *w = wrow;                                                                                   \
-  if (UNROLLED) {                                                                                             \
-    _Pragma("GCC unroll 8") for (int c = 0; c < chunks; c += 2) {                                             \
-      TRM_DSP_CHUNK();                                                                                        \
-      TRM_DSP_CHUNK();                                                                                        \
-    }                                                                                                         \
-  } else {                                                                                                    \
-    const uint32_t *end = wrow + 4 * chunks;                                                                  \
-    do {                                                                                                      \
-      TRM_DSP_CHUNK();                                                                                        \
-      TRM_DSP_CHUNK();                                                                                        \
-    } while (w != end);                                                                                       \
-  }                                                                                                           \
-  acc[0] = s0;                                                                                                \
-  if (nb > 1) acc[1] = s1;                                                                                    \
-  if (nb > 2) acc[2] = s2;                                                                                    \
-  if (nb > 3) acc[3] = s3;                                                                                    \
-  return a;
-
+/* One block in C: nb tokens' sums of one row, each accumulator starting at `init` (the bias for int8 weights).
+ * The row's chunk sits in 4 registers while the tokens' chunks stream past it, two chunks per turn (chunks is
+ * even). The rolled path (other k lengths, shifts < 33, token tails) and, on the host, the asm column loop's twin.
+ * Returns the next block's activations. */
 TRM_INLINE const uint32_t *trm_block_sums(const uint32_t *wrow, int chunks, const uint32_t *a, int nb, int32_t init,
                                           int32_t *acc) {
-  TRM_DSP_BLOCK_SUMS(0)
+  int32_t s0 = init, s1 = init, s2 = init, s3 = init;
+  const uint32_t *w = wrow, *end = wrow + 4 * chunks;
+  do {
+    TRM_DSP_CHUNK();
+    TRM_DSP_CHUNK();
+  } while (w != end);
+  acc[0] = s0;
+  if (nb > 1) acc[1] = s1;
+  if (nb > 2) acc[2] = s2;
+  if (nb > 3) acc[3] = s3;
+  return a;
 }
 
 /* sat8(rq(v)) for shift >= 33: one SMMLA and one ASR (trm_requant.h) */

@@ -1,11 +1,13 @@
-/* Hand-written linear kernels for Helium (MVE, Cortex-M55): VMLADAVA sums 16 int8 products per instruction.
+/* Hand-written kernels for Helium (MVE, Cortex-M55): linear layers by VMLADAVA (16 int8 products per instruction)
+ * and the element-wise ops (add, mul, LUT, RMSNorm) on vector lanes.
  *
- * The blocking (docs/kernels.md): one weight row chunk of 16 k stays in a vector register while TRM_MVE_TOKENS
- * tokens stream past it, each token one load and one VMLADAVA; the int8 operands need no widening. Full chunks
- * run unpredicated; the last partial chunk is the same code with VCTP tail predication (inactive lanes load as 0
- * and are not read). Packed int4 rows are unpacked to 16 int8 lanes in 4 instructions.
- * The raw sums of a row go to scratch; a vector loop adds the bias and requantises them 4 tokens at a time
- * (exact, from the high words of the products: trm_requant.h), scattering the bytes into the output column.
+ * Linear (docs/kernels.md): one weight row chunk of 16 k stays in a vector register while TRM_MVE_TOKENS tokens
+ * stream past it, each token one load and one VMLADAVA; the int8 operands need no widening. Full chunks run
+ * unpredicated; the last partial chunk is the same code with VCTP tail predication (inactive lanes load as 0 and
+ * are not read). Packed int4 rows are unpacked to 16 int8 lanes in 4 instructions. The token MLP's rows (n_in 16,
+ * 32) are requantised straight from the 4 block sums; longer rows put their raw sums in scratch and a vector loop
+ * adds the bias and requantises them 4 tokens at a time (exact, from the high words of the products:
+ * trm_requant.h), scattering the bytes into the output column.
  */
 #include <stddef.h>
 #include "trm_kernels_handwritten.h"
