@@ -102,9 +102,9 @@ def test_a_wrong_output_or_l1_peak_is_a_failed_case():
     assert a.ok and "differs" in b.error and "L1 peak" in c.error and "no output" in d.error
 
 
-def test_token_split_cases_are_also_checked_with_the_tir_kernels(tmp_path, monkeypatch):
-    """With tir=True a token-split tiling also runs with the per-core kernels generated from the TIR strategy; a
-    tiling whose generated kernels are wrong (here: one share kernel missing) fails although the loop passes."""
+def test_cases_are_also_checked_with_the_tir_kernels(tmp_path, monkeypatch):
+    """With tir=True every tiling also runs with the per-core kernels generated from the TIR strategy; a tiling
+    whose generated kernels are wrong (here: one share kernel missing) fails although the loop passes."""
     from trm_tvm.gap9 import tir_kernels
 
     tok = [LinearTiling(13, 37, 29, w, 13, 16, True, True, p) for w, p in ((8, False), (8, True))]

@@ -163,26 +163,32 @@ def test_shared_deploy_cli_dispatches_gap9(tmp_path):
     assert rc == 0 and r["board"] == "gap9" and r["functional"]["golden"]["runs"] == 4
 
 
-def _token_split(art, tile_div: int) -> dict:
+def _token_split(art, tile_div: int, split_tokens: bool = True, tile_out: int | None = None) -> dict:
     from trm_tvm.gap9 import tune
-    return {n: dataclasses.replace(t, split_tokens=True, tile_tokens=-(-t.tokens // tile_div))
+    return {n: dataclasses.replace(t, split_tokens=split_tokens, tile_tokens=-(-t.tokens // tile_div),
+                                   tile_out=min(tile_out or t.n_out, t.n_out))
             for n, t in tune.overrides(art, load_gap9(), "default").items()}
 
 
-@pytest.mark.parametrize("bits,tile_div", [(8, 1), (4, 2)], ids=["w8a8-one-tile", "w4a8-ragged-tiles"])
-def test_tir_generated_per_core_kernels_are_bit_exact(tmp_path, bits, tile_div):
-    """Token-split layers computing with the kernels lowered from the TIR linear strategy (trm_tvm.gap9.tir_kernels):
-    one static kernel per distinct core share, 0 LSB against the golden model."""
+@pytest.mark.parametrize("bits,tile_div,split_tokens,tile_out", [(8, 1, True, None), (4, 2, True, None),
+                                                                 (8, 2, False, 20)],
+                         ids=["w8a8-tokens-one-tile", "w4a8-tokens-ragged", "w8a8-channels-ragged"])
+def test_tir_generated_per_core_kernels_are_bit_exact(tmp_path, bits, tile_div, split_tokens, tile_out):
+    """The linear layers computing with the kernels lowered from the TIR linear strategy (trm_tvm.gap9.tir_kernels):
+    one static kernel per distinct core share (per row of it for a channel split), 0 LSB against the golden model."""
     from trm_tvm.gap9 import tir_kernels
 
     art, _, _ = random_artifact(hidden=24, tokens=12, classes=4, layers=1, n=1, T=2, N_sup=2, seed=9, bits=bits)
-    ov = _token_split(art, tile_div)
+    ov = _token_split(art, tile_div, split_tokens, tile_out)
     plan, _, cmp = _run(tmp_path, art, n_inputs=4, linear_overrides=ov, tir_kernels=True)
     assert cmp["mismatches"] == 0 and cmp["runs"] == 8, cmp["first_mismatch"]
-    assert plan["linear_compute"].startswith("tir")
+    assert plan["linear_compute"] == "tir"
     src = (tmp_path / "proj" / "src" / "trm_gap9_tir.c").read_text()
     shapes = {(t.n_in, t.wbits, r, n) for t in ov.values() for r, n in tir_kernels.share_shapes(t, 8)}
-    assert {r for _, _, r, _ in shapes} >= ({1, 2} if tile_div == 1 else {1})     # rows per core differ
+    if split_tokens:
+        assert {r for _, _, r, _ in shapes} >= ({1, 2} if tile_div == 1 else {1})     # rows per core differ
+    else:
+        assert {r for _, _, r, _ in shapes} == {1} and len({n for *_, n in shapes}) > 2  # ragged channel shares
     assert all(f"{tir_kernels.kernel_name(r, k, n, w)}(" in src for k, w, r, n in shapes)
 
 

@@ -30,8 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--schedule", choices=("naive", "default", "tuned"), default="default",
                    help="linear-layer tilings; tuned = the GAP9 tuning database (python -m trm_tvm.tune --board gap9)")
     d.add_argument("--kernels", choices=("handwritten", "tir"), default="handwritten",
-                   help="per-core compute of token-split linear layers: the hand-written loop or kernels generated "
-                        "from the TIR linear strategy")
+                   help="per-core compute of the linear layers: the hand-written loop or kernels generated from "
+                        "the TIR linear strategy")
     d.add_argument("--schedules", type=Path, default=None, help="database root (default: the repository's schedules/)")
     d.add_argument("--checks", type=int, choices=(0, 1, 2), default=1,
                    help="compat checker level of the functional run (docs/gap9.md); 0 is ~2.5x faster")

@@ -53,8 +53,8 @@ def deploy(art_path: Path | None, out_dir: Path, n_inputs: int, seed: int = 0, q
            art: Artifact | None = None, board: Gap9Board | None = None, timeout_s: float | None = None,
            checks: int = 1, schedule: str = "default", db_root: Path | None = None, tir_kernels: bool = False) -> dict:
     """`schedule`: the linear layers' tilings, naive | default | tuned (the best records of the GAP9 tuning
-    database under `db_root`, default the repository's schedules/gap9/). `tir_kernels`: token-split layers
-    compute with kernels generated from the TIR linear strategy (trm_tvm.gap9.tir_kernels)."""
+    database under `db_root`, default the repository's schedules/gap9/). `tir_kernels`: the linear layers'
+    per-core compute is kernels generated from the TIR linear strategy (trm_tvm.gap9.tir_kernels)."""
     board = board or load_gap9()
     art = art or Artifact.load(art_path)
     out_dir = Path(out_dir)

@@ -101,7 +101,7 @@ class _NetEmitter:
         self.plans[node["name"]] = plan
         fields = {"tokens": rows, "n_in": node["n_in"], "n_out": node["n_out"], "wbits": node["bits"],
                   **plan.c_args()}
-        if self.tir_kernels and plan.split_tokens:
+        if self.tir_kernels:
             from trm_tvm.gap9.tir_kernels import dispatcher_name
             fields["share"] = dispatcher_name(plan.n_in, plan.wbits)
         init = ", ".join(f".{k} = {v}" for k, v in fields.items())
@@ -358,9 +358,8 @@ def generate_project(art: Artifact, out_dir: Path, inputs: np.ndarray, board: Ga
                      tir_kernels: bool = False) -> dict:
     """Write the project; returns plan.json's content (tilings, L1 peak, L2 use). Refuses models over L2.
     `q_threshold`: the halting threshold of the self-check's H runs (default: the artifact's).
-    `tir_kernels`: token-split linear layers compute with kernels generated from the TIR linear strategy
-    (src/trm_gap9_tir.[ch], trm_tvm.gap9.tir_kernels); otherwise (and always for channel splits) with the
-    hand-written loop of trm_linear_cl.c."""
+    `tir_kernels`: the linear layers' per-core compute is kernels generated from the TIR linear strategy
+    (src/trm_gap9_tir.[ch], trm_tvm.gap9.tir_kernels); otherwise the hand-written loop of trm_linear_cl.c."""
     q_thr = int(art.header["halting"]["q_thr"]) if q_threshold is None else int(q_threshold)
     _check_supported(art)
     board = board or load_gap9()
@@ -394,7 +393,7 @@ def generate_project(art: Artifact, out_dir: Path, inputs: np.ndarray, board: Ga
     atomic_write_text(src / "trm_gap9_tir.c", tir_c)
     atomic_write_text(src / "trm_gap9_tir.h", tir_h)
     plan = {"schema": "trm-tvm-gap9-plan", "version": 1, "precision": art.header["precision"],
-            "linear_compute": "tir (token-split layers)" if tir_kernels else "hand-written",
+            "linear_compute": "tir" if tir_kernels else "hand-written",
             "q_threshold": q_thr, "selfcheck_inputs": len(inputs), "l1_budget": board.l1_budget, "l2_budget": board.l2_budget, "l2_bytes": l2, "l2_total": l2_total,
             "l1_peak": max([p.l1_bytes for p in em.plans.values()] + [0]),
             "linear": {n: {**asdict(p), "l1_bytes": p.l1_bytes, "n_tiles": p.n_tiles}

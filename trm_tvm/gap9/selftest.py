@@ -6,8 +6,8 @@ Every case runs `trm_linear_cl` (project_templates/gap9/kernels) on the same see
 tiling, under the compat checker (races, DMA ordering, per-core write-sets); the host compares each output with
 the integer spec (trm_tvm.quant.spec) and the kernel's L1 peak with the planner's figure. A case is `ok` only when
 the run is clean, the kernel accepted the tiling, the output is 0 LSB and the L1 peak is the planned one.
-The tuner (trm_tvm.gap9.tune) uses it to reject candidates (token-split ones also with the per-core kernels
-generated from the TIR strategy); tests/test_gap9_compat.py to test the kernel.
+The tuner (trm_tvm.gap9.tune) uses it to reject candidates (each also with the per-core kernels generated from
+the TIR strategy); tests/test_gap9_compat.py to test the kernel.
 """
 from __future__ import annotations
 
@@ -95,12 +95,12 @@ def parse_cases(output: str, tilings: list[LinearTiling], expect: np.ndarray) ->
 def run_linear_cases(tilings: list[LinearTiling], work: Path, seed: int = 1, checks: int = 1,
                      sequential: int = 0, timeout_s: float = 120.0, tir: bool = False) -> list[CaseResult]:
     """Build one firmware holding every tiling of one layer shape, run it once, check each case. With `tir`, each
-    token-split tiling runs a second time with the per-core kernels generated from the TIR strategy
-    (trm_tvm.gap9.tir_kernels), and its result is ok only if both runs are."""
+    tiling runs a second time with the per-core kernels generated from the TIR strategy (trm_tvm.gap9.tir_kernels),
+    and its result is ok only if both runs are."""
     shapes = {(t.tokens, t.n_in, t.n_out, t.wbits) for t in tilings}
     if len(shapes) != 1:
         raise ValueError(f"one firmware tests one layer shape, got {sorted(shapes)}")
-    extra = [i for i, t in enumerate(tilings) if tir and t.split_tokens]
+    extra = list(range(len(tilings))) if tir else []
     cases, with_tir = list(tilings) + [tilings[i] for i in extra], [False] * len(tilings) + [True] * len(extra)
     ops = linear_operands(*shapes.pop(), seed=seed)
     results = _run_cases(cases, with_tir, ops, work, checks, sequential, timeout_s)

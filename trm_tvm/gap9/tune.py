@@ -8,12 +8,12 @@
 3. Search: meta_schedule ReplayFunc through trm_tvm.tune.search (the Cortex-M path's PyBuilder / PyRunner /
    bit-exact measure callback) with `KernelMeasurer` below: the candidates of a batch run in ONE functional
    firmware on 9 QEMU harts (trm_tvm.gap9.selftest: compat checker on, 0 LSB against the integer spec, L1 peak
-   = plan; token-split candidates also with the per-core kernels generated from the TIR strategy, as
+   = plan; each candidate also with the per-core kernels generated from the TIR strategy, as
    `deploy --kernels tir` runs them); a candidate that fails is rejected, a passing one is scored by the frozen
    cycle model (**modeled**).
 4. Compare: naive / default / tuned per kernel (modeled cycles, each verified on the functional build) and per
-   whole fixed-compute inference of each artifact; the tuned project (token-split layers with the TIR-generated
-   per-core kernels, as `deploy --kernels tir`) is run against the golden model (0 LSB).
+   whole fixed-compute inference of each artifact; the tuned project (with the TIR-generated per-core kernels,
+   as `deploy --kernels tir`) is run against the golden model (0 LSB).
 The database is meta_schedule's JSON database in schedules/gap9/ (docs/tuning.md); `deploy --schedule tuned`
 reads its best record per layer shape.
 """

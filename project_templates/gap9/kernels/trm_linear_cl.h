@@ -10,9 +10,10 @@
 #define TRM_LINEAR_CL_H
 #include <stdint.h>
 
-/* Optional per-core compute of a token-split tile, generated from the TIR linear strategy (trm_tvm/gap9/tir_kernels.py):
- * `rows` contiguous input rows x `n_out` channels of the tile in L1 -> `rows` contiguous output rows. Returns 0, or -1
- * when it holds no kernel for this shape. */
+/* Optional per-core compute generated from the TIR linear strategy (trm_tvm/gap9/tir_kernels.py): `rows` contiguous
+ * input rows x `n_out` weight rows (and their bias/mult/shift) in L1 -> `rows` contiguous output rows. A token split
+ * calls it once per core share, a channel split once per row of the share. Returns 0, or -1 when it holds no kernel
+ * for this shape. */
 typedef int (*trm_linear_cl_share_fn)(int rows, int n_out, const int8_t *x, const uint8_t *w, const int32_t *bias,
                                       const int32_t *mult, const int32_t *shift, int8_t *out);
 
@@ -30,7 +31,7 @@ typedef struct {
   const uint8_t *packed;     /* optional: per output tile, [weights padded to 8 B][bias][mult][shift] of tile_out
                                 rows each (zero-padded on the last tile), so one DMA moves a tile
                                 (trm_tvm/gap9/tiling.pack_linear); NULL: w/bias/mult/shift, four DMAs per tile */
-  trm_linear_cl_share_fn share; /* optional, with split_tokens: the generated per-core compute; NULL: the loop here */
+  trm_linear_cl_share_fn share; /* optional: the generated per-core compute; NULL: the hand-written loop */
 } trm_linear_cl_args_t;
 
 enum { TRM_CL_OK = 0, TRM_CL_E_L1 = -1, TRM_CL_E_ARGS = -2 };
