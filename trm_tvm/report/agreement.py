@@ -10,6 +10,7 @@ import argparse
 import hashlib
 import io
 import json
+import re
 import shlex
 import zipfile
 from pathlib import Path
@@ -60,6 +61,26 @@ def _args(command: str) -> dict[str, str]:
     return out
 
 
+def _target(command: str) -> str | None:
+    """What a command writes (its --out or --json), to match it with a README's line for the same result."""
+    a = _args(command)
+    return a.get("out") or a.get("json")
+
+
+def readme_commands(step: Step, R: Results) -> list[tuple[str, str]]:
+    """(README, command) pairs written down in a README.md beside (or one level above) the step's outputs that
+    make the same target as the step."""
+    target = _target(step.commands[-1])
+    readmes = {str(Path(o).parent / "README.md") for o in step.outputs}
+    readmes |= {str(Path(o).parent.parent / "README.md") for o in step.outputs}
+    found = []
+    for readme in sorted(r for r in readmes if R.exists(r)):
+        for c in re.findall(r"`(python -m [^`]+)`", R.bytes(readme).decode()):
+            if target and _target(c) == target:
+                found.append((readme, normalise(c)))
+    return found
+
+
 def _results(src: Results | Path) -> Results:
     return src if isinstance(src, Results) else Results(src)
 
@@ -71,6 +92,7 @@ def problems(step: Step, src: Results | Path = REPO_ROOT) -> list[str]:
     if step.recorded.endswith("COMMAND") and R.exists(step.recorded):
         recorded = command_file_lines(R.bytes(step.recorded).decode())
         out += [f"{step.name}: `{c}` is not in {step.recorded}" for c in mine if c not in recorded]
+    out += [f"{step.name}: {readme} records `{c}`" for readme, c in readme_commands(step, R) if c not in mine]
     for o in step.outputs:
         if not R.exists(o):
             continue

@@ -149,20 +149,19 @@ STEPS: tuple[Step, ...] = tuple(
               "artifacts/ecg_w4a8.npz --kernels reference,handwritten,tvm --modes fixed --limit 1 --profile "
               "--out reports/kernels/handwritten/whole-inference-ecg",),
              (f"{WHOLE_ECG}/results.json", f"{WHOLE_ECG}/summary.md"), ("artifacts/ecg_w8a8.npz", "artifacts/ecg_w4a8.npz"),
-             "the running job's command line; results.json rows (boards, artifacts, kernels, inferences)",
-             optional=True),
+             "reports/kernels/handwritten/README.md; results.json rows (boards, artifacts, kernels, inferences)"),
         Step("bench:whole-inference",
              ("python -m trm_tvm.bench --boards cortex-m4,cortex-m55 --artifacts " + ",".join(WHOLE_ARTS)
               + " --kernels reference,tvm,handwritten --modes fixed --limit 1 --profile"
               " --out reports/kernels/handwritten/whole-inference",),
              ("reports/kernels/handwritten/whole-inference/results.json",
               "reports/kernels/handwritten/whole-inference/summary.md"), WHOLE_ARTS,
-             "commit 1f43818 message, docs/kernels.md; results.json rows (boards, artifacts, kernels, inferences)"),
+             "reports/kernels/handwritten/README.md; results.json rows (boards, artifacts, kernels, inferences)"),
         Step("kernels:handwritten",
              ("python -m trm_tvm.compile.backends.handwritten_bench --boards cortex-m4,cortex-m55 --selftest 1000 "
               "--out reports/kernels/handwritten",),
              ("reports/kernels/handwritten/bench.json", "reports/kernels/handwritten/bench.md"), (),
-             "docs/kernels.md; bench.json selftest (boards, cases)"),
+             "reports/kernels/handwritten/README.md; bench.json selftest (boards, cases)"),
         Step("tune:cortex-m4",
              ("python -m trm_tvm.tune --board cortex-m4 --artifact artifacts/ecg_w8a8.npz,artifacts/ecg_w4a8.npz",),
              ("reports/tune/cortex-m4/summary.json", "reports/tune/cortex-m4/summary.md",
