@@ -210,6 +210,28 @@ def test_a_result_in_a_new_format_is_flagged_not_fatal(tmp_path):
     assert "**Could not be rendered**" not in text.split("## 5 ")[0]
 
 
+def test_a_multi_seed_sweep_gives_means_over_checkpoints(tmp_path):
+    _copy_results(tmp_path)
+    p = tmp_path / "reports/quant/ecg/sweep.json"
+    sweep = json.loads(p.read_text())
+    rows = []
+    for i, ck in enumerate(("ecg:aaaaaaaa", "ecg:bbbbbbbb", "ecg:cccccccc")):
+        for r in sweep["rows"] + [dict(sweep["rows"][1], config="w4a8-qat-pc", recipe="w4a8", method="qat")]:
+            rows.append(dict(r, checkpoint=ck, acc_halting=r["acc_halting"] + 0.01 * i * (r["config"] != "fp32")))
+    p.write_text(json.dumps(dict(sweep, rows=rows)))
+    text = build.write(tmp_path / "reports/report.md", tmp_path).read_text()
+    table = {r[0]: r for r in _rows_of(text, "| configuration | weight bytes")}
+    fp = next(r for r in sweep["rows"] if r["config"] == "fp32")["acc_halting"]
+    w8 = next(r for r in sweep["rows"] if r["config"] == "w8a8-ptq-pc")["acc_halting"]
+    assert "over 3 checkpoints" in table["w8a8-ptq-pc"][2]
+    mean, lo, hi = _numbers(table["w8a8-ptq-pc"][2])[:3]
+    assert (mean, lo, hi) == pytest.approx([100 * (w8 + 0.01), 100 * w8, 100 * (w8 + 0.02)], abs=0.05)
+    assert _numbers(table["w8a8-ptq-pc"][3])[:3] == pytest.approx([100 * (w8 - fp) + 1, 100 * (w8 - fp),
+                                                                    100 * (w8 - fp) + 2], abs=0.01)
+    assert "w4a8-qat-pc" in table
+    assert "3 ECG checkpoints" not in text.split("## Limits and open items")[1]
+
+
 def test_up_to_date_compares_output_and_input_times(tmp_path):
     step = dataclasses.replace(STEPS[0], outputs=("out.json",), inputs=("in.yaml",))
     (tmp_path / "in.yaml").write_text("a")
