@@ -95,6 +95,32 @@ def test_linear(K, shape, level):
 
 
 @pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("shape", [LINEAR_SHAPES[i] for i in (1, 3, 6)], ids=lambda s: s.key)
+def test_linear_requant_at_every_shift(K, shape, level):
+    """The requantisation's int32 branch (shift >= 33) and int64 branch (below) around their edge, shift 31..62,
+    with the largest multipliers of both signs, all-extreme and random activations and biases."""
+    rng = np.random.default_rng(5)
+    s, lim = shape, 8 if shape.wbits == 4 else 128
+    for case in range(300):
+        a = int8(rng, (s.tokens, s.n_in), extreme=case % 2 == 0)
+        w = rng.choice(np.array([-lim, lim - 1], np.int8), size=(s.n_out, s.n_in)) if case % 4 == 0 else \
+            rng.integers(-lim, lim, size=(s.n_out, s.n_in)).astype(np.int8)
+        bias = rng.integers(-(1 << 20), 1 << 20, size=s.n_out).astype(np.int32) if s.bias else None
+        sh = ((np.arange(s.n_out) + case) % 32 + 31).astype(np.int32)
+        mult = rng.choice(np.array([(1 << 31) - 1, 1 << 30, -(1 << 30), -(1 << 31) + 1], np.int64), size=s.n_out)
+        mult = np.where(rng.random(s.n_out) < 0.5, mult, rng.integers(-(1 << 31) + 1, 1 << 31, size=s.n_out))
+        mult = mult.astype(np.int32)
+        want = O.linear(a, w, bias, mult, sh, out_bits=16 if s.out_dtype == "int16" else 8)
+        out = np.zeros(want.shape, want.dtype)
+        args = [c(a, np.int8), c(pack_s4(w) if s.wbits == 4 else w, np.uint8 if s.wbits == 4 else np.int8)]
+        args += ([c(bias, np.int32)] if s.bias else []) + [c(mult, np.int32), c(sh, np.int32), out]
+        if K.scratch[(shape, level)]:
+            args.append(np.zeros(K.scratch[(shape, level)] // 4, np.int32))
+        K.call(shape, level, *args)
+        np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("shape", NORM_SHAPES, ids=lambda s: s.key)
 def test_rmsnorm(K, shape, level):
     rng = np.random.default_rng(7)

@@ -1,4 +1,4 @@
-/* Arm ACLE DSP intrinsics used by TVM-generated kernels (call_extern "__sxtb16" / "__smlad").
+/* Arm ACLE DSP intrinsics used by TVM-generated kernels (call_extern "__sxtb16" / "__smlad" / "trm_sxtb16_ror8").
  * On a core with the DSP extension they are single instructions from <arm_acle.h>; elsewhere (host tests)
  * exact C emulations of the same instructions. Not a kernel: one instruction each. */
 #ifndef TRM_ACLE_H
@@ -6,6 +6,12 @@
 #include <stdint.h>
 #if defined(__ARM_FEATURE_SIMD32) && __ARM_FEATURE_SIMD32
 #include <arm_acle.h>
+/* SXTB16 with its operand rotated by 8 (bytes 1 and 3): one instruction; GCC 12's ACLE has no __sxtb16_ror */
+static inline int32_t trm_sxtb16_ror8(int32_t x) {
+  int32_t r;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+  return r;
+}
 #else
 /* SXTB16: sign-extend bytes 0 and 2 into the two halfwords */
 static inline int32_t __sxtb16(int32_t x) {
@@ -18,5 +24,6 @@ static inline int32_t __smlad(int32_t x, int32_t y, int32_t acc) {
   int32_t p1 = (int32_t)(int16_t)((uint32_t)x >> 16) * (int16_t)((uint32_t)y >> 16);
   return (int32_t)((uint32_t)acc + (uint32_t)p0 + (uint32_t)p1);
 }
+static inline int32_t trm_sxtb16_ror8(int32_t x) { return __sxtb16((int32_t)((uint32_t)x >> 8 | (uint32_t)x << 24)); }
 #endif
 #endif

@@ -28,3 +28,17 @@ def s4_nibble(byte_u8, k):
     w = tirx.Cast("int32", byte_u8)
     nib = tirx.if_then_else(tirx.floormod(k, 2) == 0, tirx.bitwise_and(w, 15), tirx.shift_right(w, 4))
     return nib - tirx.bitwise_and(nib, 8) * 2
+
+
+def rq_sat(v, mult, shift, dtype: str):
+    """sat(rq(v, M, sh)) with a cheap exact branch for sh >= 33 (the usual linear multipliers):
+    rq = ((p >> (sh-1)) + 1) >> 1 (floor divisions compose), and p >> (sh-1) is the high word of p = v*M shifted
+    by sh-33, so that branch is one long multiply and int32 shifts and saturation (|p| < 2^62: the +1 cannot
+    overflow). Other shifts take the int64 form."""
+    p = i64(v) * i64(mult)
+    hi = tirx.Cast("int32", tirx.shift_right(p, tirx.const(32, "int64")))
+    fast = tirx.shift_right(tirx.shift_right(hi, shift - 33) + 1, 1)
+    bits = {"int8": 8, "int16": 16}[dtype]
+    lo, hi_ = tirx.const(-(1 << (bits - 1)), "int32"), tirx.const((1 << (bits - 1)) - 1, "int32")
+    return tirx.if_then_else(shift >= 33, tirx.Cast(dtype, tirx.max(tirx.min(fast, hi_), lo)),
+                             sat(rq(v, mult, shift), dtype))

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from tvm import s_tir, te, tirx
 from tvm.script import tirx as T
 
-from trm_tvm.compile.strategies.common import rq, s4_nibble, sat
+from trm_tvm.compile.strategies.common import rq_sat, s4_nibble
 
 NAIVE = {"order": "to", "tile_o": 1, "tile_t": 1, "unroll_k": 1, "fuse": False, "dsp": False}
 
@@ -63,7 +63,7 @@ def compute(s: LinearShape, fuse: bool):
 
     def requant(t, o):
         v = acc[t, o] + (bias[o] if bias is not None else 0)
-        return sat(rq(v, mult[o], shift[o]), s.out_dtype)
+        return rq_sat(v, mult[o], shift[o], s.out_dtype)
 
     oshape = (s.n_out, s.tokens) if s.out_trans else (s.tokens, s.n_out)
     out = te.compute(oshape, (lambda o, t: requant(t, o)) if s.out_trans else requant, name="out")
@@ -81,10 +81,8 @@ def _sxtb16(v):
     return tirx.call_extern("int32", "__sxtb16", v)
 
 
-def _ror8(v):
-    u = tirx.Cast("uint32", v)
-    return tirx.Cast("int32", tirx.bitwise_or(tirx.shift_right(u, tirx.const(8, "uint32")),
-                                              tirx.shift_left(u, tirx.const(24, "uint32"))))
+def _sxtb16_ror8(v):
+    return tirx.call_extern("int32", "trm_sxtb16_ror8", v)
 
 
 def dsp_func(s: LinearShape) -> tirx.PrimFunc:
@@ -106,15 +104,15 @@ def dsp_func(s: LinearShape) -> tirx.PrimFunc:
                         else:
                             acc[vt, vo] = 0
                     acc[vt, vo] = T.call_extern("int32", "__smlad", _sxtb16(a[vt, vk]), _sxtb16(w[vo, vk]),
-                                                T.call_extern("int32", "__smlad", _sxtb16(_ror8(a[vt, vk])),
-                                                              _sxtb16(_ror8(w[vo, vk])), acc[vt, vo]))
+                                                T.call_extern("int32", "__smlad", _sxtb16_ror8(a[vt, vk]),
+                                                              _sxtb16_ror8(w[vo, vk]), acc[vt, vo]))
             for t, o in T.grid(M, N):
                 with T.sblock("out"):
                     vt, vo = T.axis.remap("SS", [t, o])
                     if s.out_trans:
-                        out[vo, vt] = sat(rq(acc[vt, vo], mult[vo], shift[vo]), odt)
+                        out[vo, vt] = rq_sat(acc[vt, vo], mult[vo], shift[vo], odt)
                     else:
-                        out[vt, vo] = sat(rq(acc[vt, vo], mult[vo], shift[vo]), odt)
+                        out[vt, vo] = rq_sat(acc[vt, vo], mult[vo], shift[vo], odt)
 
     if not has_bias:  # drop the unused bias parameter (the C signature is that of the non-DSP kernel)
         linear_dsp = tirx.PrimFunc([p for p in linear_dsp.params if p.name != "bias"], linear_dsp.body,
@@ -158,7 +156,10 @@ def apply_knobs(sch: s_tir.Schedule, s: LinearShape, knobs: dict) -> None:
         inner = o
     if knobs["fuse"]:
         sch.reverse_compute_at(sch.get_sblock("out"), inner)
-        sch.decompose_reduction(acc, k)
+        init = sch.decompose_reduction(acc, k)
+        if lanes:  # constant tile indices everywhere, so the C compiler keeps the accumulators in registers
+            for loop in sch.get_loops(init)[-len(lanes):] + sch.get_loops(sch.get_sblock("out"))[-len(lanes):]:
+                sch.unroll(loop)
     k_extent = s.n_in // 4 if uses_dsp(s, knobs) else s.n_in
     if knobs["unroll_k"] > 1 and k_extent % knobs["unroll_k"] == 0:
         _, ki = sch.split(k, [None, knobs["unroll_k"]])
