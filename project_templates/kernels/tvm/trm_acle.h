@@ -1,4 +1,5 @@
-/* Arm ACLE DSP intrinsics used by TVM-generated kernels (call_extern "__sxtb16" / "__smlad" / "trm_sxtb16_ror8").
+/* Arm ACLE DSP intrinsics used by TVM-generated kernels (call_extern "__sxtb16" / "__smlad" / "trm_sxtb16_ror8" /
+ * "trm_ssat8" / "trm_ssat16").
  * On a core with the DSP extension they are single instructions from <arm_acle.h>; elsewhere (host tests)
  * exact C emulations of the same instructions. Not a kernel: one instruction each. */
 #ifndef TRM_ACLE_H
@@ -12,6 +13,8 @@ static inline int32_t trm_sxtb16_ror8(int32_t x) {
   __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
   return r;
 }
+static inline int32_t trm_ssat8(int32_t x) { return __ssat(x, 8); }
+static inline int32_t trm_ssat16(int32_t x) { return __ssat(x, 16); }
 #else
 /* SXTB16: sign-extend bytes 0 and 2 into the two halfwords */
 static inline int32_t __sxtb16(int32_t x) {
@@ -25,5 +28,8 @@ static inline int32_t __smlad(int32_t x, int32_t y, int32_t acc) {
   return (int32_t)((uint32_t)acc + (uint32_t)p0 + (uint32_t)p1);
 }
 static inline int32_t trm_sxtb16_ror8(int32_t x) { return __sxtb16((int32_t)((uint32_t)x >> 8 | (uint32_t)x << 24)); }
+/* SSAT #8 / #16: clamp to the signed range */
+static inline int32_t trm_ssat8(int32_t x) { return x < -128 ? -128 : x > 127 ? 127 : x; }
+static inline int32_t trm_ssat16(int32_t x) { return x < -32768 ? -32768 : x > 32767 ? 32767 : x; }
 #endif
 #endif

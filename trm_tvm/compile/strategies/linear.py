@@ -110,9 +110,9 @@ def dsp_func(s: LinearShape) -> tirx.PrimFunc:
                 with T.sblock("out"):
                     vt, vo = T.axis.remap("SS", [t, o])
                     if s.out_trans:
-                        out[vo, vt] = rq_sat(acc[vt, vo], mult[vo], shift[vo], odt)
+                        out[vo, vt] = rq_sat(acc[vt, vo], mult[vo], shift[vo], odt, ssat=True)
                     else:
-                        out[vt, vo] = rq_sat(acc[vt, vo], mult[vo], shift[vo], odt)
+                        out[vt, vo] = rq_sat(acc[vt, vo], mult[vo], shift[vo], odt, ssat=True)
 
     if not has_bias:  # drop the unused bias parameter (the C signature is that of the non-DSP kernel)
         linear_dsp = tirx.PrimFunc([p for p in linear_dsp.params if p.name != "bias"], linear_dsp.body,
