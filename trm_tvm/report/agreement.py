@@ -68,14 +68,15 @@ def _target(command: str) -> str | None:
 
 
 def readme_commands(step: Step, R: Results) -> list[tuple[str, str]]:
-    """(README, command) pairs written down in a README.md beside (or one level above) the step's outputs that
-    make the same target as the step."""
+    """(README, command) pairs written down in a README.md beside (or one level above) the step's outputs -- inline
+    in backticks or as a line of a code block -- that make the same target as the step."""
     target = _target(step.commands[-1])
     readmes = {str(Path(o).parent / "README.md") for o in step.outputs}
     readmes |= {str(Path(o).parent.parent / "README.md") for o in step.outputs}
     found = []
     for readme in sorted(r for r in readmes if R.exists(r)):
-        for c in re.findall(r"`(python -m [^`]+)`", R.bytes(readme).decode()):
+        text = re.sub(r"\\\n\s*", " ", R.bytes(readme).decode())          # join continued lines of code blocks
+        for c in re.findall(r"(?:^|`)(python -m [^`\n#]+)", text, flags=re.M):
             if target and _target(c) == target:
                 found.append((readme, normalise(c)))
     return found
@@ -165,7 +166,8 @@ def _metadata(step: Step, path: str, d: Any, R: Results) -> list[str]:
         same("artifacts", sorted({w["artifact"] for w in d["whole"]}),
              sorted(Path(x).name for x in a["artifact"].split(",")))
     elif kind == "kernels":
-        same("boards", sorted({k.split()[0] for k in d["selftest"]}), sorted(a["boards"].split(",")))   # "<b> element-wise"
+        boards = {k.split()[0] for k in d["selftest"]}                     # keys "<board>", "<board> element-wise"
+        same("boards", sorted(boards), sorted(a["boards"].split(",")))
         same("self-test cases", {s["cases"] for s in d["selftest"].values()}, {int(a["selftest"])})
     elif kind == "dynamics" and path.endswith("dynamics.json"):
         same("checkpoint", d["checkpoint"], a["checkpoint"])

@@ -122,7 +122,7 @@ STEPS: tuple[Step, ...] = tuple(
               + " --out reports/quant/ecg --qat w4a8 --qat-minutes 12",),
              ("reports/quant/ecg/sweep.json", "reports/quant/ecg/sweep.csv", "reports/quant/ecg/sweep.png"),
              tuple(f"checkpoints/{c}/model.pt" for c in ECG_CKPTS),
-             "reports/quant/ecg/sweep.json rows[].checkpoint (sha256 prefixes of the checkpoints)"),
+             "reports/quant/ecg/README.md; sweep.json rows[].checkpoint (sha256 prefixes), QAT recipes"),
         Step("dynamics:ecg",
              ("python -m trm_tvm.dynamics --checkpoint checkpoints/ecg/model.pt --artifact artifacts/ecg_w8a8.npz "
               "artifacts/ecg_w4a8.npz artifacts/ecg_w4a8_qat.npz --recipe qat/w8a8.yaml --variants --limit 300 "
@@ -148,7 +148,8 @@ STEPS: tuple[Step, ...] = tuple(
              ("python -m trm_tvm.bench --boards cortex-m4,cortex-m55 --artifacts artifacts/ecg_w8a8.npz,"
               "artifacts/ecg_w4a8.npz --kernels reference,handwritten,tvm --modes fixed --limit 1 --profile "
               "--out reports/kernels/handwritten/whole-inference-ecg",),
-             (f"{WHOLE_ECG}/results.json", f"{WHOLE_ECG}/summary.md"), ("artifacts/ecg_w8a8.npz", "artifacts/ecg_w4a8.npz"),
+             (f"{WHOLE_ECG}/results.json", f"{WHOLE_ECG}/summary.md"),
+             ("artifacts/ecg_w8a8.npz", "artifacts/ecg_w4a8.npz"),
              "reports/kernels/handwritten/README.md; results.json rows (boards, artifacts, kernels, inferences)"),
         Step("bench:whole-inference",
              ("python -m trm_tvm.bench --boards cortex-m4,cortex-m55 --artifacts " + ",".join(WHOLE_ARTS)

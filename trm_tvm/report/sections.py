@@ -221,8 +221,9 @@ def sweep_rows(R: Results) -> tuple[list[list[str]], list[str]]:
         acc = [labelled(r["acc_halting"], "", r["provenance"], "sweep") for r in rs]
         a = (pct({**acc[0], "ci95": [rs[0]["ci95_lo"], rs[0]["ci95_hi"]]}) if len(rs) == 1
              else _spread(acc) + f" over {len(rs)} checkpoints")
-        deltas = [100 * (r["acc_halting"] - fp[r["checkpoint"]]) for r in rs if r["checkpoint"] in fp]
-        delta = (f"{statistics.mean(deltas):+.2f} [{min(deltas):+.2f}, {max(deltas):+.2f}] points ({prov})"
+        deltas = [round(100 * (r["acc_halting"] - fp[r["checkpoint"]]), 6) + 0.0 for r in rs if r["checkpoint"] in fp]
+        mean = round(statistics.mean(deltas), 2) + 0.0 if deltas else 0.0      # + 0.0: no "-0.00"
+        delta = (f"{mean:+.2f} [{min(deltas):+.2f}, {max(deltas):+.2f}] points ({prov})"
                  if len(deltas) > 1 else f"{deltas[0]:+.2f} points ({prov})" if deltas else "—")
         rows.append([cfg, num(labelled(rs[0]["weight_bytes"], "B", prov, "sweep")), a, delta,
                      _spread([labelled(r["acc_fixed_last"], "", r["provenance"], "") for r in rs]),
@@ -452,8 +453,8 @@ def _deploy(R: Results, notes: list[str]) -> str:
                          num(labelled(tau["latency_mean_s"] * 1e3, "ms", prov, src)),
                          num(labelled(tau["energy_mean_j"] * 1e6, "uJ", prov, h["energy_source"]))])
         _plot_boards(R, rows_fig)
-        return ("ECG W8A8 from the halting studies (section 4): fixed compute = all N_sup steps; learned halting at the "
-                "artifact's threshold. Cycle sources and energy operating points are named in each study's "
+        return ("ECG W8A8 from the halting studies (section 4): fixed compute = all N_sup steps; learned halting at "
+                "the artifact's threshold. Cycle sources and energy operating points are named in each study's "
                 "summary.md.\n\n" + table(["board", "kernels", "inputs", "accuracy, fixed", "latency, fixed",
                                            "energy, fixed", "accuracy, learned halting", "latency, halting",
                                            "energy, halting"], rows))
