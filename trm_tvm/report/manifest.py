@@ -170,6 +170,14 @@ STEPS: tuple[Step, ...] = tuple(
              ("artifacts/ecg_w8a8.npz", "artifacts/ecg_w4a8.npz"),
              "docs/tuning.md 'Results'; summary.json board/whole[].artifact"),
     ]
+    + [Step("bench:tuned-whole-inference-ecg",
+            ("python -m trm_tvm.bench --boards cortex-m4 --artifacts artifacts/ecg_w8a8.npz --kernels tvm,handwritten "
+             "--schedules default,tuned --modes fixed --limit 1 --profile "
+             "--out reports/tune/cortex-m4/whole-inference-ecg",),
+            ("reports/tune/cortex-m4/whole-inference-ecg/results.json",
+             "reports/tune/cortex-m4/whole-inference-ecg/summary.md"),
+            ("artifacts/ecg_w8a8.npz", "schedules/cortex-m4/database_tuning_record.json"),
+            "docs/tuning.md (commit 24aef55); results.json rows (board, artifact, kernels, inferences)")]
     + [Step("tune:gap9",
             ("python -m trm_tvm.tune --board gap9 --artifact artifacts/ecg_w8a8.npz,artifacts/ecg_w4a8.npz "
              "--out reports/gap9/tune",),
@@ -235,6 +243,8 @@ FIGURES: tuple[Figure, ...] = (
     _f("deploy-backends", "deploy",
        "TVM schedules (naive / default / tuned) vs hand-written kernels, whole inference (trained ECG)",
        ["reports/tune/cortex-m4/summary.json"]),
+    _f("deploy-tuned-whole", "deploy", "Tuned TVM vs hand-written, whole inference on the M4 (current kernels)",
+       ["reports/tune/cortex-m4/whole-inference-ecg/results.json"]),
     _f("deploy-kernels", "deploy", "Hand-written linear kernels per call",
        ["reports/kernels/handwritten/bench.json"]),
     _f("deploy-tuning", "deploy", "Tuning: per-kernel cycles naive / default / tuned",

@@ -352,6 +352,28 @@ def _disagreeing_cycles(R: Results, tune: dict) -> list[str]:
     return out
 
 
+def whole_inferences(R: Results, path: str, plot: bool = False) -> str:
+    """A bench run with --profile: one fixed-compute inference per board x artifact x kernels x schedule."""
+    res = R.json(path)
+    rows, bars = [], []
+    for r in res["rows"]:
+        t = r["profile"]["total"]
+        rows.append([r["board"], f"{Path(r['artifact']).stem} ({r['precision']})", r["kernels"], r["schedule"],
+                     f"{r['modes']['fixed']['bit_exact']}/{r['modes']['fixed']['checked']}",
+                     num(t["instructions"]), num(t["cycles"]), num(_in(t["latency"], "ms")),
+                     num(_in(t["energy"], "mJ")), num(r["flash"])])
+        bars.append((f"{r['board']}\n{r['precision']}", r["kernels"], t["cycles"]))
+    if plot:
+        _plot_backends(R, bars)
+    src = res["rows"][0]["profile"]["total"]
+    arts = ", ".join(f"`{a}`" for a in dict.fromkeys(r["artifact"] for r in res["rows"]))
+    return (f"One fixed-compute inference ({res['rows'][0]['profile']['steps']} steps) of {arts} (`{path}`, commit "
+            f"{res['provenance']['commit'][:7]}), under the QEMU timing plugin; cycles: the board's timing model; "
+            f"energy: {src['energy']['source']} (first row; each board names its own).\n\n"
+            + table(["board", "artifact", "kernels", "schedule", "bit-exact", "instructions", "cycles",
+                     "latency", "energy", "flash"], rows))
+
+
 EXACTNESS_HEADER = ["board", "artifact", "kernels", "mode", "bit-exact", "instructions / inference (mean)",
                     "latency (mean)", "flash", "RAM", "arena", "peak stack"]
 
@@ -373,26 +395,7 @@ def _deploy(R: Results, notes: list[str]) -> str:
 
     def whole() -> str:
         path = next((p for p in _fig("deploy-whole").reads if R.exists(p)), None)
-        if path is None:
-            return "Not yet available."
-        res = R.json(path)
-        rows, bars = [], []
-        for r in res["rows"]:
-            t = r["profile"]["total"]
-            rows.append([r["board"], f"{Path(r['artifact']).stem} ({r['precision']})", r["kernels"], r["schedule"],
-                         f"{r['modes']['fixed']['bit_exact']}/{r['modes']['fixed']['checked']}",
-                         num(t["instructions"]), num(t["cycles"]), num(_in(t["latency"], "ms")),
-                         num(_in(t["energy"], "mJ")),
-                         num(r["flash"])])
-            bars.append((f"{r['board']}\n{r['precision']}", r["kernels"], t["cycles"]))
-        _plot_backends(R, bars)
-        src = res["rows"][0]["profile"]["total"]
-        arts = ", ".join(f"`{a}`" for a in dict.fromkeys(r["artifact"] for r in res["rows"]))
-        return (f"One fixed-compute inference ({res['rows'][0]['profile']['steps']} steps) of {arts} (`{path}`), "
-                "under the QEMU timing plugin; cycles: the board's timing model; energy: "
-                f"{src['energy']['source']} (M4 row; each board names its own).\n\n"
-                + table(["board", "artifact", "kernels", "schedule", "bit-exact", "instructions", "cycles",
-                         "latency", "energy", "flash"], rows))
+        return whole_inferences(R, path, plot=True) if path else "Not yet available."
 
     def backends() -> str:
         t = R.json("reports/tune/cortex-m4/summary.json")
@@ -463,6 +466,8 @@ def _deploy(R: Results, notes: list[str]) -> str:
                       block(R, _fig("deploy-exactness-handwritten"), handwritten, notes),
                       block(R, _fig("deploy-whole"), whole, notes),
                       block(R, _fig("deploy-backends"), backends, notes),
+                      block(R, _fig("deploy-tuned-whole"),
+                            lambda: whole_inferences(R, _fig("deploy-tuned-whole").reads[0]), notes),
                       block(R, _fig("deploy-kernels"), kernels, notes),
                       block(R, _fig("deploy-tuning"), tuning, notes),
                       block(R, _fig("deploy-boards"), boards, notes)])
@@ -669,20 +674,20 @@ def summary(R: Results, notes: list[str]) -> str:
                 f"{num(labelled(tau['latency_mean_s'] * 1e3, 'ms', prov, ''))} and "
                 f"{num(labelled(tau['energy_mean_j'] * 1e3, 'mJ', prov, ''))} with learned halting "
                 f"({device_steps(tau)} on average)")
-        whole = next((p for p in _fig("deploy-whole").reads if R.exists(p)), None)
+        reads = _fig("deploy-tuned-whole").reads + _fig("deploy-whole").reads          # newest kernels first
+        whole = next((p for p in reads if R.exists(p)), None)
         if whole:
-            cyc = {(r["board"], Path(r["artifact"]).stem, r["kernels"]): r["profile"]["total"]["cycles"]
-                   for r in R.json(whole)["rows"] if "profile" in r}
-            hw, tvm = cyc.get(("cortex-m4", "ecg_w8a8", "handwritten")), cyc.get(("cortex-m4", "ecg_w8a8", "tvm"))
+            res = R.json(whole)
+            cyc = {(r["board"], Path(r["artifact"]).stem, r["kernels"], r["schedule"]): r["profile"]["total"]["cycles"]
+                   for r in res["rows"] if "profile" in r}
+            hw = cyc.get(("cortex-m4", "ecg_w8a8", "handwritten", "n/a"))
+            tvm = [(sch, c) for (b, a, k, sch), c in cyc.items() if (b, a, k) == ("cortex-m4", "ecg_w8a8", "tvm")]
             if hw and tvm:
-                line += (f"; with the current kernels ({whole}) one inference takes {num(hw)} hand-written, "
-                         f"{fmt(labelled(tvm['value'] / hw['value'], 'x', tvm['provenance'], ''))} that with TVM's "
-                         "default schedules")
-        t = R.json("reports/tune/cortex-m4/summary.json")["whole"]
-        cyc = {(w["artifact"], w["kernels"], w["schedule"]): w["cycles"] for w in t}
-        tuned, default = cyc[("ecg_w8a8.npz", "tvm", "tuned")], cyc[("ecg_w8a8.npz", "tvm", "default")]
-        return line + (f"; tuning brings TVM to {fmt(labelled(tuned['value'] / default['value'], 'x', prov, ''))} "
-                       "of its default (sections 3, 4).")
+                line += (f"; with the kernels of {whole} (commit {res['provenance']['commit'][:7]}) one inference "
+                         f"takes {num(hw)} hand-written, and TVM "
+                         + ", ".join(f"{fmt(labelled(c['value'] / hw['value'], 'x', c['provenance'], ''))} that "
+                                     f"with its {sch} schedules" for sch, c in tvm))
+        return line + " (sections 3, 4)."
 
     def gap9() -> str:
         m = R.json("reports/gap9/ecg_w8a8/deploy.json")["modeled"]
