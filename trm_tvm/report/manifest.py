@@ -41,7 +41,9 @@ class Figure:
 
 SECTIONS = ("reference", "quant", "deploy", "halting", "gap9")
 REPORT_DIR = "reports/report"
-MODELS = ("ecg", "gunpoint", "basicmotions", "japanesevowels", "sudoku")      # one checkpoint per task (seed 0)
+MODELS = ("ecg", "gunpoint", "basicmotions", "japanesevowels", "sudoku",      # one checkpoint per task (seed 0)
+          "sudoku_attention")                                                 # study: attention token mixing
+RUN_DIRS = {"sudoku_attention": "runs/sudoku_attention_pos"}                  # where its COMMAND trained it
 SEEDS = {f"{task}_seed{n}": (task, n) for task in ("ecg", "basicmotions", "sudoku") for n in (1, 2)}
 CKPTS = tuple(c for m in MODELS for c in (m, *(s for s, (t, _) in SEEDS.items() if t == m)))
 ECG_CKPTS = tuple(c for c in CKPTS if c == "ecg" or SEEDS.get(c, ("",))[0] == "ecg")
@@ -63,11 +65,12 @@ def _checkpoint_steps(name: str) -> list[Step]:
     task = SEEDS[name][0] if name in SEEDS else name
     seed = f" --seed {SEEDS[name][1]}" if name in SEEDS else ""
     ck = f"checkpoints/{name}"
+    run = RUN_DIRS.get(name, f"runs/{name}")
     optional = name in IN_PROGRESS
     return [
         Step(f"train:{name}",
-             (f"python -m trm_tvm.train --config configs/{task}.yaml{seed} --out runs/{name}",
-              f"cp runs/{name}/model.pt runs/{name}/config.yaml {ck}/"),
+             (f"python -m trm_tvm.train --config configs/{task}.yaml{seed} --out {run}",
+              f"cp {run}/model.pt {run}/config.yaml {ck}/"),
              (f"{ck}/model.pt", f"{ck}/config.yaml"), (f"configs/{task}.yaml",), f"{ck}/COMMAND", optional),
         Step(f"evaluate:{name}",
              (f"python -m trm_tvm.evaluate --checkpoint {ck}/model.pt --json {ck}/eval.json",),
