@@ -105,7 +105,8 @@ def test_rpc_workers_behind_a_tracker_measure_like_the_local_path(tmp_path):
         farm.stop(tracker)
     assert [g["bit_exact"] for g in got] == [True] * 4
     # the same instructions ran; modeled cycles differ only by where the code landed in flash (each worker's
-    # firmware wraps only its share, so the functions sit at other addresses: flash-line fetch wait states)
+    # firmware wraps only its share, so the functions sit at other addresses: flash-line fetch wait states; ~130
+    # cycles on these ~8k-cycle kernels since the register-tile kernels got shorter)
     assert [g["instructions"]["value"] for g in got] == [x["instructions"]["value"] for x in local]
     for g, x in zip(got, local):
-        assert g["cycles"]["value"] == pytest.approx(x["cycles"]["value"], rel=0.01)
+        assert g["cycles"]["value"] == pytest.approx(x["cycles"]["value"], rel=0.03)
