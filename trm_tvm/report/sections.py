@@ -167,7 +167,7 @@ def _plot_per_step(R: Results, evs: dict) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig, ax = plt.subplots(figsize=(7, 3.6))
     provs = sorted({s[_metric(e)]["provenance"] for e in evs.values() for s in e["per_step"]})
     for c, e in evs.items():
         m = _metric(e)
@@ -178,7 +178,7 @@ def _plot_per_step(R: Results, evs: dict) -> None:
     ax.set_xlabel("supervision step (fixed compute)")
     ax.set_ylabel(f"test accuracy % ({', '.join(provs)})")
     ax.set_title("Float TRM per step; dotted: non-recursive baseline", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     save_atomic(fig, figure_path(R, f"{REPORT_DIR}/reference_per_step.png"))
 
 
