@@ -23,7 +23,7 @@ LEVELS = ("naive", "default")
 LINEAR_SHAPES = [LinearShape(3, 17, 12, 8), LinearShape(4, 16, 8, 4, bias=True), LinearShape(2, 9, 5, 4),
                  LinearShape(1, 24, 5, 8, "int16", True), LinearShape(5, 16, 8, 8, a_trans=True),
                  LinearShape(6, 8, 4, 4, a_trans=True, out_trans=True), LinearShape(4, 32, 12, 8, bias=True),
-                 LinearShape(6, 8, 4, 8, out_trans=True)]  # the last three: SMLAD/SXTB16 at the default level
+                 LinearShape(6, 8, 4, 8, out_trans=True)]  # [1] and the last three: SMLAD/SXTB16 at the default level
 ELT_SHAPES = [EltShape("add_s8", (37,), 3), EltShape("add_s8", (16,), 2), EltShape("add_s32", (37,), 2),
               EltShape("mul", (33,)), EltShape("lut", (40,)), EltShape("mean_pool", (7, 12)),
               EltShape("transpose", (5, 8)), EltShape("patch", (2, 24, 4)), EltShape("embed", (9, 6, 10))]
@@ -188,6 +188,7 @@ def test_sources_come_from_tvm_and_follow_the_knobs(K):
         assert "// tvm target" in src  # emitted by TVM's C code generator
         assert "TVMFFI" not in src and "tvm/" not in src and "malloc" not in src
     assert "__smlad(__sxtb16(" in K.src  # DSP intrinsics at the default level, from call_extern
+    assert "__smlad(trm_pkhtb(" in K.src  # and the packed-int4 DSP form
 
 
 def test_naive_scratch_comes_from_the_arena():

@@ -7,7 +7,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from kernel_cases import int8, requant_params
+from kernel_cases import int8, pack_s4, requant_params
 from oracle import O
 from trm_tvm.boards import load_board
 from trm_tvm.compile import strategies
@@ -18,7 +18,7 @@ from trm_tvm.compile.strategies.linear import LinearShape, uses_dsp
 
 pytestmark = pytest.mark.qemu
 SHAPES = [LinearShape(4, 32, 12, 8, bias=True), LinearShape(6, 8, 4, 8, out_trans=True),
-          LinearShape(2, 48, 5, 8, "int16", True)]
+          LinearShape(2, 48, 5, 8, "int16", True), LinearShape(4, 32, 12, 4, bias=True), LinearShape(3, 16, 8, 4)]
 CTYPE = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t"}
 
 
@@ -26,8 +26,10 @@ def cases(s: LinearShape, rng):
     for _ in range(-(-1000 // s.tokens)):
         extreme = rng.random() < 0.1
         a, w = int8(rng, (s.tokens, s.n_in), extreme), int8(rng, (s.n_out, s.n_in), extreme)
+        if s.wbits == 4:  # the int4 range, extremes -8 / 7
+            w = np.clip(w, -8, 7) if extreme else rng.integers(-8, 8, size=w.shape).astype(np.int8)
         bias = rng.integers(-(1 << 20), 1 << 20, size=s.n_out).astype(np.int32) if s.bias else None
-        mult, sh = requant_params(rng, s.n_out, 50.0 * 70 * np.sqrt(s.n_in))
+        mult, sh = requant_params(rng, s.n_out, 50.0 * (8 if s.wbits == 4 else 70) * np.sqrt(s.n_in))
         if s.out_dtype == "int16":
             sh = np.maximum(sh - 8, 1).astype(np.int32)
         yield a, w, bias, mult, sh
@@ -40,7 +42,9 @@ def c_array(name, ctype, rows) -> str:
 
 def firmware_main(name: str, s: LinearShape, cs: list) -> str:
     a, w, bias, mult, sh = zip(*cs)
-    arrays = [c_array("A", "int8_t", a), c_array("W", "int8_t", w), c_array("M", "int32_t", mult),
+    wrows = [pack_s4(x) for x in w] if s.wbits == 4 else w
+    arrays = [c_array("A", "int8_t", a), c_array("W", "uint8_t" if s.wbits == 4 else "int8_t", wrows),
+              c_array("M", "int32_t", mult),
               c_array("S", "int32_t", sh)] + ([c_array("B", "int32_t", bias)] if s.bias else [])
     n_out, ot = s.tokens * s.n_out, CTYPE[s.out_dtype]
     call = f"{name}((int32_t *)A[c], (int32_t *)W[c], {'(int32_t *)B[c], ' if s.bias else ''}(int32_t *)M[c], " \
@@ -64,7 +68,7 @@ def test_dsp_linear_bit_exact_on_qemu_m4(shape, tmp_path):
     assert uses_dsp(shape, knobs)
     name, func, _ = strategies.build(shape, knobs)
     src = to_c({name: func})
-    assert "__smlad(__sxtb16(" in src
+    assert "__smlad(__sxtb16(" in src if shape.wbits == 8 else "__smlad(trm_pkhtb(" in src
     cs = list(cases(shape, np.random.default_rng(31)))
     (tmp_path / "kernel.c").write_text(src)
     (tmp_path / "main.c").write_text(firmware_main(name, shape, cs))

@@ -8,9 +8,11 @@ Compute (tensor expression) + schedule (s_tir.Schedule) with the knobs the tuner
   unroll_k  inner unroll factor of the reduction (s4: even, so the nibble select folds away), 1 = none
   fuse      requantise right after each accumulation (accumulator stays in registers); False = naive: a full
             int32 accumulator tensor, passed in as arena scratch (never on the stack)
-  dsp       Arm DSP extension (int8 weights, n_in % 4 == 0, fused): the activations and weights are read as 32-bit
-            words, widened with __sxtb16 and accumulated with __smlad (2 instructions per 4 MACs) -- ACLE
-            instruction intrinsics through call_extern, exact host emulations in kernels/tvm/trm_acle.h
+  dsp       Arm DSP extension (fused; int8 weights with n_in % 4 == 0, packed int4 with n_in % 8 == 0): the
+            activations and weights are read as 32-bit words, widened with SXTB16 and accumulated with SMLAD
+            (2 per 4 MACs); int4 nibbles are masked into byte tops (x16) and the activation pairs matched with
+            PKHBT/PKHTB -- ACLE intrinsics or one-instruction helpers through call_extern, exact host
+            emulations in kernels/tvm/trm_acle.h
 Layout variants for token mixing: `a_trans` reads the input as [n_in][tokens] (i.e. transpose(h) without moving
 data), `out_trans` writes [n_out][tokens].
 """
@@ -74,7 +76,8 @@ def compute(s: LinearShape, fuse: bool):
 
 
 def uses_dsp(s: LinearShape, knobs: dict) -> bool:
-    return bool(knobs.get("dsp")) and knobs["fuse"] and s.wbits == 8 and s.n_in % 4 == 0 and not s.a_trans
+    shape_ok = s.n_in % 4 == 0 if s.wbits == 8 else s.n_in % 8 == 0 and s.n_in < (1 << 17)  # s4: 16x sums fit int32
+    return bool(knobs.get("dsp")) and knobs["fuse"] and shape_ok and not s.a_trans
 
 
 def _sxtb16(v):
@@ -85,34 +88,71 @@ def _sxtb16_ror8(v):
     return tirx.call_extern("int32", "trm_sxtb16_ror8", v)
 
 
+def _smlad(x, y, acc):
+    return tirx.call_extern("int32", "__smlad", x, y, acc)
+
+
+def _nibbles_x16(w, low: bool):
+    """The low (or high) nibble of each byte of a packed-int4 word, in that byte's top 4 bits: as signed bytes
+    16 x the int4 values, so SXTB16 widens them exactly (mask arithmetic, no shifts of negative values)."""
+    u = tirx.Cast("uint32", w)
+    u = tirx.shift_left(u, tirx.const(4, "uint32")) if low else u
+    return tirx.Cast("int32", tirx.bitwise_and(u, tirx.const(0xF0F0F0F0, "uint32")))
+
+
+def _s8_step(a, w, acc):
+    """4 MACs: bytes (0, 2) and (1, 3) of an activation and a weight word."""
+    return _smlad(_sxtb16(a), _sxtb16(w), _smlad(_sxtb16_ror8(a), _sxtb16_ror8(w), acc))
+
+
+def _s4_step(a0, a1, w, acc):
+    """8 MACs x 16: weight nibbles k0..k7 of one word pair as (k0,k4) (k2,k6) (k1,k5) (k3,k7) after SXTB16 of the
+    masked words, so the activation words a0 = a[0..3], a1 = a[4..7] are paired to match with PKHBT / PKHTB."""
+    x0, x1, y0, y1 = _sxtb16(a0), _sxtb16(a1), _sxtb16_ror8(a0), _sxtb16_ror8(a1)  # (a0,a2) (a4,a6) (a1,a3) (a5,a7)
+    lo, hi = _nibbles_x16(w, True), _nibbles_x16(w, False)
+    pk = lambda name, x, y: tirx.call_extern("int32", name, x, y)  # noqa: E731
+    acc = _smlad(pk("trm_pkhbt", x0, x1), _sxtb16(lo), acc)            # a0*k0 + a4*k4
+    acc = _smlad(pk("trm_pkhtb", x1, x0), _sxtb16_ror8(lo), acc)       # a2*k2 + a6*k6
+    acc = _smlad(pk("trm_pkhbt", y0, y1), _sxtb16(hi), acc)            # a1*k1 + a5*k5
+    return _smlad(pk("trm_pkhtb", y1, y0), _sxtb16_ror8(hi), acc)      # a3*k3 + a7*k7
+
+
 def dsp_func(s: LinearShape) -> tirx.PrimFunc:
-    """acc = bias + sum over words of SMLAD(bytes 0,2) + SMLAD(bytes 1,3); the same requantisation after."""
-    M, N, K4, has_bias, odt = s.tokens, s.n_out, s.n_in // 4, s.bias, s.out_dtype
+    """int8 weights: acc = bias + sum over words of SMLAD(bytes 0,2) + SMLAD(bytes 1,3). Packed int4: acc = 16 x the
+    dot product over word pairs (_s4_step), then acc >> 4 (exact) + bias. The same requantisation after."""
+    M, N, K4, has_bias, odt, s4 = s.tokens, s.n_out, s.n_in // 4, s.bias, s.out_dtype, s.wbits == 4
+    KW = K4 // 2 if s4 else K4  # reduction steps: one weight word each
     o_shape = (N, M) if s.out_trans else (M, N)
 
+    def total(acc, o, bias):
+        if not s4:
+            return acc
+        return tirx.shift_right(acc, 4) + (bias[o] if has_bias else 0)
+
     @T.prim_func(s_tir=True)
-    def linear_dsp(a: T.Buffer((M, K4), "int32"), w: T.Buffer((N, K4), "int32"), bias: T.Buffer((N,), "int32"),
+    def linear_dsp(a: T.Buffer((M, K4), "int32"), w: T.Buffer((N, KW), "int32"), bias: T.Buffer((N,), "int32"),
                    mult: T.Buffer((N,), "int32"), shift: T.Buffer((N,), "int32"), out: T.Buffer(o_shape, odt)):
         with T.sblock("root"):
             acc = T.sblock_alloc_buffer((M, N), "int32")
-            for t, o, k in T.grid(M, N, K4):
+            for t, o, k in T.grid(M, N, KW):
                 with T.sblock("acc"):
                     vt, vo, vk = T.axis.remap("SSR", [t, o, k])
                     with T.init():
-                        if has_bias:
+                        if has_bias and not s4:
                             acc[vt, vo] = bias[vo]
                         else:
                             acc[vt, vo] = 0
-                    acc[vt, vo] = T.call_extern("int32", "__smlad", _sxtb16(a[vt, vk]), _sxtb16(w[vo, vk]),
-                                                T.call_extern("int32", "__smlad", _sxtb16_ror8(a[vt, vk]),
-                                                              _sxtb16_ror8(w[vo, vk]), acc[vt, vo]))
+                    if s4:
+                        acc[vt, vo] = _s4_step(a[vt, vk * 2], a[vt, vk * 2 + 1], w[vo, vk], acc[vt, vo])
+                    else:
+                        acc[vt, vo] = _s8_step(a[vt, vk], w[vo, vk], acc[vt, vo])
             for t, o in T.grid(M, N):
                 with T.sblock("out"):
                     vt, vo = T.axis.remap("SS", [t, o])
                     if s.out_trans:
-                        out[vo, vt] = rq_sat(acc[vt, vo], mult[vo], shift[vo], odt, ssat=True)
+                        out[vo, vt] = rq_sat(total(acc[vt, vo], vo, bias), mult[vo], shift[vo], odt, ssat=True)
                     else:
-                        out[vt, vo] = rq_sat(acc[vt, vo], mult[vo], shift[vo], odt, ssat=True)
+                        out[vt, vo] = rq_sat(total(acc[vt, vo], vo, bias), mult[vo], shift[vo], odt, ssat=True)
 
     if not has_bias:  # drop the unused bias parameter (the C signature is that of the non-DSP kernel)
         linear_dsp = tirx.PrimFunc([p for p in linear_dsp.params if p.name != "bias"], linear_dsp.body,
@@ -160,7 +200,7 @@ def apply_knobs(sch: s_tir.Schedule, s: LinearShape, knobs: dict) -> None:
         if lanes:  # constant tile indices everywhere, so the C compiler keeps the accumulators in registers
             for loop in sch.get_loops(init)[-len(lanes):] + sch.get_loops(sch.get_sblock("out"))[-len(lanes):]:
                 sch.unroll(loop)
-    k_extent = s.n_in // 4 if uses_dsp(s, knobs) else s.n_in
+    k_extent = s.n_in // (4 if s.wbits == 8 else 8) if uses_dsp(s, knobs) else s.n_in
     if knobs["unroll_k"] > 1 and k_extent % knobs["unroll_k"] == 0:
         _, ki = sch.split(k, [None, knobs["unroll_k"]])
         sch.unroll(ki)
