@@ -68,11 +68,10 @@ def _target(command: str) -> str | None:
 
 
 def readme_commands(step: Step, R: Results) -> list[tuple[str, str]]:
-    """(README, command) pairs written down in a README.md beside (or one level above) the step's outputs -- inline
-    in backticks or as a line of a code block -- that make the same target as the step."""
+    """(README, command) pairs written down in a README.md beside or above the step's outputs -- inline in
+    backticks or as a line of a code block -- that make the same target as the step."""
     target = _target(step.commands[-1])
-    readmes = {str(Path(o).parent / "README.md") for o in step.outputs}
-    readmes |= {str(Path(o).parent.parent / "README.md") for o in step.outputs}
+    readmes = {str(d / "README.md") for o in step.outputs for d in Path(o).parents if d != Path(".")}
     found = []
     for readme in sorted(r for r in readmes if R.exists(r)):
         text = re.sub(r"\\\n\s*", " ", R.bytes(readme).decode())          # join continued lines of code blocks

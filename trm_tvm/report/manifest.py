@@ -134,7 +134,7 @@ STEPS: tuple[Step, ...] = tuple(
                                                                "halting.png")),
              ("checkpoints/ecg/model.pt", "artifacts/ecg_w8a8.npz", "artifacts/ecg_w4a8.npz",
               "artifacts/ecg_w4a8_qat.npz"),
-             "commit 9f8d7e5 message; dynamics.json checkpoint/results[].label"),
+             "reports/quant/README.md; dynamics.json checkpoint/results[].label"),
         Step("bench:exactness-ecg",
              ("python -m trm_tvm.bench --boards cortex-m4,cortex-m55,cortex-m7,cortex-m33 --artifacts "
               + ",".join(ECG_ARTS) + " --kernels reference,tvm --modes halting --limit 200,cortex-m7=50,cortex-m33=50"
@@ -174,13 +174,13 @@ STEPS: tuple[Step, ...] = tuple(
              "docs/tuning.md 'Results'; summary.json board/whole[].artifact"),
     ]
     + [Step("bench:tuned-whole-inference-ecg",
-            ("python -m trm_tvm.bench --boards cortex-m4 --artifacts artifacts/ecg_w8a8.npz --kernels tvm,handwritten "
-             "--schedules default,tuned --modes fixed --limit 1 --profile "
+            ("python -m trm_tvm.bench --boards cortex-m4 --artifacts artifacts/ecg_w8a8.npz,artifacts/ecg_w4a8.npz "
+             "--kernels tvm,handwritten --schedules default,tuned --modes fixed --limit 1 --profile "
              "--out reports/tune/cortex-m4/whole-inference-ecg",),
             ("reports/tune/cortex-m4/whole-inference-ecg/results.json",
              "reports/tune/cortex-m4/whole-inference-ecg/summary.md"),
-            ("artifacts/ecg_w8a8.npz", "schedules/cortex-m4/database_tuning_record.json"),
-            "docs/tuning.md (commit 24aef55); results.json rows (board, artifact, kernels, inferences)")]
+            ("artifacts/ecg_w8a8.npz", "artifacts/ecg_w4a8.npz", "schedules/cortex-m4/database_tuning_record.json"),
+            "docs/tuning.md (commit cb32050); results.json rows (board, artifact, kernels, inferences)")]
     + [Step("tune:gap9",
             ("python -m trm_tvm.tune --board gap9 --artifact artifacts/ecg_w8a8.npz,artifacts/ecg_w4a8.npz "
              "--out reports/gap9/tune",),
