@@ -126,6 +126,12 @@ STEPS: tuple[Step, ...] = tuple(
              ("reports/quant/ecg/sweep.json", "reports/quant/ecg/sweep.csv", "reports/quant/ecg/sweep.png"),
              tuple(f"checkpoints/{c}/model.pt" for c in ECG_CKPTS),
              "reports/quant/ecg/README.md; sweep.json rows[].checkpoint (sha256 prefixes), QAT recipes"),
+        Step("quantize:sweep-gunpoint",
+             ("python -m trm_tvm.quantize sweep --checkpoint checkpoints/gunpoint/model.pt "
+              "--out reports/quant/gunpoint",),
+             tuple(f"reports/quant/gunpoint/sweep.{x}" for x in ("json", "csv", "png")),
+             ("checkpoints/gunpoint/model.pt",),
+             "reports/quant/README.md; sweep.json rows[].checkpoint (sha256 prefix)"),
         Step("dynamics:ecg",
              ("python -m trm_tvm.dynamics --checkpoint checkpoints/ecg/model.pt --artifact artifacts/ecg_w8a8.npz "
               "artifacts/ecg_w4a8.npz artifacts/ecg_w4a8_qat.npz --recipe qat/w8a8.yaml --variants --limit 300 "
@@ -232,6 +238,8 @@ FIGURES: tuple[Figure, ...] = (
        _ckpt_reads(MODELS), f"{REPORT_DIR}/reference_per_step.png", may_miss=IN_PROGRESS_READS),
     _f("quant-sweep", "quant", "Accuracy vs precision (golden model, ECG test set)",
        ["reports/quant/ecg/sweep.json"], "reports/quant/ecg/sweep.png"),
+    _f("quant-sweep-gunpoint", "quant", "Accuracy vs precision, UCR GunPoint (one seed, 150 test series)",
+       ["reports/quant/gunpoint/sweep.json"], "reports/quant/gunpoint/sweep.png"),
     _f("quant-qat", "quant", "W4A8 after QAT vs FP32", ["reports/quant/ecg/w4a8_qat_eval.json"]),
     _f("quant-mixed", "quant", "Mixed precision within a weight budget", ["reports/quant/ecg/mixed.json"]),
     _f("quant-dynamics", "quant", "Recursion dynamics: drift of y, z from the float trajectory",
