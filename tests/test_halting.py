@@ -146,3 +146,18 @@ def test_gap9_modeled_study_uses_the_gap9_cycle_model(art, tmp_path):
     assert res["cost"]["provenance"] == "modeled" and "gap9" in res["cost"]["source"]
     assert "golden model" in res["bit_exact"]["note"]
     assert (tmp_path / "out" / "pareto.png").is_file() and (tmp_path / "out" / "points.csv").is_file()
+
+
+def test_a_cached_build_is_recompiled_when_its_sources_went_stale(art, tmp_path):
+    """The study's build cache must not outlive a kernel change: an edited (stale) kernel file under the same
+    artifact is rebuilt, while an unchanged compile keeps the build (its build id, so recorded runs resume)."""
+    path = tmp_path / "a.npz"
+    art.save(path)
+    build = tmp_path / "work" / "build"
+    assert halting.compile_when_changed(path, "cortex-m4", "reference", build, "default")
+    kernels = build / "model" / "trm_kernels_ref.c"
+    fresh = kernels.read_bytes()
+    assert not halting.compile_when_changed(path, "cortex-m4", "reference", build, "default")
+    kernels.write_bytes(fresh + b"\n/* kernels of an older checkout */\n")
+    assert halting.compile_when_changed(path, "cortex-m4", "reference", build, "default")
+    assert kernels.read_bytes() == fresh

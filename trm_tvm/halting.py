@@ -23,7 +23,10 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -617,8 +620,7 @@ def run_study(artifact: str | Path, board: str, out: str | Path, *, kernels: str
               work: str | Path | None = None,
               taus=TAUS, log: Callable[[str], None] = lambda m: None) -> dict:
     from trm_tvm import project as proj
-    from trm_tvm.compile.driver import compile_artifact
-    from trm_tvm.quant.artifact import Artifact, file_sha256
+    from trm_tvm.quant.artifact import Artifact
 
     art = Artifact.load(artifact)
     if not art.on_device:
@@ -634,10 +636,8 @@ def run_study(artifact: str | Path, board: str, out: str | Path, *, kernels: str
         return _report(rec, art, None, fp, taus, out, {"artifact": str(artifact), "precision": art.header["precision"],
                        "board": board, "kernels": "gap9 cluster (trm_tvm.gap9)", "schedule": "default", "data": desc,
                        "inputs": int(len(x)), "timing_model": "trm_tvm.gap9.cycles", "checkpoint": checkpoint})
-    built = work / "build" / "build.json"
-    if not built.is_file() or read_json(built, "build.json")["artifact"]["sha256"] != file_sha256(artifact):
-        log(f"compiling {artifact} for {board} ({kernels})")
-        compile_artifact(artifact, board, kernels, work / "build", schedule)
+    if compile_when_changed(artifact, board, kernels, work / "build", schedule):
+        log(f"compiled {artifact} for {board} ({kernels}) into {work / 'build'}")
     project = proj.generate_project(work / "build", board, work / "project")
     if not project.board.emulated:
         timing_model = 0
@@ -646,6 +646,37 @@ def run_study(artifact: str | Path, board: str, out: str | Path, *, kernels: str
         "artifact": str(artifact), "precision": art.header["precision"], "board": board, "kernels": kernels,
         "schedule": schedule, "data": desc, "inputs": int(len(x)), "timing_model": timing_model,
         "checkpoint": checkpoint, "build_id": project.build_id})
+
+
+def compile_when_changed(artifact, board: str, kernels: str, build: Path, schedule: str) -> bool:
+    """Compile into `build` unless the same compile is already there; True when it changed.
+
+    The kernels and the compiler change under a cached build as well as the artifact, so the compile always runs
+    (seconds); an identical result is discarded so that the project keeps its build id and recorded runs resume."""
+    from trm_tvm.compile.driver import compile_artifact
+
+    build.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=build.parent) as tmp:
+        fresh = Path(tmp) / "build"
+        compile_artifact(artifact, board, kernels, fresh, schedule)
+        if build.is_dir() and _build_content(fresh) == _build_content(build):
+            return False
+        shutil.rmtree(build, ignore_errors=True)
+        os.replace(fresh, build)
+    return True
+
+
+def _build_content(build: Path) -> dict[str, Any]:
+    """Every file of a build directory, JSON manifests without their run provenance (time, commit)."""
+    content: dict[str, Any] = {}
+    for p in sorted(build.rglob("*")):
+        if p.is_file():
+            key = str(p.relative_to(build))
+            content[key] = p.read_bytes()
+            if p.suffix == ".json":
+                data = read_json(p, key)
+                content[key] = {k: v for k, v in data.items() if k != "provenance"} if isinstance(data, dict) else data
+    return content
 
 
 def _report(rec: dict, art, board, fp: dict | None, taus, out: Path, meta: dict) -> dict:
