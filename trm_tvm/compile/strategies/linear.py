@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from tvm import s_tir, te, tirx
 from tvm.script import tirx as T
 
-from trm_tvm.compile.strategies.common import rq_sat, s4_nibble
+from trm_tvm.compile.strategies.common import rq, rq_sat, s4_nibble, sat
 
 NAIVE = {"order": "to", "tile_o": 1, "tile_t": 1, "unroll_k": 1, "fuse": False, "dsp": False}
 
@@ -65,7 +65,7 @@ def compute(s: LinearShape, fuse: bool):
 
     def requant(t, o):
         v = acc[t, o] + (bias[o] if bias is not None else 0)
-        return rq_sat(v, mult[o], shift[o], s.out_dtype)
+        return sat(rq(v, mult[o], shift[o]), s.out_dtype)
 
     oshape = (s.n_out, s.tokens) if s.out_trans else (s.tokens, s.n_out)
     out = te.compute(oshape, (lambda o, t: requant(t, o)) if s.out_trans else requant, name="out")
@@ -197,7 +197,8 @@ def apply_knobs(sch: s_tir.Schedule, s: LinearShape, knobs: dict) -> None:
     if knobs["fuse"]:
         sch.reverse_compute_at(sch.get_sblock("out"), inner)
         init = sch.decompose_reduction(acc, k)
-        if lanes:  # constant tile indices everywhere, so the C compiler keeps the accumulators in registers
+        if lanes and uses_dsp(s, knobs):  # constant tile indices everywhere: the C compiler keeps the tile in
+            # registers (dsp form only, so the plain form -- also the GAP9 per-core kernel -- stays as tuned there)
             for loop in sch.get_loops(init)[-len(lanes):] + sch.get_loops(sch.get_sblock("out"))[-len(lanes):]:
                 sch.unroll(loop)
     k_extent = s.n_in // (4 if s.wbits == 8 else 8) if uses_dsp(s, knobs) else s.n_in
