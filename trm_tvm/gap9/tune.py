@@ -142,15 +142,7 @@ def tune(artifacts: list[Path], *, trials: int = TRIALS, per_iter: int = PER_ITE
     bad = [t.key for t, r in zip(tasks.values(), res) if not r["bit_exact"]]
     log(f"seeded {seeded} default schedules" + (f"; default NOT bit-exact: {bad}" if bad else ""))
 
-    todo = search.remaining_trials(db, list(tasks.values()), trials)
-    if any(todo.values()):
-        log(f"search: meta_schedule ReplayFunc, {sum(todo.values())} trials over {sum(1 for v in todo.values() if v)}"
-            " tasks")
-        n = search.run_tasks(list(tasks.values()), db, measurer, todo, per_iter, out / "ms", log)
-        log(f"search committed {n} new bit-exact records ({measurer.batches} functional firmware, "
-            f"{measurer.build_s:.0f} s building + running, {measurer.rejected} candidates rejected)")
-    else:
-        log("search: every task already has its trials in the database (resumed run: nothing to add)")
+    search.search_missing_trials(db, list(tasks.values()), measurer, trials, per_iter, out / "ms", log)
 
     summary = compare(arts, tasks, board, measurer, db_root, out, inputs, log)
     summary["search"] = {"strategy": "meta_schedule ReplayFunc (uniform random legal knobs), duplicates from cache",

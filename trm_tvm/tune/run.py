@@ -83,15 +83,7 @@ def tune(board_name: str, artifacts: list[Path], *, trials: int = TRIALS, budget
     log(f"seeded {seeded} default schedules ({measurer.batches} firmware so far, {measurer.build_s:.0f} s)")
 
     # search
-    todo = search.remaining_trials(db, list(tasks.values()), trials)
-    if any(todo.values()):
-        log(f"search: meta_schedule ReplayFunc, {sum(todo.values())} trials over "
-            f"{sum(1 for v in todo.values() if v)} tasks, {per_iter} candidates per firmware")
-        n = search.run_tasks(list(tasks.values()), db, measurer, todo, per_iter, out / "ms", log)
-        log(f"search committed {n} new bit-exact records ({measurer.batches} firmware, {measurer.build_s:.0f} s "
-            f"building + measuring)")
-    else:
-        log("search: every task already has its trials in the database (resumed run: nothing to add)")
+    search.search_missing_trials(db, list(tasks.values()), measurer, trials, per_iter, out / "ms", log)
 
     summary = compare(board, arts, tasks, measurer, db_root, whole, out, log)
     summary["search"] = {"strategy": "meta_schedule ReplayFunc (uniform random knobs), duplicates from cache",

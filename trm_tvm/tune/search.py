@@ -249,6 +249,21 @@ def run_tasks(tasks: list[Task], db, measurer: Measurer, trials_per_task: dict[s
     return record.committed
 
 
+def search_missing_trials(db, tasks: list[Task], measurer: Measurer, trials: int, per_iter: int, work_dir: Path,
+                          log: Callable[[str], None]) -> int:
+    """Search the trials each task still lacks in the database (a resumed run adds only those); records committed."""
+    todo = remaining_trials(db, tasks, trials)
+    if not any(todo.values()):
+        log("search: every task already has its trials in the database (resumed run: nothing to add)")
+        return 0
+    log(f"search: meta_schedule ReplayFunc, {sum(todo.values())} trials over {sum(1 for v in todo.values() if v)} "
+        f"tasks, {per_iter} candidates per firmware")
+    n = run_tasks(tasks, db, measurer, todo, per_iter, work_dir, log)
+    log(f"search committed {n} new bit-exact records ({measurer.batches} firmware, {measurer.build_s:.0f} s "
+        "building + running)")
+    return n
+
+
 def measure_knobs_many(pairs: list[tuple[Task, dict]], measurer: Measurer) -> list[dict]:
     """Measure given knob values of tasks through the same firmware path (seeding, baselines)."""
     return measurer.measure([task.schedule(k).mod for task, k in pairs])
