@@ -99,6 +99,8 @@ def _delete(keys):
     ("cortex-m4", _set(["version"], 2), "version must be 1"),
     ("cortex-m4", _set(["counter"], "rdtsc"), "counter must be one of systick-icount, dwt"),
     ("cortex-m4", _delete(["energy", "source"]), "energy.source is missing"),
+    ("cortex-m4", _delete(["published", "smlad_peak_macs_per_cycle", "source"]),
+     "published.smlad_peak_macs_per_cycle needs `value` and `source`"),
     ("cortex-m4", _set(["trigger", "init"], [{"reg": 1, "set": 1, "mask": 1}]), "trigger.init[0] is either a write"),
     ("nucleo-l4r5zi", _delete(["flash"]), "flash is missing"),
     ("nucleo-l4r5zi", _set(["flash", "commands", "openocd"], ["openocd", "-f", "x.cfg"]),
@@ -155,3 +157,12 @@ def test_tvm_targets_parse():
         t = tvm.target.Target(copy.deepcopy(b.core.tvm_target))
         assert "arm_cpu" in t.keys
         assert bool(t.features.has_mve) == ("mve" in b.core.features)
+
+
+def test_bench_summary_shows_the_boards_published_anchors_as_published():
+    from trm_tvm.bench import published_anchors
+    lines = published_anchors(["cortex-m4", "cortex-m55"])
+    anchors = boards.load_board("cortex-m4").published
+    assert anchors and len([ln for ln in lines if ln.startswith("- cortex-m4:")]) == len(anchors)
+    assert all("(published; " in ln for ln in lines if ln.startswith("- "))
+    assert not any(ln.startswith("- cortex-m55") for ln in lines)      # no anchors in its board file: none shown

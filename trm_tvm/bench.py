@@ -172,7 +172,19 @@ def summary_md(rows: list[dict]) -> str:
             for fn, k in sorted(p["kernels"].items(), key=lambda kv: -kv[1]["cycles"]["value"]):
                 ipm = fmt(k["instructions_per_mac"]) if "instructions_per_mac" in k else ""
                 lines.append(f"| | | | {fn} | {fmt(k['instructions'])} | {fmt(k['cycles'])} | {ipm} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + published_anchors(sorted({r["board"] for r in rows}))) + "\n"
+
+
+def published_anchors(boards: list[str]) -> list[str]:
+    """The boards' published figures (board file `published:`), to read ours against; never our measurements."""
+    lines = []
+    for name in boards:
+        for a in load_board(name).published.values():
+            value = a["value"]
+            if isinstance(value, dict):
+                value = ", ".join(f"{k} {v}" for k, v in value.items())
+            lines.append(f"- {name}: {a['what']}: {value} (published; {a['source']})")
+    return ["", "Published anchors (other models or peak figures, for scale; label: published):", ""] + lines if lines else []
 
 
 @cli_main

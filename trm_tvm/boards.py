@@ -146,6 +146,7 @@ class Board:
     flash: Flash | None = None
     timing_model: dict[str, Any] = field(default_factory=dict)
     energy: dict[str, Any] = field(default_factory=dict)
+    published: dict[str, Any] = field(default_factory=dict)  # anchors shown beside ours, labelled "published"
 
     @property
     def emulated(self) -> bool:
@@ -275,7 +276,7 @@ def _reg_write(f: _Fields, k: str) -> RegWrite:
 
 
 _COMMON = {"schema", "version", "name", "kind", "template", "description", "core", "counter", "transport"}
-_CORTEX_M = {"part", "emulator", "init", "uart", "trigger", "flash", "timing_model", "energy"}
+_CORTEX_M = {"part", "emulator", "init", "uart", "trigger", "flash", "timing_model", "energy", "published"}
 
 
 def parse_board(data: Any, path: Path) -> Board:
@@ -375,9 +376,13 @@ def _cortex_m_sections(top: _Fields, kind: str, core: Core) -> dict[str, Any]:
     for sec, d in (("timing_model", timing), ("energy", energy)):
         if not isinstance(d.get("source"), str) or not d["source"]:
             top.fail(f"{sec}.source", "is missing (name the datasheet or manual the figures come from)")
+    published = top.get("published", dict, {})
+    for k, anchor in published.items():
+        if not isinstance(anchor, dict) or not isinstance(anchor.get("source"), str) or "value" not in anchor:
+            top.fail(f"published.{k}", "needs `value` and `source` (a published figure is shown with where it is from)")
 
     return dict(part=part, emulator=emulator, init=_reg_ops(top, "init"), uart=uart, trigger=trigger, flash=flash,
-                timing_model=timing, energy=energy)
+                timing_model=timing, energy=energy, published=published)
 
 
 def known_boards() -> list[str]:
