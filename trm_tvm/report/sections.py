@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Callable
 
 from trm_tvm.errors import UserError
-from trm_tvm.provenance import fmt
+from trm_tvm.provenance import figure, fmt
 from trm_tvm.report.manifest import (CKPTS, ECG_CKPTS, FIGURES, HALTING_STUDIES, MODELS, REPORT_DIR, Figure,
                                      figure_command)
-from trm_tvm.report.sources import Results, commands_to_make, labelled, missing_error, num, pct, table
+from trm_tvm.report.sources import Results, commands_to_make, missing_error, num, pct, table
 
 REPORT_MD = "reports/report.md"
 
@@ -86,7 +86,7 @@ def reference_rows(R: Results) -> list[list[str]]:
 
 def steps(value: float, provenance: str, source: str) -> str:
     """A mean number of supervision steps, always with two decimals ('1.00 steps (measured)')."""
-    return fmt(labelled(f"{value:.2f}", "steps", provenance, source))
+    return fmt(figure(f"{value:.2f}", "steps", provenance, source))
 
 
 def _mean_steps(ev: dict, metric: str) -> str:
@@ -218,17 +218,17 @@ def sweep_rows(R: Results, path: str = "reports/quant/ecg/sweep.json") -> tuple[
     rows = []
     for cfg, rs in by_cfg.items():
         prov = rs[0]["provenance"]
-        acc = [labelled(r["acc_halting"], "", r["provenance"], "sweep") for r in rs]
+        acc = [figure(r["acc_halting"], "", r["provenance"], "sweep") for r in rs]
         a = (pct({**acc[0], "ci95": [rs[0]["ci95_lo"], rs[0]["ci95_hi"]]}) if len(rs) == 1
              else _spread(acc) + f" over {len(rs)} checkpoints")
         deltas = [round(100 * (r["acc_halting"] - fp[r["checkpoint"]]), 6) + 0.0 for r in rs if r["checkpoint"] in fp]
         mean = round(statistics.mean(deltas), 2) + 0.0 if deltas else 0.0      # + 0.0: no "-0.00"
         delta = (f"{mean:+.2f} [{min(deltas):+.2f}, {max(deltas):+.2f}] points ({prov})"
                  if len(deltas) > 1 else f"{deltas[0]:+.2f} points ({prov})" if deltas else "—")
-        rows.append([cfg, num(labelled(rs[0]["weight_bytes"], "B", prov, "sweep")), a, delta,
-                     _spread([labelled(r["acc_fixed_last"], "", r["provenance"], "") for r in rs]),
+        rows.append([cfg, num(figure(rs[0]["weight_bytes"], "B", prov, "sweep")), a, delta,
+                     _spread([figure(r["acc_fixed_last"], "", r["provenance"], "") for r in rs]),
                      steps(statistics.mean(r["mean_steps"] for r in rs), prov, "sweep"),
-                     fmt(labelled(statistics.mean(r["agreement_fp"] for r in rs), "", prov, "")),
+                     fmt(figure(statistics.mean(r["agreement_fp"] for r in rs), "", prov, "")),
                      ", ".join(f"{r['mcnemar_p_vs_fp']:.3g}" for r in rs) + f" ({prov})"])
     return rows, seen
 
@@ -257,18 +257,18 @@ def _quant(R: Results, notes: list[str]) -> str:
     def qat() -> str:
         q = R.json("reports/quant/ecg/w4a8_qat_eval.json")
         h, prov = q["halting"], q["provenance"]
-        fp = labelled(h["fp"]["accuracy"], "", prov, q["source"]) | {"ci95": h["fp"]["ci95"]}
-        qa = labelled(h["quant"]["accuracy"], "", prov, q["source"]) | {"ci95": h["quant"]["ci95"]}
+        fp = figure(h["fp"]["accuracy"], "", prov, q["source"]) | {"ci95": h["fp"]["ci95"]}
+        qa = figure(h["quant"]["accuracy"], "", prov, q["source"]) | {"ci95": h["quant"]["ci95"]}
         return table(["artifact", "FP32 (halting)", "W4A8 QAT (halting)", "McNemar p"],
                      [[f"`{q['artifact']}`", pct(fp), pct(qa), f"{h['mcnemar']['p_value']:.3f} ({prov})"]])
 
     def mixed() -> str:
         m = R.json("reports/quant/ecg/mixed.json")
         prov = m["provenance"]
-        rows = [[len(p["four_bit"]), num(labelled(p["weight_bytes"], "B", prov, "")),
-                 pct(labelled(p["accuracy"], "", prov, m["source"]))] for p in m["front"]]
+        rows = [[len(p["four_bit"]), num(figure(p["weight_bytes"], "B", prov, "")),
+                 pct(figure(p["accuracy"], "", prov, m["source"]))] for p in m["front"]]
         return (f"Budget {m['chosen']['budget_kb']} KB: {len(m['chosen']['four_bit'])} layers at 4 bits, "
-                f"{num(labelled(m['weight_bytes'], 'B', prov, ''))} of weights; accuracy on "
+                f"{num(figure(m['weight_bytes'], 'B', prov, ''))} of weights; accuracy on "
                 f"{m['chosen']['monitor_samples']} held-out train samples ({m['source']}).\n\n"
                 + table(["layers at 4 bits", "weight bytes", "held-out accuracy"], rows))
 
@@ -279,9 +279,9 @@ def _quant(R: Results, notes: list[str]) -> str:
         for r in d["results"]:
             last = r["steps"][-1]
             rows.append([r["label"], r["state_scale_mode"], r["numerics"]["state_bits"],
-                         fmt(labelled(r["cos_y"][-1], "", prov, ""), 4), fmt(labelled(r["cos_z"][-1], "", prov, ""), 4),
-                         pct(labelled(last["acc_quant"], "", prov, ""), ci=False),
-                         pct(labelled(last["acc_fp"], "", prov, ""), ci=False),
+                         fmt(figure(r["cos_y"][-1], "", prov, ""), 4), fmt(figure(r["cos_z"][-1], "", prov, ""), 4),
+                         pct(figure(last["acc_quant"], "", prov, ""), ci=False),
+                         pct(figure(last["acc_fp"], "", prov, ""), ci=False),
                          steps(r["halting"]["mean_steps_quant"], prov, d["source"])])
         return (f"{d['results'][0]['samples']} test samples, {d['source']}; cosine to the float trajectory after the "
                 f"last net call.\n\n" + table(["variant", "state scale", "state bits", "cos y (last)", "cos z (last)",
@@ -405,7 +405,7 @@ def _deploy(R: Results, notes: list[str]) -> str:
         hand = {w["artifact"]: w["cycles"]["value"] for w in t["whole"] if w["kernels"] == "handwritten"}
         rows = [[f"{w['artifact']} ({w['precision']})", w["kernels"], w["schedule"], str(w["bit_exact"]),
                  num(w["instructions"]), num(w["cycles"]),
-                 fmt(labelled(w["cycles"]["value"] / hand[w["artifact"]], "x", w["cycles"]["provenance"], ""))
+                 fmt(figure(w["cycles"]["value"] / hand[w["artifact"]], "x", w["cycles"]["provenance"], ""))
                  if w["artifact"] in hand else "—"] for w in t["whole"]]
         return (f"{t['board']}, one fixed-compute inference under the timing plugin; the reference kernels on all "
                 "boards are in the exactness table.\n\n"
@@ -432,7 +432,7 @@ def _deploy(R: Results, notes: list[str]) -> str:
     def tuning() -> str:
         t = R.json("reports/tune/cortex-m4/summary.json")
         rows = [[f"`{k['kernel']}`", k["calls"], num(k["naive"]), num(k["default"]), num(k["tuned"]),
-                 fmt(labelled(k["tuned"]["value"] / k["default"]["value"], "", k["tuned"]["provenance"], ""))]
+                 fmt(figure(k["tuned"]["value"] / k["default"]["value"], "", k["tuned"]["provenance"], ""))]
                 for k in t["kernels"]]
         s = t["search"]
         return (f"{t['board']}: {s['strategy']}; {s['trials_per_task']} trials per task, {s['firmware_builds']} "
@@ -450,13 +450,13 @@ def _deploy(R: Results, notes: list[str]) -> str:
             prov, src = h["cost"]["provenance"], h["cost"]["source"]
             rows_fig.append((h["meta"]["board"], prov, full, tau))
             rows.append([h["meta"]["board"], h["meta"]["kernels"], h["meta"]["inputs"],
-                         pct(labelled(full["accuracy"], "", "measured", GOLDEN), ci=False),
-                         num(labelled(full["latency_mean_s"] * 1e3, "ms", prov, src)),
-                         num(labelled(full["energy_mean_j"] * 1e6, "uJ", prov, h["energy_source"])),
-                         f"{pct(labelled(tau['accuracy'], '', 'measured', GOLDEN), ci=False)}, "
+                         pct(figure(full["accuracy"], "", "measured", GOLDEN), ci=False),
+                         num(figure(full["latency_mean_s"] * 1e3, "ms", prov, src)),
+                         num(figure(full["energy_mean_j"] * 1e6, "uJ", prov, h["energy_source"])),
+                         f"{pct(figure(tau['accuracy'], '', 'measured', GOLDEN), ci=False)}, "
                          f"{device_steps(tau)}",
-                         num(labelled(tau["latency_mean_s"] * 1e3, "ms", prov, src)),
-                         num(labelled(tau["energy_mean_j"] * 1e6, "uJ", prov, h["energy_source"]))])
+                         num(figure(tau["latency_mean_s"] * 1e3, "ms", prov, src)),
+                         num(figure(tau["energy_mean_j"] * 1e6, "uJ", prov, h["energy_source"]))])
         _plot_boards(R, rows_fig)
         return ("ECG W8A8 from the halting studies (section 4): fixed compute = all N_sup steps; learned halting at "
                 "the artifact's threshold. Cycle sources and energy operating points are named in each study's "
@@ -535,13 +535,13 @@ def _halting(R: Results, notes: list[str]) -> str:
             prov = r["cost"]["provenance"]
             learned = h["variants"][r["variant"]]["points"][r["operating_points"]["learned"]["point"]]
             _, tau = full_and_tau(h, r["variant"])
-            acc = lambda q: pct(labelled(q["accuracy"], "", "measured", GOLDEN), ci=False)
+            acc = lambda q: pct(figure(q["accuracy"], "", "measured", GOLDEN), ci=False)
             rows.append([f"{Path(r['study']).name}", r["variant"], r["full"]["n"],
-                         f"{acc(r['full'])}, {num(labelled(r['full']['cost_mean'], 'cycles', prov, ''))}",
+                         f"{acc(r['full'])}, {num(figure(r['full']['cost_mean'], 'cycles', prov, ''))}",
                          f"tau={learned['value']}: {acc(learned)}, {device_steps(learned)}",
-                         fmt(labelled(100 * r["operating_points"]["learned"]["saving_vs_full"], "%", prov, "")),
+                         fmt(figure(100 * r["operating_points"]["learned"]["saving_vs_full"], "%", prov, "")),
                          f"tau={tau['value']}: {acc(tau)}, {device_steps(tau)}",
-                         fmt(labelled(100 * tau["cost_mean"] / r["full"]["cost_mean"], "%", prov, "")),
+                         fmt(figure(100 * tau["cost_mean"] / r["full"]["cost_mean"], "%", prov, "")),
                          num(h["worst_case_bound"])])
         bits = "; ".join(_device_check(Path(s).name, R.json(f"{s}/halting.json")["bit_exact"])
                          for s in dict.fromkeys(r["study"] for r in c["rows"]))
@@ -599,10 +599,10 @@ def _gap9(R: Results, notes: list[str]) -> str:
     def tuning() -> str:
         t = R.json("reports/gap9/tune/summary.json")
         ks = [[f"`{k['kernel']}`", k["calls"], num(k["naive"]), num(k["default"]), num(k["tuned"]),
-               fmt(labelled(k["tuned"]["value"] / k["default"]["value"], "", k["tuned"]["provenance"], ""))]
+               fmt(figure(k["tuned"]["value"] / k["default"]["value"], "", k["tuned"]["provenance"], ""))]
               for k in t["kernels"]]
         ws = [[f"{w['artifact']} ({w['precision']})", num(w["naive"]), num(w["default"]), num(w["tuned"]),
-               fmt(labelled(w["tuned"]["value"] / w["default"]["value"], "", w["tuned"]["provenance"], "")),
+               fmt(figure(w["tuned"]["value"] / w["default"]["value"], "", w["tuned"]["provenance"], "")),
                f"{w['tuned_bit_exact']} ({w['verified_runs']} functional runs)"] for w in t["whole"]]
         sr = t["search"]
         return (f"{sr['strategy']}; {sr['trials_per_task']} trials per task, {sr['functional_firmware']} functional "
@@ -637,13 +637,13 @@ def summary(R: Results, notes: list[str]) -> str:
         fp = {r["checkpoint"]: r["acc_halting"] for r in rows if r["config"] == "fp32"}
         def change(cfg):
             d = [100 * (r["acc_halting"] - fp[r["checkpoint"]]) for r in rows if r["config"] == cfg]
-            return fmt(labelled(statistics.mean(d), "points", rows[0]["provenance"], "sweep"), 2)
+            return fmt(figure(statistics.mean(d), "points", rows[0]["provenance"], "sweep"), 2)
         if any(r["config"] == "w4a8-qat-pc" for r in rows):          # the sweep's QAT, over its checkpoints
             qat = change("w4a8-qat-pc")
         else:                                                          # the single QAT artifact's evaluation
             qe = R.json("reports/quant/ecg/w4a8_qat_eval.json")
             q = qe["halting"]
-            qat = fmt(labelled(100 * (q["quant"]["accuracy"] - q["fp"]["accuracy"]), "points", qe["provenance"],
+            qat = fmt(figure(100 * (q["quant"]["accuracy"] - q["fp"]["accuracy"]), "points", qe["provenance"],
                                ""), 2)
         return (f"Quantisation (golden model, bit-exact with the device), mean change vs FP32 over {len(fp)} "
                 f"checkpoint(s): W8A8 per-channel PTQ {change('w8a8-ptq-pc')}, W4A8 PTQ {change('w4a8-ptq-pc')}, "
@@ -671,10 +671,10 @@ def summary(R: Results, notes: list[str]) -> str:
         prov = h["cost"]["provenance"]
         line = (f"Cortex-M4 (its timing model, STM32L4R5 datasheet energy), ECG W8A8, hand-written kernels as of the "
                 f"halting study (commit {h['provenance']['commit'][:7]}): "
-                f"{num(labelled(full['latency_mean_s'] * 1e3, 'ms', prov, ''))} and "
-                f"{num(labelled(full['energy_mean_j'] * 1e3, 'mJ', prov, ''))} per inference with all steps, "
-                f"{num(labelled(tau['latency_mean_s'] * 1e3, 'ms', prov, ''))} and "
-                f"{num(labelled(tau['energy_mean_j'] * 1e3, 'mJ', prov, ''))} with learned halting "
+                f"{num(figure(full['latency_mean_s'] * 1e3, 'ms', prov, ''))} and "
+                f"{num(figure(full['energy_mean_j'] * 1e3, 'mJ', prov, ''))} per inference with all steps, "
+                f"{num(figure(tau['latency_mean_s'] * 1e3, 'ms', prov, ''))} and "
+                f"{num(figure(tau['energy_mean_j'] * 1e3, 'mJ', prov, ''))} with learned halting "
                 f"({device_steps(tau)} on average)")
         reads = _fig("deploy-tuned-whole").reads + _fig("deploy-whole").reads          # newest kernels first
         whole = next((p for p in reads if R.exists(p)), None)
@@ -687,7 +687,7 @@ def summary(R: Results, notes: list[str]) -> str:
             if hw and tvm:
                 line += (f"; with the kernels of {whole} (commit {res['provenance']['commit'][:7]}) one inference "
                          f"takes {num(hw)} hand-written, and TVM "
-                         + ", ".join(f"{fmt(labelled(c['value'] / hw['value'], 'x', c['provenance'], ''))} that "
+                         + ", ".join(f"{fmt(figure(c['value'] / hw['value'], 'x', c['provenance'], ''))} that "
                                      f"with its {sch} schedules" for sch, c in tvm))
         return line + " (sections 3, 4)."
 

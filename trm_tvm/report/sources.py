@@ -112,13 +112,6 @@ def num(fig: dict, digits: int = 3) -> str:
     return fmt(fig, digits)
 
 
-def labelled(value: Any, unit: str, provenance: str, source: str, digits: int = 3) -> dict:
-    """A figure dict for a number a result stores bare, with the provenance its file declares for it."""
-    if provenance not in PROVENANCES:
-        raise ValueError(f"unknown provenance {provenance!r}")
-    return {"value": value, "unit": unit, "provenance": provenance, "source": source}
-
-
 def table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
