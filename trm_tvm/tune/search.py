@@ -2,10 +2,10 @@
 firmware, a PyRunner that measures it on the board, and a measure callback that commits bit-exact candidates only.
 
 Search strategy: meta_schedule's ReplayFunc -- each trial re-runs the task's space function, which samples every
-knob uniformly (random search; the spaces are small: <= 65 distinct schedules per task). No cost model is used by
-ReplayFunc, so none is needed (xgboost is not installed; "random" is passed to satisfy the API). A candidate whose
-scheduled PrimFunc was already measured (same structural hash, this run or an earlier one) is answered from the
-cache without a new build. Tasks are served round-robin.
+knob uniformly (random search, seeded by `search_seed`; the spaces are small: <= 65 distinct schedules per task).
+No cost model is used by ReplayFunc, so none is needed (xgboost is not installed; "random" is passed to satisfy the
+API). A candidate whose scheduled PrimFunc was already measured (same structural hash, this run or an earlier one)
+is answered from the cache without a new build. Tasks are served round-robin.
 
 A trial batch (`num_trials_per_iter` candidates of one task) is ONE firmware: one cross-compile (~5 s) and one
 QEMU boot running every candidate's self-test under the timing plugin (~3 s); see docs/tuning.md for the budget.
@@ -16,6 +16,7 @@ import json
 import sys
 import time
 import types
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -220,6 +221,12 @@ def remaining_trials(db, tasks: list[Task], trials: int) -> dict[str, int]:
     return {t.name: max(0, trials - have.get(t.name, 0)) for t in tasks}
 
 
+def search_seed(task: Task, missing_trials: int) -> int:
+    """The sampler's seed: fixed by the task and by how many trials it still lacks, so that a run is reproducible
+    from the same database, and a resumed run draws candidates the interrupted one did not."""
+    return zlib.crc32(f"{task.name}/{missing_trials}".encode()) & 0x7FFFFFFF
+
+
 def skip_tensor_intrin_registry() -> None:
     """TuneContext imports tvm.s_tir.tensor_intrin only to register every CUDA/x86/Arm tensor intrinsic, parsing
     each with TVMScript: 1-4 minutes on this 2-core machine, more than a whole tune. Our spaces use none, so an
@@ -238,6 +245,7 @@ def run_tasks(tasks: list[Task], db, measurer: Measurer, trials_per_task: dict[s
     seen = seen_hashes(db)
     record = RecordBitExact(db, active, seen, firmware.board_clock_hz(measurer.board), log)
     contexts = [ms.TuneContext(t.workload(), target=TARGET, task_name=t.name, num_threads=1,
+                               rand_state=search_seed(t, trials_per_task[t.name]),
                                space_generator=ms.space_generator.ScheduleFn(t.space_fn(), sch_rules=[], postprocs=[],
                                                                              mutator_probs={}),
                                search_strategy=ms.search_strategy.ReplayFunc()) for t in active]
