@@ -6,6 +6,7 @@ import pytest
 
 from trm_tvm import halting
 from trm_tvm.boards import load_board
+from trm_tvm.compile.driver import compile_when_changed
 from trm_tvm.quant.fixtures import golden_inputs, random_artifact
 from trm_tvm.quant.golden import Golden
 from trm_tvm.quant.spec import q_threshold
@@ -154,10 +155,10 @@ def test_a_cached_build_is_recompiled_when_its_sources_went_stale(art, tmp_path)
     path = tmp_path / "a.npz"
     art.save(path)
     build = tmp_path / "work" / "build"
-    assert halting.compile_when_changed(path, "cortex-m4", "reference", build, "default")
+    assert compile_when_changed(path, "cortex-m4", "reference", build, "default")
     kernels = build / "model" / "trm_kernels_ref.c"
     fresh = kernels.read_bytes()
-    assert not halting.compile_when_changed(path, "cortex-m4", "reference", build, "default")
+    assert not compile_when_changed(path, "cortex-m4", "reference", build, "default")
     kernels.write_bytes(fresh + b"\n/* kernels of an older checkout */\n")
-    assert halting.compile_when_changed(path, "cortex-m4", "reference", build, "default")
+    assert compile_when_changed(path, "cortex-m4", "reference", build, "default")
     assert kernels.read_bytes() == fresh

@@ -23,10 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -620,6 +617,7 @@ def run_study(artifact: str | Path, board: str, out: str | Path, *, kernels: str
               work: str | Path | None = None,
               taus=TAUS, log: Callable[[str], None] = lambda m: None) -> dict:
     from trm_tvm import project as proj
+    from trm_tvm.compile.driver import compile_when_changed
     from trm_tvm.quant.artifact import Artifact
 
     art = Artifact.load(artifact)
@@ -646,37 +644,6 @@ def run_study(artifact: str | Path, board: str, out: str | Path, *, kernels: str
         "artifact": str(artifact), "precision": art.header["precision"], "board": board, "kernels": kernels,
         "schedule": schedule, "data": desc, "inputs": int(len(x)), "timing_model": timing_model,
         "checkpoint": checkpoint, "build_id": project.build_id})
-
-
-def compile_when_changed(artifact, board: str, kernels: str, build: Path, schedule: str) -> bool:
-    """Compile into `build` unless the same compile is already there; True when it changed.
-
-    The kernels and the compiler change under a cached build as well as the artifact, so the compile always runs
-    (seconds); an identical result is discarded so that the project keeps its build id and recorded runs resume."""
-    from trm_tvm.compile.driver import compile_artifact
-
-    build.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=build.parent) as tmp:
-        fresh = Path(tmp) / "build"
-        compile_artifact(artifact, board, kernels, fresh, schedule)
-        if build.is_dir() and _build_content(fresh) == _build_content(build):
-            return False
-        shutil.rmtree(build, ignore_errors=True)
-        os.replace(fresh, build)
-    return True
-
-
-def _build_content(build: Path) -> dict[str, Any]:
-    """Every file of a build directory, JSON manifests without their run provenance (time, commit)."""
-    content: dict[str, Any] = {}
-    for p in sorted(build.rglob("*")):
-        if p.is_file():
-            key = str(p.relative_to(build))
-            content[key] = p.read_bytes()
-            if p.suffix == ".json":
-                data = read_json(p, key)
-                content[key] = {k: v for k, v in data.items() if k != "provenance"} if isinstance(data, dict) else data
-    return content
 
 
 def _report(rec: dict, art, board, fp: dict | None, taus, out: Path, meta: dict) -> dict:

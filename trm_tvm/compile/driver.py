@@ -1,7 +1,11 @@
 """compile_artifact: artifact + board + kernel back end -> build directory (docs/build-dir.md)."""
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -11,7 +15,7 @@ from trm_tvm.compile.aot import Executor
 from trm_tvm.compile.backends import get_backend
 from trm_tvm.compile.importer import import_artifact
 from trm_tvm.errors import UserError, atomic_write_text
-from trm_tvm.jsonio import run_info, write_json
+from trm_tvm.jsonio import read_json, run_info, write_json
 from trm_tvm.quant.artifact import Artifact, file_sha256
 
 OPTS = ("-Os", "-O2")
@@ -95,3 +99,33 @@ def compile_artifact(artifact: str | Path, board: str, kernels: str, out: str | 
     }
     write_json(out / "build.json", build)
     return build
+
+
+def compile_when_changed(artifact, board: str, kernels: str, build: Path, schedule: str) -> bool:
+    """Compile into `build` unless the same compile is already there; True when it changed.
+
+    The kernels and the compiler change under a cached build as well as the artifact, so the compile always runs
+    (seconds); an identical result is discarded so that the project keeps its build id and recorded runs resume.
+    The halting study's and the tuner's build caches both go through here."""
+    build.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=build.parent) as tmp:
+        fresh = Path(tmp) / "build"
+        compile_artifact(artifact, board, kernels, fresh, schedule)
+        if build.is_dir() and _build_content(fresh) == _build_content(build):
+            return False
+        shutil.rmtree(build, ignore_errors=True)
+        os.replace(fresh, build)
+    return True
+
+
+def _build_content(build: Path) -> dict[str, Any]:
+    """Every file of a build directory, JSON manifests without their run provenance (time, commit)."""
+    content: dict[str, Any] = {}
+    for p in sorted(build.rglob("*")):
+        if p.is_file():
+            key = str(p.relative_to(build))
+            content[key] = p.read_bytes()
+            if p.suffix == ".json":
+                data = read_json(p, key)
+                content[key] = {k: v for k, v in data.items() if k != "provenance"} if isinstance(data, dict) else data
+    return content

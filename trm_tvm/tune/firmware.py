@@ -16,9 +16,8 @@ reports DWT cycles per self-test batch instead (measured).
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -100,30 +99,26 @@ def wrappers_c(batch: Batch) -> tuple[str, str]:
     return "\n".join(head), "\n".join(src)
 
 
+_fresh_bases: set[Path] = set()
+_fresh_bases_lock = threading.Lock()
+
+
 def base_build_dir(board: str, cache: Path) -> Path:
-    """A tiny reference-kernel model's build directory: the host of the self-test table (built once per board)."""
-    out = cache / f"base-{board}"
-    if (out / "build.json").is_file():
-        return out
-    from trm_tvm.compile.driver import compile_artifact
+    """A tiny reference-kernel model's build directory: the host of the self-test table. Recompiled once per
+    process (seconds), so that a cache kept from an older checkout never hosts today's candidates (an identical
+    compile keeps the cached one); threads of an RPC worker share it under a lock."""
+    from trm_tvm.compile.driver import compile_when_changed
     from trm_tvm.quant.fixtures import random_artifact
 
-    # Concurrent requests (threads of an RPC worker, or processes sharing a cache) may race here: each builds in a
-    # private directory and renames it into place, so nobody copies a half-written base.
-    cache.mkdir(parents=True, exist_ok=True)
-    art = cache / "base-artifact.npz"
-    if not art.is_file():
-        random_artifact(hidden=8, tokens=4, seed=3)[0].save(art)   # an atomic write: racing saves are harmless
-    private = Path(tempfile.mkdtemp(prefix=f".base-{board}.", dir=cache))
-    try:
-        compile_artifact(art, board, "reference", private / "build")
-        try:
-            os.rename(private / "build", out)
-        except OSError:                  # another request renamed its identical base first
-            if not (out / "build.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(private, ignore_errors=True)
+    out = cache / f"base-{board}"
+    with _fresh_bases_lock:
+        if out not in _fresh_bases:
+            cache.mkdir(parents=True, exist_ok=True)
+            art = cache / "base-artifact.npz"
+            if not art.is_file():
+                random_artifact(hidden=8, tokens=4, seed=3)[0].save(art)
+            compile_when_changed(art, board, "reference", out, "default")
+            _fresh_bases.add(out)
     return out
 
 
