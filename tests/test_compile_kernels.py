@@ -19,15 +19,23 @@ from trm_tvm.compile.strategies.eltwise import EltShape
 from trm_tvm.compile.strategies.linear import LinearShape
 from trm_tvm.compile.strategies.rmsnorm import RMSNormShape
 
-LEVELS = ("naive", "default")
+LEVELS = ("naive", "default", "mve")  # mve: the default knobs on a Helium board (host: the C emulations)
 LINEAR_SHAPES = [LinearShape(3, 17, 12, 8), LinearShape(4, 16, 8, 4, bias=True), LinearShape(2, 9, 5, 4),
                  LinearShape(1, 24, 5, 8, "int16", True), LinearShape(5, 16, 8, 8, a_trans=True),
                  LinearShape(6, 8, 4, 4, a_trans=True, out_trans=True), LinearShape(4, 32, 12, 8, bias=True),
-                 LinearShape(6, 8, 4, 8, out_trans=True)]  # [1] and the last three: SMLAD/SXTB16 at the default level
+                 LinearShape(6, 8, 4, 8, out_trans=True),  # [1], [6], [7]: SMLAD/SXTB16 at the default level
+                 LinearShape(5, 37, 7, 4, bias=True), LinearShape(7, 50, 9, 8, out_trans=True)]
+# at level mve every shape with n_in >= 16 and no a_trans takes the Helium form, odd tokens / n_in tails included
 ELT_SHAPES = [EltShape("add_s8", (37,), 3), EltShape("add_s8", (16,), 2), EltShape("add_s32", (37,), 2),
               EltShape("mul", (33,)), EltShape("lut", (40,)), EltShape("mean_pool", (7, 12)),
               EltShape("transpose", (5, 8)), EltShape("patch", (2, 24, 4)), EltShape("embed", (9, 6, 10))]
 NORM_SHAPES = [RMSNormShape(3, 37), RMSNormShape(2, 48)]
+
+
+def knobs_at(family: str, level: str) -> dict:
+    if level == "mve":
+        return strategies.with_mve(family, strategies.knobs_for(family, "default"), True)
+    return strategies.knobs_for(family, level)
 
 
 class Built:
@@ -37,7 +45,7 @@ class Built:
         self.funcs, self.scratch = {}, {}
         for shape in LINEAR_SHAPES + ELT_SHAPES + NORM_SHAPES:
             for level in LEVELS:
-                knobs = strategies.knobs_for(strategies.family_of(shape), level)
+                knobs = knobs_at(strategies.family_of(shape), level)
                 name, func, scratch = strategies.build(shape, knobs)
                 name = f"{name}_{level}"
                 self.funcs[name], self.scratch[(shape, level)] = func, scratch
@@ -189,6 +197,17 @@ def test_sources_come_from_tvm_and_follow_the_knobs(K):
         assert "TVMFFI" not in src and "tvm/" not in src and "malloc" not in src
     assert "__smlad(__sxtb16(" in K.src  # DSP intrinsics at the default level, from call_extern
     assert "__smlad(trm_pkhtb(" in K.src  # and the packed-int4 DSP form
+
+
+def test_mve_form_is_chosen_by_the_board_and_covers_the_tails(K):
+    mve = knobs_at("linear", "mve")
+    assert not strategies.knobs_for("linear", "default").get("mve")  # a board without Helium never gets it
+    for shape in LINEAR_SHAPES:
+        src = to_c({"k": strategies.build(shape, mve)[1]})
+        dot = f"trm_mve_dot_s{shape.wbits}"
+        assert (dot + "(" in src) == (shape.n_in >= 16 and not shape.a_trans), shape.key
+        assert (dot + "_tail(" in src) == (shape.n_in >= 16 and not shape.a_trans and shape.n_in % 16 > 0), shape.key
+    assert "trm_mve_dot_s4_tail(" in K.src and "trm_mve_dot_s8_tail(" in K.src
 
 
 def test_naive_scratch_comes_from_the_arena():

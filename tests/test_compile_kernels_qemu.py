@@ -1,7 +1,8 @@
-"""The TIR linear kernels that use Arm intrinsics (__sxtb16/__smlad, the `dsp` knob at the default schedule) on the
-emulated Cortex-M4, against the integer spec, 0 LSB: >= 1000 random vectors per kernel (saturation, rounding
-ties, extreme inputs), generated on the host, compiled into a semihosting firmware with the real ACLE
-instructions, outputs printed back and compared with trm_tvm.quant.spec."""
+"""The TIR linear kernels that use Arm intrinsics on the emulated boards, against the integer spec, 0 LSB: the
+`dsp` form (__sxtb16/__smlad, the default schedule) on the Cortex-M4 and the Helium `mve` form (VMLADAVA,
+VCTP-predicated tails) on the Cortex-M55. >= 1000 random vectors per kernel (saturation, rounding ties, extreme
+inputs), generated on the host, compiled into a semihosting firmware with the real instructions, outputs
+printed back and compared with trm_tvm.quant.spec."""
 import subprocess
 
 import numpy as np
@@ -14,11 +15,15 @@ from trm_tvm.compile import strategies
 from trm_tvm.compile.backends import handwritten_bench as hb
 from trm_tvm.compile.kernel_abi import KERNELS_DIR
 from trm_tvm.compile.lower_c import to_c
-from trm_tvm.compile.strategies.linear import LinearShape, uses_dsp
+from trm_tvm.compile.strategies.linear import LinearShape, uses_dsp, uses_mve
 
 pytestmark = pytest.mark.qemu
 SHAPES = [LinearShape(4, 32, 12, 8, bias=True), LinearShape(6, 8, 4, 8, out_trans=True),
           LinearShape(2, 48, 5, 8, "int16", True), LinearShape(4, 32, 12, 4, bias=True), LinearShape(3, 16, 8, 4)]
+# odd tokens (not multiples of the 4-token tile), n_in tails of 1..15 k, int4 with an odd n_in, the int16 head
+MVE_SHAPES = [LinearShape(5, 37, 7, 8, bias=True), LinearShape(7, 50, 9, 4, bias=True, out_trans=True),
+              LinearShape(3, 16, 8, 4), LinearShape(2, 33, 5, 8, "int16", True), LinearShape(4, 32, 12, 8),
+              LinearShape(9, 21, 6, 4)]
 CTYPE = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t"}
 
 
@@ -61,14 +66,10 @@ int main(void) {""", f"  for (int c = 0; c < {len(cs)}; c++) {{", f"    {call}",
                       "  }", '  trm_puts("done\\n");', "  return 0;", "}"])
 
 
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: s.key)
-def test_dsp_linear_bit_exact_on_qemu_m4(shape, tmp_path):
-    board = load_board("cortex-m4")
-    knobs = strategies.knobs_for("linear", "default")
-    assert uses_dsp(shape, knobs)
+def run_bit_exact(board_name: str, shape: LinearShape, knobs: dict, tmp_path) -> str:
+    board = load_board(board_name)
     name, func, _ = strategies.build(shape, knobs)
     src = to_c({name: func})
-    assert "__smlad(__sxtb16(" in src if shape.wbits == 8 else "__smlad(trm_pkhtb(" in src
     cs = list(cases(shape, np.random.default_rng(31)))
     (tmp_path / "kernel.c").write_text(src)
     (tmp_path / "main.c").write_text(firmware_main(name, shape, cs))
@@ -89,3 +90,21 @@ def test_dsp_linear_bit_exact_on_qemu_m4(shape, tmp_path):
         np.testing.assert_array_equal(got.T if shape.out_trans else got, want)
         saturated += int((np.abs(want.astype(np.int64)) >= (1 << (bits - 1)) - 1).sum())
     assert len(cs) * shape.tokens >= 1000 and saturated > 0
+    return src
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: s.key)
+def test_dsp_linear_bit_exact_on_qemu_m4(shape, tmp_path):
+    knobs = strategies.knobs_for("linear", "default")
+    assert uses_dsp(shape, knobs)
+    src = run_bit_exact("cortex-m4", shape, knobs, tmp_path)
+    assert "__smlad(__sxtb16(" in src if shape.wbits == 8 else "__smlad(trm_pkhtb(" in src
+
+
+@pytest.mark.parametrize("shape", MVE_SHAPES, ids=lambda s: s.key)
+def test_mve_linear_bit_exact_on_qemu_m55(shape, tmp_path):
+    knobs = strategies.with_mve("linear", strategies.knobs_for("linear", "default"), True)
+    assert uses_mve(shape, knobs)
+    src = run_bit_exact("cortex-m55", shape, knobs, tmp_path)
+    assert f"trm_mve_dot_s{shape.wbits}(" in src
+    assert (f"trm_mve_dot_s{shape.wbits}_tail(" in src) == (shape.n_in % 16 > 0)

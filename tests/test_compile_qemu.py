@@ -44,3 +44,17 @@ def test_full_model_bit_exact_on_qemu_m4(artifact, tmp_path, kernels):
     fixed = run_session(load_project(tmp_path / "project"), data=str(data), limit=4, fixed_steps=2,
                         artifact=str(artifact))
     assert fixed["summary"]["all_bit_exact"] and {i["steps"] for i in fixed["inferences"]} == {2}
+
+
+def test_full_model_tvm_helium_bit_exact_on_qemu_m55(tmp_path):
+    """The tvm back end on a Helium board: the linear layers take the mve form (VMLADAVA), int8 and packed int4
+    (the int16 heads), the token MLP (n_in = 8 tokens < 16) falls back to the dsp form; every output bit-exact."""
+    path = tmp_path / "w4.npz"
+    random_artifact(bits=4, seed=5)[0].save(path)
+    n = 6
+    data, q_thr = inputs_and_threshold(path, n, tmp_path / "inputs.npz")
+    r = deploy(path, "cortex-m55", "tvm", work=tmp_path, data=str(data), q_threshold=q_thr)
+    src = (tmp_path / "build" / "model" / "trm_kernels_tvm.c").read_text()
+    assert "trm_mve_dot_s4(" in src and "trm_mve_dot_s8(" in src
+    s = r["summary"]
+    assert s["checked"] == n and s["all_bit_exact"], [i["mismatch"] for i in r["inferences"] if not i["bit_exact"]]

@@ -83,7 +83,10 @@ def to_c(funcs: dict[str, tirx.PrimFunc]) -> str:
     for ctype, name, n in _STACK_ARRAY.findall(src):
         if int(n) > MAX_STACK_ELEMS:
             raise ValueError(f"kernel scratch {ctype} {name}[{n}] would live on the stack; pass it from the arena")
-    return PRELUDE + ('#include "trm_acle.h"\n' if "__smlad" in src else "") + src
+    return PRELUDE + ('#include "trm_acle.h"\n' if ACLE_CALL.search(src) else "") + src
+
+
+ACLE_CALL = re.compile(r"\b(__smlad|trm_ssat\d+|trm_mve_\w+)\(")  # extern calls defined in kernels/tvm/trm_acle.h
 
 
 _STACK_ARRAY = re.compile(r"^\s+(u?int\d+_t) (\w+)\[(\d+)\];", re.M)

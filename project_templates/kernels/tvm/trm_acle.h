@@ -1,7 +1,9 @@
-/* Arm ACLE DSP intrinsics used by TVM-generated kernels (call_extern "__sxtb16" / "__smlad" / "trm_sxtb16_ror8" /
- * "trm_pkhbt" / "trm_pkhtb" / "trm_ssat8" / "trm_ssat16").
- * On a core with the DSP extension they are single instructions from <arm_acle.h>; elsewhere (host tests)
- * exact C emulations of the same instructions. Not a kernel: one instruction each. */
+/* Arm ACLE intrinsics used by TVM-generated kernels through call_extern.
+ * DSP: "__sxtb16" / "__smlad" / "trm_sxtb16_ror8" / "trm_pkhbt" / "trm_pkhtb" / "trm_ssat8" / "trm_ssat16".
+ * Helium (MVE): "trm_mve_dot_s8" / "trm_mve_dot_s4" and their "_tail" forms (below).
+ * On a core with the extension they are single instructions (or 2-5 for the MVE dots) from <arm_acle.h> /
+ * <arm_mve.h>; elsewhere (host tests) exact C emulations of the same instructions. Not kernels: the loops around
+ * them are TVM's. */
 #ifndef TRM_ACLE_H
 #define TRM_ACLE_H
 #include <stdint.h>
@@ -44,5 +46,56 @@ static inline int32_t trm_pkhtb(int32_t x, int32_t y) { return (int32_t)(((uint3
 /* SSAT #8 / #16: clamp to the signed range */
 static inline int32_t trm_ssat8(int32_t x) { return x < -128 ? -128 : x > 127 ? 127 : x; }
 static inline int32_t trm_ssat16(int32_t x) { return x < -32768 ? -32768 : x > 32767 ? 32767 : x; }
+#endif
+/* ---- Helium (MVE) -------------------------------------------------------------------------------------------
+ * acc + the dot product of 16 int8 activations at a with 16 weights at w: two VLDRB and one VMLADAVA (16 MACs).
+ * s4: the 16 weights are 8 bytes of packed int4 (element 2i = low nibble of byte i, 2i+1 = its high nibble),
+ * unpacked to 16 int8 lanes in 4 instructions (widening load, two shifts, arithmetic shift right).
+ * _tail: only the first n elements (n < 16) count and only they are read: VCTP-predicated zeroing loads.
+ * The functions are pure: GCC reuses a load shared by the calls of one register tile (the weight chunk of a row
+ * for every token of the tile, the activations of a token for every output channel). */
+#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
+#include <arm_mve.h>
+static inline __attribute__((always_inline)) int8x16_t trm_mve_s4x16(uint16x8_t b) {
+  int8x16_t x = vreinterpretq_s8_u16(vshlq_n_u16(b, 4));            /* even lanes: low nibble << 4; odd: high */
+  x = vshlq_s8(x, vreinterpretq_s8_u16(vdupq_n_u16(0x0400)));      /* odd lanes << 4 */
+  return vshrq_n_s8(x, 4);                                         /* sign-extend both */
+}
+static inline __attribute__((always_inline)) int32_t trm_mve_dot_s8(int8_t *a, int8_t *w, int32_t acc) {
+  return vmladavaq_s8(acc, vldrbq_s8(a), vldrbq_s8(w));
+}
+static inline __attribute__((always_inline)) int32_t trm_mve_dot_s8_tail(int8_t *a, int8_t *w, int32_t n,
+                                                                         int32_t acc) {
+  mve_pred16_t p = vctp8q((uint32_t)n);
+  return vmladavaq_s8(acc, vldrbq_z_s8(a, p), vldrbq_z_s8(w, p));
+}
+static inline __attribute__((always_inline)) int32_t trm_mve_dot_s4(int8_t *a, uint8_t *w, int32_t acc) {
+  return vmladavaq_s8(acc, vldrbq_s8(a), trm_mve_s4x16(vldrbq_u16(w)));
+}
+static inline __attribute__((always_inline)) int32_t trm_mve_dot_s4_tail(int8_t *a, uint8_t *w, int32_t n,
+                                                                         int32_t acc) {
+  uint16x8_t b = vldrbq_z_u16(w, vctp16q((uint32_t)(n + 1) / 2));
+  return vmladavaq_s8(acc, vldrbq_z_s8(a, vctp8q((uint32_t)n)), trm_mve_s4x16(b));
+}
+#else
+static inline int32_t trm_mve_dot_s8_tail(int8_t *a, int8_t *w, int32_t n, int32_t acc) {
+  for (int32_t i = 0; i < n; i++) acc = (int32_t)((uint32_t)acc + (uint32_t)((int32_t)a[i] * w[i]));
+  return acc;
+}
+static inline int32_t trm_mve_dot_s8(int8_t *a, int8_t *w, int32_t acc) {
+  return trm_mve_dot_s8_tail(a, w, 16, acc);
+}
+/* int4 element i of a packed row: sign-extended nibble by mask arithmetic */
+static inline int32_t trm_mve_nibble(uint8_t *w, int32_t i) {
+  int32_t v = (w[i / 2] >> (4 * (i % 2))) & 15;
+  return v - 2 * (v & 8);
+}
+static inline int32_t trm_mve_dot_s4_tail(int8_t *a, uint8_t *w, int32_t n, int32_t acc) {
+  for (int32_t i = 0; i < n; i++) acc = (int32_t)((uint32_t)acc + (uint32_t)((int32_t)a[i] * trm_mve_nibble(w, i)));
+  return acc;
+}
+static inline int32_t trm_mve_dot_s4(int8_t *a, uint8_t *w, int32_t acc) {
+  return trm_mve_dot_s4_tail(a, w, 16, acc);
+}
 #endif
 #endif

@@ -48,7 +48,7 @@ def get_backend(kernels: str, board: Board, schedule: str = "default"):
         return ReferenceBackend()
     if kernels == "tvm":
         from trm_tvm.compile.backends.tvm import TVMBackend
-        return TVMBackend(schedule, board.name, dsp="dsp" in board.core.features)
+        return TVMBackend(schedule, board.name, dsp="dsp" in board.core.features, mve="mve" in board.core.features)
     if kernels == "handwritten":
         return HandwrittenBackend(board)
     raise UserError(f"unknown kernel back end {kernels!r}", f"use one of {', '.join(KERNELS)}")

@@ -48,17 +48,20 @@ class TVMBackend:
     name = "tvm"
     folds_transposes = True          # linear kernels can write their output transposed (token mixing)
 
-    def __init__(self, schedule: str = "default", board: str | None = None, dsp: bool = False):
-        self.schedule, self.board, self.dsp = schedule, board, dsp
+    def __init__(self, schedule: str = "default", board: str | None = None, dsp: bool = False, mve: bool = False):
+        self.schedule, self.board, self.dsp, self.mve = schedule, board, dsp, mve
         self.kernels: dict = {}          # C name -> (PrimFunc, [param dtypes])
 
     def _knobs(self, shape):
         family = strategies.family_of(shape)
         if self.schedule == "tuned" and family == "linear":   # the tuning database (trm_tvm/tune, docs/tuning.md)
             from trm_tvm.tune.database import tuned_knobs
-            knobs = tuned_knobs(self.board, shape, strategies.knobs_for(family, "default"))
+            default = strategies.with_mve(family, strategies.knobs_for(family, "default"), self.mve)
+            knobs = tuned_knobs(self.board, shape, default)
         else:
             knobs = strategies.knobs_for(family, "default" if self.schedule == "tuned" else self.schedule, self.board)
+            if self.schedule != "naive":
+                knobs = strategies.with_mve(family, knobs, self.mve)
         if "dsp" in knobs and not self.dsp:
             knobs["dsp"] = False          # the core has no SMLAD/SXTB16
         return knobs

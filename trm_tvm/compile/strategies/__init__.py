@@ -39,6 +39,15 @@ def knobs_for(family: str, level: str, board: str | None = None) -> dict:
     return knobs
 
 
+def with_mve(family: str, knobs: dict, mve: bool) -> dict:
+    """The knobs on a board with Helium: a family with an `mve` form gets it, with that form's own default knobs
+    (`MVE_DEFAULTS` of the family module); without Helium (or without such a form) the knobs are unchanged."""
+    mod = FAMILIES[family]
+    if not mve or "mve" not in mod.NAIVE:
+        return knobs
+    return {**knobs, **getattr(mod, "MVE_DEFAULTS", {}), "mve": True}
+
+
 def kernel_name(shape, knobs: dict) -> str:
     return f"trm_{shape.key}_tvm"
 

@@ -13,6 +13,12 @@ Compute (tensor expression) + schedule (s_tir.Schedule) with the knobs the tuner
             (2 per 4 MACs); int4 nibbles are masked into byte tops (x16) and the activation pairs matched with
             PKHBT/PKHTB -- ACLE intrinsics or one-instruction helpers through call_extern, exact host
             emulations in kernels/tvm/trm_acle.h
+  mve       Helium (fused; n_in >= 16, boards listing `mve`, set by the back end, never searched): the reduction
+            runs over chunks of 16 k, each one extern call trm_mve_dot_s8/s4(&a[t, 16c], &w[o, 16c], acc)
+            (VLDRB x2 + VMLADAVA: 16 MACs; packed int4 unpacked in 4 vector instructions); a partial last chunk
+            (n_in % 16) is a VCTP-predicated _tail call in the accumulator's init. The register tile (tile_t x
+            tile_o) lets GCC load each weight chunk once per tile_t tokens and each activation chunk once per
+            tile_o channels. Takes precedence over dsp.
 Layout variants for token mixing: `a_trans` reads the input as [n_in][tokens] (i.e. transpose(h) without moving
 data), `out_trans` writes [n_out][tokens].
 """
@@ -25,7 +31,11 @@ from tvm.script import tirx as T
 
 from trm_tvm.compile.strategies.common import rq, rq_sat, s4_nibble, sat
 
-NAIVE = {"order": "to", "tile_o": 1, "tile_t": 1, "unroll_k": 1, "fuse": False, "dsp": False}
+NAIVE = {"order": "to", "tile_o": 1, "tile_t": 1, "unroll_k": 1, "fuse": False, "dsp": False, "mve": False}
+MVE_CHUNK = 16  # int8 lanes of a Helium vector
+# the mve form's default register tile: 4 tokens x 1 channel (4 accumulators, each weight chunk loaded once per
+# 4 tokens); best of the tiles measured on the QEMU Cortex-M55 at the ECG shapes (docs/compile.md)
+MVE_DEFAULTS = {"tile_t": 4, "tile_o": 1, "unroll_k": 1}
 
 
 @dataclass(frozen=True)
@@ -75,7 +85,13 @@ def compute(s: LinearShape, fuse: bool):
     return params
 
 
+def uses_mve(s: LinearShape, knobs: dict) -> bool:
+    return bool(knobs.get("mve")) and knobs["fuse"] and s.n_in >= MVE_CHUNK and not s.a_trans
+
+
 def uses_dsp(s: LinearShape, knobs: dict) -> bool:
+    if uses_mve(s, knobs):
+        return False
     shape_ok = s.n_in % 4 == 0 if s.wbits == 8 else s.n_in % 8 == 0 and s.n_in < (1 << 17)  # s4: 16x sums fit int32
     return bool(knobs.get("dsp")) and knobs["fuse"] and shape_ok and not s.a_trans
 
@@ -160,12 +176,57 @@ def dsp_func(s: LinearShape) -> tirx.PrimFunc:
     return linear_dsp
 
 
+def mve_func(s: LinearShape) -> tirx.PrimFunc:
+    """acc = bias + the partial last chunk (init) + one Helium dot per full chunk of 16 k; the dsp form's
+    requantisation (the M55 has SSAT)."""
+    M, N, K, odt, s4 = s.tokens, s.n_out, s.n_in, s.out_dtype, s.wbits == 4
+    KC, rem = K // MVE_CHUNK, K % MVE_CHUNK
+    w_shape, w_dt = ((N, (K + 1) // 2), "uint8") if s4 else ((N, K), "int8")
+    wstep = MVE_CHUNK // 2 if s4 else MVE_CHUNK   # weight elements (bytes) per chunk
+    dot, dot_tail = ("trm_mve_dot_s4", "trm_mve_dot_s4_tail") if s4 else ("trm_mve_dot_s8", "trm_mve_dot_s8_tail")
+    o_shape = (N, M) if s.out_trans else (M, N)
+
+    def start(a, w, bias, t, o):
+        b = bias[o] if s.bias else T.int32(0)
+        if not rem:
+            return b
+        return T.call_extern("int32", dot_tail, T.address_of(a[t, KC * MVE_CHUNK]), T.address_of(w[o, KC * wstep]),
+                             rem, b)
+
+    @T.prim_func(s_tir=True)
+    def linear_mve(a: T.Buffer((M, K), "int8"), w: T.Buffer(w_shape, w_dt), bias: T.Buffer((N,), "int32"),
+                   mult: T.Buffer((N,), "int32"), shift: T.Buffer((N,), "int32"), out: T.Buffer(o_shape, odt)):
+        with T.sblock("root"):
+            acc = T.sblock_alloc_buffer((M, N), "int32")
+            for t, o, k in T.grid(M, N, KC):
+                with T.sblock("acc"):
+                    vt, vo, vk = T.axis.remap("SSR", [t, o, k])
+                    with T.init():
+                        acc[vt, vo] = start(a, w, bias, vt, vo)
+                    acc[vt, vo] = T.call_extern("int32", dot, T.address_of(a[vt, vk * MVE_CHUNK]),
+                                                T.address_of(w[vo, vk * wstep]), acc[vt, vo])
+            for t, o in T.grid(M, N):
+                with T.sblock("out"):
+                    vt, vo = T.axis.remap("SS", [t, o])
+                    if s.out_trans:
+                        out[vo, vt] = rq_sat(acc[vt, vo], mult[vo], shift[vo], odt, ssat=True)
+                    else:
+                        out[vt, vo] = rq_sat(acc[vt, vo], mult[vo], shift[vo], odt, ssat=True)
+
+    if not s.bias:  # same C signature as the other forms
+        linear_mve = tirx.PrimFunc([p for p in linear_mve.params if p.name != "bias"], linear_mve.body,
+                                   linear_mve.ret_type, linear_mve.attrs)
+    return linear_mve
+
+
 def scratch_bytes(s: LinearShape, knobs: dict) -> int:
     return 0 if knobs["fuse"] else 4 * s.tokens * s.n_out
 
 
 def base_func(s: LinearShape, knobs: dict) -> tirx.PrimFunc:
-    """The unscheduled kernel for the knobs that change its form (dsp, fuse)."""
+    """The unscheduled kernel for the knobs that change its form (mve, dsp, fuse)."""
+    if uses_mve(s, knobs):
+        return mve_func(s)
     return dsp_func(s) if uses_dsp(s, knobs) else te.create_prim_func(compute(s, knobs["fuse"]))
 
 
@@ -197,11 +258,13 @@ def apply_knobs(sch: s_tir.Schedule, s: LinearShape, knobs: dict) -> None:
     if knobs["fuse"]:
         sch.reverse_compute_at(sch.get_sblock("out"), inner)
         init = sch.decompose_reduction(acc, k)
-        if lanes and uses_dsp(s, knobs):  # constant tile indices everywhere: the C compiler keeps the tile in
+        if lanes and (uses_dsp(s, knobs) or uses_mve(s, knobs)):  # constant tile indices everywhere: the C compiler keeps the tile in
             # registers (dsp form only, so the plain form -- also the GAP9 per-core kernel -- stays as tuned there)
             for loop in sch.get_loops(init)[-len(lanes):] + sch.get_loops(sch.get_sblock("out"))[-len(lanes):]:
                 sch.unroll(loop)
     k_extent = s.n_in // (4 if s.wbits == 8 else 8) if uses_dsp(s, knobs) else s.n_in
+    if uses_mve(s, knobs):
+        k_extent = s.n_in // MVE_CHUNK
     if knobs["unroll_k"] > 1 and k_extent % knobs["unroll_k"] == 0:
         _, ki = sch.split(k, [None, knobs["unroll_k"]])
         sch.unroll(ki)
