@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from fnmatch import fnmatch
 import os
 import re
 import shutil
@@ -282,3 +283,99 @@ def test_unknown_section_and_stray_flags_are_one_line_errors(capsys):
     assert "Traceback" not in capsys.readouterr().err
     with pytest.raises(UserError):
         Results(Path("/nonexistent")).json("reports/quant/ecg/sweep.json")
+
+
+def test_agreement_catches_changed_bench_matrices():
+    """Bench steps are checked combination by combination: inferences, modes, schedules and --profile."""
+    rnd = next(s for s in STEPS if s.name == "bench:exactness-random")
+    assert agreement.problems(rnd, REPO_ROOT) == []
+    wrong = dataclasses.replace(rnd, commands=rnd.commands[1:])            # without the first fixed+halting run
+    assert any("modes" in p for p in agreement.problems(wrong, REPO_ROOT))
+    wrong = dataclasses.replace(rnd, commands=(rnd.commands[0], rnd.commands[1].replace("cortex-m7=50",
+                                                                                       "cortex-m7=20")))
+    assert any("cortex-m7 halting inferences" in p for p in agreement.problems(wrong, REPO_ROOT))
+    shapes = next(s for s in STEPS if s.name == "bench:m4-kernels-ecg-shapes")
+    wrong = dataclasses.replace(shapes, commands=(shapes.commands[0].replace(" --profile", ""),))
+    assert any("profiled" in p for p in agreement.problems(wrong, REPO_ROOT))
+    wrong = dataclasses.replace(shapes, commands=(shapes.commands[0].replace("naive,default", "default,tuned"),))
+    assert any("schedule" in p for p in agreement.problems(wrong, REPO_ROOT))
+    dyn = next(s for s in STEPS if s.name == "dynamics:qat_ds-ecg_seed1")
+    wrong = dataclasses.replace(dyn, commands=(dyn.commands[0].replace("--limit 2000", "--limit 500"),))
+    assert any("samples" in p for p in agreement.problems(wrong, REPO_ROOT))
+
+
+def test_op_family_names_both_back_ends_alike():
+    from trm_tvm.report.sections import op_family
+
+    assert {op_family(f) for f in ("trm_linear_s8_16x48x96_tvm", "trm_linear_s4_48x32x16_T_tvm", "trm_linear_s8_dsp",
+                                   "trm_linear_s4_mve", "trm_linear_s8_b_16x32x48_tvm")} == {"linear"}
+    assert {op_family(f) for f in ("trm_linear_s8_o16_b_1x48x5_tvm", "trm_head_s8_ref")} == {"head"}
+    assert op_family("trm_rmsnorm_scale") == op_family("trm_rmsnorm_16x48_tvm") == "rmsnorm"
+    assert op_family("trm_add_s8_n3_768_tvm") == op_family("trm_add_s8_dsp") == "add_s8"
+    assert op_family("trm_mean_pool_16x48_tvm") == "mean_pool"
+    assert {op_family(f) for f in ("memcpy", "__aeabi_ldivmod", "trm_run", "trm_systick_irq")} == {"runtime"}
+
+
+def test_per_op_table_matches_the_profiles(report):
+    """Every op family the TVM profile has, the hand-written one has too (else a renamed kernel would silently
+    drop out of the comparison), and the table's whole-inference ratios are the JSON's totals."""
+    from trm_tvm.report.sections import op_family
+
+    _, text = report
+    path = next(p for p in next(f for f in FIGURES if f.id == "deploy-per-op").reads if (REPO_ROOT / p).is_file())
+    res = json.loads((REPO_ROOT / path).read_text())
+    prof = {(r["board"], Path(r["artifact"]).stem, r["kernels"], r["schedule"]): r["profile"] for r in res["rows"]}
+    table = _rows_of(text, "| board | artifact | TVM schedule | whole: instructions")
+    assert table
+    for row in table:
+        tvm, hw = prof[(row[0], row[1], "tvm", row[2])], prof[(row[0], row[1], "handwritten", "n/a")]
+        assert {op_family(f) for f in tvm["kernels"]} == {op_family(f) for f in hw["kernels"]}
+        for cell, what in ((row[3], "instructions"), (row[4], "cycles")):
+            assert _numbers(cell)[0] == pytest.approx(tvm["total"][what]["value"] / hw["total"][what]["value"],
+                                                      abs=0.006)
+
+
+def test_issue8_targets_name_the_shapes_that_miss():
+    from trm_tvm.report.sections import issue8_targets
+
+    def row(kernel, tokens, ipm):
+        f = lambda v, u, p: {"value": v, "unit": u, "provenance": p, "source": ""}  # noqa: E731
+        return {"board": "cortex-m4", "kernel": kernel, "tokens": tokens, "n_in": 16, "n_out": 32,
+                "instructions_per_mac": f(ipm, "instructions/MAC", "emulated"),
+                "cycles_per_mac": f(2 * ipm, "cycles/MAC", "modeled")}
+
+    lines = issue8_targets([row("trm_linear_s8_dsp", 8, 0.9), row("trm_linear_s8_dsp", 48, 1.15),
+                            row("trm_linear_s4_dsp", 8, 1.3), row("trm_linear_s8_ref", 8, 7.0)])
+    assert "met at 1 of 2 shapes; not at 48x16x32 (1.15, emulated)" in lines[0]
+    assert "int4 / int8 1.44-1.44x (emulated), missed at 1 of 1 shapes" in lines[1]
+
+
+def test_findings_and_qat_ds_tables_match_their_json(report):
+    _, text = report
+    d = json.loads((REPO_ROOT / "reports/quant/ecg/findings/dynamics.json").read_text())
+    rows = _rows_of(text, "| artifact | final cosine z / y vs FP")
+    assert [r[0].split()[0].strip("`") for r in rows] == [x["label"] for x in d["results"]]
+    for r, x in zip(rows, d["results"]):
+        last = x["logit_bias"][-1]
+        assert _numbers(r[3])[0] == pytest.approx(100 * last["acc_quant"], abs=0.005)
+        assert _numbers(r[4])[0] == pytest.approx(100 * (last["acc_quant"] - last["acc_fp"]), abs=0.005)
+        assert _numbers(r[6])[0] == pytest.approx(100 * last["acc_quant_debiased"], abs=0.005)
+    rows = _rows_of(text, "| checkpoint | model | accuracy, learned halting")
+    for seed, sub in (("ecg", ""), ("ecg_seed1", "/seed1"), ("ecg_seed2", "/seed2")):
+        ev = json.loads((REPO_ROOT / f"reports/quant/ecg/qat_ds{sub}/w4a8-qat-pc-last-step_eval.json").read_text())
+        last = next(r for r in rows if r[0] == f"`{seed}`" and r[1] == "QAT, last step only")
+        assert _numbers(last[2])[0] == pytest.approx(100 * ev["halting"]["quant"]["accuracy"], abs=0.005)
+        fixed = [100 * f["quant"]["accuracy"] for f in ev["fixed"]]
+        assert _numbers(last[5]) == pytest.approx(fixed, abs=0.005)     # the dynamics run agrees with the eval
+
+
+def test_every_result_directory_is_shown_or_left_out_with_a_documented_reason():
+    from trm_tvm.report.manifest import LEFT_OUT
+
+    cov = build.coverage(Results(REPO_ROOT))
+    assert "reports/quant/ecg/qat_ds/seed2" in cov and "reports/report" not in cov
+    docs = (REPO_ROOT / "docs/report.md").read_text()
+    for pattern in LEFT_OUT:
+        assert any(how.startswith("left out") and fnmatch(d, pattern) for d, how in cov.items()), \
+            f"LEFT_OUT entry {pattern} matches no result directory"
+        assert f"`{pattern}/`" in docs, f"docs/report.md does not list {pattern} and why"

@@ -140,15 +140,17 @@ def _metadata(step: Step, path: str, d: Any, R: Results) -> list[str]:
         tir = a.get("kernels", "tvm") == "tvm"                   # deploy's default; absent field: before TIR existed
         same("per-core linear compute", d.get("linear_compute", "hand-written").startswith("tir"), tir)
     elif kind == "bench" and path.endswith("results.json"):
-        arts = [f"{a['out']}/artifacts/random-{x[7:]}.npz" if x.startswith("random:") else x
-                for x in a["artifacts"].split(",")]
-        want = {(b, art, k) for b in a["boards"].split(",") for art in arts for k in a["kernels"].split(",")}
-        same("board x artifact x kernels", {(r["board"], r["artifact"], r["kernels"]) for r in d["rows"]}, want)
-        limits = dict(x.split("=") if "=" in x else ("*", x) for x in a["limit"].split(","))
+        plan = bench_plan(step.commands)
+        key = lambda r: (r["board"], r["artifact"], r["kernels"], r["schedule"])  # noqa: E731
+        same("board x artifact x kernels x schedule", {key(r) for r in d["rows"]}, set(plan))
         for r in d["rows"]:
+            if key(r) not in plan:
+                continue
+            limit, modes, profile = plan[key(r)]
             for mode, m in r["modes"].items():
-                same(f"{r['board']} {mode} inferences", m["inferences"], int(limits.get(r["board"], limits["*"])))
-            same(f"{r['board']} modes", sorted(r["modes"]), sorted(a.get("modes", "fixed,halting").split(",")))
+                same(f"{r['board']} {mode} inferences", m["inferences"], limit)
+            same(f"{' '.join(key(r))} modes", sorted(r["modes"]), modes)
+            same(f"{' '.join(key(r))} profiled", "profile" in r, profile)
     elif kind == "quantize" and path.endswith("sweep.json"):
         known = {_sha(R.bytes(c))[:8]: c for c in a["checkpoint"].split() if R.exists(c)}
         for ck in sorted({r["checkpoint"] for r in d["rows"]}):
@@ -174,6 +176,24 @@ def _metadata(step: Step, path: str, d: Any, R: Results) -> list[str]:
         same("artifacts", [r["label"] for r in d["results"][:len(arts)]], arts)
         same("samples", {r["samples"] for r in d["results"]}, {int(a["limit"])})
     return bad
+
+
+def bench_plan(commands: tuple[str, ...]) -> dict[tuple, tuple[int, list[str], bool]]:
+    """(board, artifact, kernels, schedule) -> (inferences, modes, profiled) that a bench step's commands run; the
+    first command naming a combination makes it (`trm_tvm.bench` skips combinations already in results.json)."""
+    plan: dict[tuple, tuple[int, list[str], bool]] = {}
+    for command in commands:
+        a = _args(command)
+        arts = [f"{a['out']}/artifacts/random-{x[7:]}.npz" if x.startswith("random:") else x
+                for x in a["artifacts"].split(",")]
+        limits = dict(x.split("=") if "=" in x else ("*", x) for x in a["limit"].split(","))
+        modes = sorted(a.get("modes", "fixed,halting").split(","))
+        for b in a["boards"].split(","):
+            for art in arts:
+                for k in a.get("kernels", "reference,tvm").split(","):
+                    for sched in a.get("schedules", "default").split(",") if k == "tvm" else ["n/a"]:
+                        plan.setdefault((b, art, k, sched), (int(limits.get(b, limits["*"])), modes, "profile" in a))
+    return plan
 
 
 def _sha(data: bytes) -> str:

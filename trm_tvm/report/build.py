@@ -1,12 +1,13 @@
 """Assemble reports/report.md from the committed results (fast: no training, no QEMU)."""
 from __future__ import annotations
 
-from pathlib import Path
+from fnmatch import fnmatch
+from pathlib import Path, PurePosixPath
 
 from trm_tvm.errors import atomic_write_text
 from trm_tvm.jsonio import REPO_ROOT
 from trm_tvm.report.agreement import lineage
-from trm_tvm.report.manifest import FIGURES, SECTIONS, STEPS
+from trm_tvm.report.manifest import FIGURES, LEFT_OUT, SECTIONS, STEPS
 from trm_tvm.report.sections import REPORT_MD, SECTION_RENDER, summary
 from trm_tvm.report.sources import Results, git, missing_error, table
 
@@ -45,6 +46,28 @@ def unread_results(R: Results) -> list[str]:
     return found
 
 
+def result_dirs(R: Results) -> list[str]:
+    """Directories under reports/ holding committed result files (the report's own output excluded)."""
+    tracked = git(R.root, "ls-files", "reports").split() or [
+        p.relative_to(R.root).as_posix() for p in (R.root / "reports").rglob("*") if p.is_file()]
+    return sorted({str(PurePosixPath(p).parent) for p in tracked
+                   if p != REPORT_MD and not p.startswith("reports/report/") and not p.endswith("/.keep")
+                   and PurePosixPath(p).name != ".keep"})
+
+
+def coverage(R: Results) -> dict[str, str]:
+    """Each result directory -> the figures showing it, 'left out: <reason>', or '' when neither."""
+    shown: dict[str, list[str]] = {}
+    for f in FIGURES:
+        for p in f.reads + ((f.png,) if f.png else ()):
+            shown.setdefault(str(PurePosixPath(p).parent), []).append(f.id)
+    out = {}
+    for d in result_dirs(R):
+        reason = next((r for pat, r in LEFT_OUT.items() if fnmatch(d, pat)), None)
+        out[d] = f"left out: {reason}" if reason else ", ".join(dict.fromkeys(shown.get(d, [])))
+    return out
+
+
 def limits(R: Results, notes: list[str]) -> str:
     out = ["## Limits and open items", ""]
     out += [f"- {n}" for n in dict.fromkeys(notes)]
@@ -69,6 +92,14 @@ def limits(R: Results, notes: list[str]) -> str:
     if extra:
         out.append("- Committed results the report does not read yet (add them to `trm_tvm/report/manifest.py`): "
                    + ", ".join(f"`{p}`" for p in extra) + ".")
+    cov = coverage(R)
+    unshown = [d for d, how in cov.items() if not how]
+    if unshown:
+        out.append("- Result directories no figure reads and `manifest.LEFT_OUT` does not explain: "
+                   + ", ".join(f"`{d}/`" for d in unshown) + ".")
+    left = [pat for pat in LEFT_OUT if any(fnmatch(d, pat) for d in cov)]
+    out.append("- Result directories deliberately not shown (`manifest.LEFT_OUT`): "
+               + "; ".join(f"`{pat}/` ({LEFT_OUT[pat]})" for pat in left) + ".")
     return "\n".join(out) + "\n"
 
 

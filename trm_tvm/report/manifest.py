@@ -78,14 +78,44 @@ def _checkpoint_steps(name: str) -> list[Step]:
     ]
 
 
-def _quantize_step(name: str, ckpt: str, recipe: str, extra: str = "", json_out: str = "") -> Step:
-    art = f"artifacts/{name}.npz"
+def _quantize_step(name: str, ckpt: str, recipe: str, extra: str = "", json_out: str = "", art: str = "") -> Step:
+    art = art or f"artifacts/{name}.npz"
     tail = f" --eval --json {json_out}" if json_out else ""
     return Step(f"quantize:{name}",
                 (f"python -m trm_tvm.quantize run --checkpoint checkpoints/{ckpt}/model.pt --recipe {recipe}"
                  f"{extra} --out {art}{tail}",),
                 (art,) + ((json_out,) if json_out else ()), (f"checkpoints/{ckpt}/model.pt", recipe),
                 f"{art} header.provenance.command")
+
+
+QUANT = "reports/quant/ecg"
+# the sweep keeps each checkpoint's QAT artifact under cache/<sha256[:16] of the checkpoint>/ (trm_tvm.quant.sweep);
+# the findings and deep-supervision studies reuse them
+SWEEP_QAT = {"ecg": f"{QUANT}/cache/25ecd3af35a7cb7a/full/w4a8-qat-pc.npz",
+             "ecg_seed1": f"{QUANT}/cache/8962ab17548ad0d2/full/w4a8-qat-pc.npz",
+             "ecg_seed2": f"{QUANT}/cache/19abc1e30a53c2da/full/w4a8-qat-pc.npz"}
+FINDINGS = f"{QUANT}/findings"
+FINDINGS_ARTS = {"ecg_w4a8_pt": ("qat/w4a8.yaml", " --per-tensor"), "ecg_w4a4_pc": ("qat/w4a4.yaml", ""),
+                 "ecg_w4a4_pt": ("qat/w4a4.yaml", " --per-tensor")}
+QAT_DS = {c: f"{QUANT}/qat_ds" + ("" if c == "ecg" else f"/seed{SEEDS[c][1]}") for c in ECG_CKPTS}
+
+
+def _qat_ds_steps(ckpt: str) -> list[Step]:
+    """QAT without the deep-supervision loss, and the dynamics of both QATs (and PTQ on seed 0) on the test set."""
+    out = QAT_DS[ckpt]
+    art = f"{out}/w4a8-qat-pc-last-step.npz"
+    arts = (("artifacts/ecg_w4a8.npz",) if ckpt == "ecg" else ()) + (SWEEP_QAT[ckpt], art)
+    return [
+        _quantize_step(f"qat_ds-{ckpt}", ckpt, "qat/w4a8.yaml", " --method qat --qat-minutes 12 --no-deep-supervision",
+                       f"{out}/w4a8-qat-pc-last-step_eval.json", art),
+        Step(f"dynamics:qat_ds-{ckpt}",
+             (f"python -m trm_tvm.dynamics --checkpoint checkpoints/{ckpt}/model.pt --artifact {' '.join(arts)} "
+              f"--bias --limit 2000 --out {out}",),
+             tuple(f"{out}/{f}" for f in ("dynamics.json", "drift.png", "steps.png", "halting.png")),
+             (f"checkpoints/{ckpt}/model.pt",) + arts,
+             ("reports/quant/ecg/README.md" if ckpt == "ecg" else "reconstructed from reports/quant/ecg/README.md "
+              "('seeds 1 and 2: the same with')") + "; dynamics.json checkpoint/results[].label"),
+    ]
 
 
 def _halting_step(study: str) -> Step:
@@ -123,7 +153,8 @@ STEPS: tuple[Step, ...] = tuple(
              ("python -m trm_tvm.quantize sweep --checkpoint "
               + " ".join(f"checkpoints/{c}/model.pt" for c in ECG_CKPTS)
               + " --out reports/quant/ecg --qat w4a8 --qat-minutes 12",),
-             ("reports/quant/ecg/sweep.json", "reports/quant/ecg/sweep.csv", "reports/quant/ecg/sweep.png"),
+             ("reports/quant/ecg/sweep.json", "reports/quant/ecg/sweep.csv", "reports/quant/ecg/sweep.png",
+              *SWEEP_QAT.values()),
              tuple(f"checkpoints/{c}/model.pt" for c in ECG_CKPTS),
              "reports/quant/ecg/README.md; sweep.json rows[].checkpoint (sha256 prefixes), QAT recipes"),
         Step("quantize:sweep-gunpoint",
@@ -141,6 +172,43 @@ STEPS: tuple[Step, ...] = tuple(
              ("checkpoints/ecg/model.pt", "artifacts/ecg_w8a8.npz", "artifacts/ecg_w4a8.npz",
               "artifacts/ecg_w4a8_qat.npz"),
              "reports/quant/README.md; dynamics.json checkpoint/results[].label"),
+        Step("quantize:sweep-sudoku",
+             ("python -m trm_tvm.quantize sweep --checkpoint checkpoints/sudoku/model.pt --out reports/quant/sudoku "
+              "--limit 200",),
+             tuple(f"reports/quant/sudoku/sweep.{x}" for x in ("json", "csv", "png")),
+             ("checkpoints/sudoku/model.pt",),
+             "reports/quant/README.md; sweep.json rows[].checkpoint (sha256 prefix)"),
+    ]
+    + [_quantize_step(f"findings-{a}", "ecg", recipe, extra, art=f"{FINDINGS}/{a}.npz")
+       for a, (recipe, extra) in FINDINGS_ARTS.items()]
+    + [
+        Step("dynamics:findings",
+             ("python -m trm_tvm.dynamics --checkpoint checkpoints/ecg/model.pt --artifact artifacts/ecg_w8a8.npz "
+              "artifacts/ecg_w4a8.npz " + " ".join(f"{FINDINGS}/{a}.npz" for a in FINDINGS_ARTS) + " "
+              + SWEEP_QAT["ecg"] + f" --bias --limit 2000 --out {FINDINGS}",),
+             tuple(f"{FINDINGS}/{f}" for f in ("dynamics.json", "drift.png", "steps.png", "halting.png")),
+             ("checkpoints/ecg/model.pt", "artifacts/ecg_w8a8.npz", "artifacts/ecg_w4a8.npz",
+              *(f"{FINDINGS}/{a}.npz" for a in FINDINGS_ARTS), SWEEP_QAT["ecg"]),
+             "reports/quant/README.md; dynamics.json checkpoint/results[].label"),
+    ]
+    + [s for c in ECG_CKPTS for s in _qat_ds_steps(c)]
+    + [
+        Step("bench:exactness-random",
+             ("python -m trm_tvm.bench --boards cortex-m4 --artifacts random:w8a8 --kernels reference "
+              "--modes halting,fixed --limit 200 --out reports/bench/exactness-random",
+              "python -m trm_tvm.bench --boards cortex-m4,cortex-m55,cortex-m7,cortex-m33 --artifacts "
+              "random:w8a8,random:w4a8,random:mixed --kernels reference,tvm --modes halting "
+              "--limit 200,cortex-m7=50,cortex-m33=50 --out reports/bench/exactness-random"),
+             ("reports/bench/exactness-random/results.json", "reports/bench/exactness-random/summary.md"), (),
+             "commit 41e26c5 message; results.json rows (boards, artifacts, kernels, modes, inferences): its first "
+             "row also ran fixed compute, so a first run of that one combination precedes the matrix (bench skips "
+             "finished combinations)"),
+        Step("bench:m4-kernels-ecg-shapes",
+             ("python -m trm_tvm.bench --boards cortex-m4 --artifacts random:ecg-w8a8 --kernels reference,tvm "
+              "--schedules naive,default --limit 2 --profile --out reports/bench/m4-kernels-ecg-shapes",),
+             ("reports/bench/m4-kernels-ecg-shapes/results.json", "reports/bench/m4-kernels-ecg-shapes/summary.md"),
+             (), "commit 3aec578 message; results.json rows (board, artifact, kernels, schedules, modes, inferences, "
+                 "profile)"),
         Step("bench:exactness-ecg",
              ("python -m trm_tvm.bench --boards cortex-m4,cortex-m55,cortex-m7,cortex-m33 --artifacts "
               + ",".join(ECG_ARTS) + " --kernels reference,tvm --modes halting --limit 200,cortex-m7=50,cortex-m33=50"
@@ -240,23 +308,39 @@ FIGURES: tuple[Figure, ...] = (
        ["reports/quant/ecg/sweep.json"], "reports/quant/ecg/sweep.png"),
     _f("quant-sweep-gunpoint", "quant", "Accuracy vs precision, UCR GunPoint (one seed, 150 test series)",
        ["reports/quant/gunpoint/sweep.json"], "reports/quant/gunpoint/sweep.png"),
+    _f("quant-sweep-sudoku", "quant",
+       "Accuracy vs precision, Sudoku (one seed, puzzles solved, first 200 test puzzles)",
+       ["reports/quant/sudoku/sweep.json"], "reports/quant/sudoku/sweep.png"),
     _f("quant-qat", "quant", "W4A8 after QAT vs FP32", ["reports/quant/ecg/w4a8_qat_eval.json"]),
     _f("quant-mixed", "quant", "Mixed precision within a weight budget", ["reports/quant/ecg/mixed.json"]),
     _f("quant-dynamics", "quant", "Recursion dynamics: drift of y, z from the float trajectory",
        ["reports/quant/ecg/dynamics/dynamics.json"], "reports/quant/ecg/dynamics/drift.png"),
+    _f("quant-findings", "quant", "Published quantisation findings checked on the ECG model (seed 0, fixed compute)",
+       [f"{FINDINGS}/dynamics.json"], f"{FINDINGS}/drift.png"),
+    _f("quant-qat-ds", "quant", "W4A8 QAT with vs without the deep-supervision loss (3 seeds)",
+       [f"{QAT_DS[c]}/{f}" for c in ECG_CKPTS for f in ("w4a8-qat-pc-last-step_eval.json", "dynamics.json")]
+       + ["reports/quant/ecg/sweep.json"]),
     _f("deploy-exactness", "deploy", "Bit-exactness, instructions, latency and memory of the trained ECG artifacts",
        ["reports/bench/exactness-ecg/results.json"]),
+    _f("deploy-exactness-random", "deploy",
+       "Reference and TVM kernels on four boards (random-weight artifacts, learned halting)",
+       ["reports/bench/exactness-random/results.json"]),
     _f("deploy-exactness-handwritten", "deploy",
        "Hand-written kernels through the generated executor (random-weight artifacts)",
        ["reports/bench/exactness-random-handwritten/results.json"]),
     _f("deploy-whole", "deploy", "Reference vs TVM vs hand-written kernels, whole inference on M4 and M55",
        WHOLE_READS, f"{REPORT_DIR}/backends_whole_inference.png", may_miss=WHOLE_READS),
+    _f("deploy-per-op", "deploy", "TVM vs hand-written per op family, whole inference (modeled cycles)",
+       WHOLE_READS, may_miss=WHOLE_READS),
+    _f("deploy-ecg-shapes", "deploy",
+       "Reference vs TVM naive / default schedules at the ECG shapes (M4, random weights, early TVM strategy)",
+       ["reports/bench/m4-kernels-ecg-shapes/results.json"]),
     _f("deploy-backends", "deploy",
        "TVM schedules (naive / default / tuned) vs hand-written kernels, whole inference (trained ECG)",
        ["reports/tune/cortex-m4/summary.json"]),
     _f("deploy-tuned-whole", "deploy", "Tuned TVM vs hand-written, whole inference on the M4 (current kernels)",
        ["reports/tune/cortex-m4/whole-inference-ecg/results.json"]),
-    _f("deploy-kernels", "deploy", "Hand-written linear kernels per call",
+    _f("deploy-kernels", "deploy", "Hand-written linear kernels per call at the model's shapes, vs the issue-8 targets",
        ["reports/kernels/handwritten/bench.json"]),
     _f("deploy-tuning", "deploy", "Tuning: per-kernel cycles naive / default / tuned",
        ["reports/tune/cortex-m4/summary.json"]),
@@ -272,6 +356,21 @@ FIGURES: tuple[Figure, ...] = (
     _f("gap9-tuning", "gap9", "GAP9 tuning: cluster linear kernels naive / default / tuned (modeled)",
        ["reports/gap9/tune/summary.json"]),
 )
+
+
+# result directories under reports/ that no figure shows, each with the reason (docs/report.md lists them too);
+# any other directory no figure reads is listed under Limits. Keys are fnmatch patterns.
+LEFT_OUT = {
+    "reports/quant": "README.md only: the commands (checked by agreement.py) and the verdicts on the published "
+                     "findings, prose over the numbers of the quant-findings table",
+    "reports/quant/*/cache/*": "the sweep's cache, one entry per checkpoint x configuration (and its QAT artifacts); "
+                               "sweep.json holds every row of it",
+    "reports/*/*/artifacts": "random-weight input artifacts a bench made (trm_tvm.quant.fixtures); its results.json "
+                             "names them",
+    "reports/kernels/handwritten/whole-inference": "the same whole inferences with random ECG-shaped weights, "
+                                                   "superseded by whole-inference-ecg (trained weights); deploy-whole "
+                                                   "and deploy-per-op show it only when that is absent",
+}
 
 
 def step_for(path: str) -> Step | None:
