@@ -1,11 +1,13 @@
 """python -m trm_tvm.gap9 deploy --artifact <a.npz> --out <dir> [--inputs N] [--seed S] [--q-threshold Q]
                               [--schedule naive|default|tuned [--schedules <root>]] [--kernels handwritten|tir]
 python -m trm_tvm.gap9 calibration
+python -m trm_tvm.gap9 probe
 
 deploy: generate the GAP9 PMSIS project (<dir>/project), syntax-check it against our PMSIS prototypes, run its
 functional build on 9 QEMU harts against the golden model (fixed compute and halting), and write
 <dir>/gap9_deploy.json with modeled cycles/latency/energy per phase and per inference, L1/L2 use, and the published
-GAP9 figures. calibration: the cycle model's check against PULP-NN's published int8 MAC/cycle.
+GAP9 figures. calibration: the cycle model's check against PULP-NN's published int8 MAC/cycle. probe: the inner
+loops TVM's LLVM emits for CORE-V (plain TIR and the SIMD per-core kernel) beside the cycle model's assumption.
 Tuning is `python -m trm_tvm.tune --board gap9` (trm_tvm.gap9.tune).
 """
 from __future__ import annotations
@@ -36,7 +38,15 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--checks", type=int, choices=(0, 1, 2), default=1,
                    help="compat checker level of the functional run (docs/gap9.md); 0 is ~2.5x faster")
     sub.add_parser("calibration", help="the cycle model against PULP-NN")
+    sub.add_parser("probe", help="CORE-V inner loops from TVM's LLVM vs the cycle model (exact static)")
     a = ap.parse_args(argv)
+
+    if a.cmd == "probe":
+        from trm_tvm.gap9 import corev_probe
+
+        for line in corev_probe.report():
+            print(line)
+        return 0
 
     if a.cmd == "calibration":
         from trm_tvm.gap9 import cycles

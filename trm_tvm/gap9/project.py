@@ -380,7 +380,7 @@ def generate_project(art: Artifact, out_dir: Path, inputs: np.ndarray, board: Ga
     atomic_write_text(src / "trm_rpc.h", rpc.c_header())
     atomic_write_text(src / "trm_config.h", _config_h(art))
     shutil.copyfile(APP / "Makefile", out_dir / "Makefile")
-    for f in ("trm_linear_cl.c", "trm_linear_cl.h", "trm_rows_cl.c", "trm_rows_cl.h", "trm_cl.h"):
+    for f in ("trm_linear_cl.c", "trm_linear_cl.h", "trm_rows_cl.c", "trm_rows_cl.h", "trm_cl.h", "trm_corev.h"):
         shutil.copyfile(functional.TEMPLATE / "kernels" / f, kernels / f)
     shutil.copyfile(functional.KERNELS_COMMON / "trm_kernels.h", kernels / "trm_kernels.h")
     shutil.copyfile(functional.KERNELS_COMMON / "reference" / "trm_kernels_ref.c", kernels / "trm_kernels_ref.c")
@@ -437,6 +437,7 @@ def syntax_check(out_dir: Path) -> None:
             (f, True) for f in project_sources(out_dir, True)]:
         cmd = [functional.CC, "-march=rv32imc_zicsr", "-mabi=ilp32", "--specs=picolibc.specs", "-std=gnu11",
                "-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-DTRM_GAP9_SDK",
+               "-DTRM_CV_DECLARE_BUILTINS",  # no PULP GCC here: the builtins' prototypes (trm_corev.h)
                *(["-DTRM_GAP9_RPC"] if rpc_server else []),
                f"-I{functional.TEMPLATE / 'pmsis'}", f"-I{out_dir / 'src'}", f"-I{out_dir / 'kernels'}", str(f)]
         proc = subprocess.run(cmd, capture_output=True, text=True)

@@ -11,17 +11,92 @@ floor/ceil shares), so each gets a statically shaped kernel lowered by our C pip
 and one dispatcher per (n_in, wbits) picks it (`trm_linear_cl_args_t.share`); trm_linear_cl.c keeps the tiling,
 DMA, fork and barriers.
 
-What this is not: the SIMD inner loop (no CORE-V intrinsics yet; the cycle model still describes the 2x4 SIMD
-block) and not the tiles/DMA as TIR (docs/gap9.md "Kernels from the TIR strategies").
+SIMD form (int8 weights, n_in % 4 == 0, so every activation and weight row starts on a word in L1): the reduction
+runs over 32-bit words, each step one CORE-V sum-of-dot-products `trm_cv_sdotsp4(a_word, w_word, acc)` (4 MACs;
+project_templates/gap9/kernels/trm_corev.h maps it to the PULP builtin or emulates it exactly), in a register
+block of 2 tokens x 4 output channels when the share's sizes allow (PULP-NN's 4x2, the cycle model's block).
+Other shapes (int4 weights, n_in % 4 != 0) keep the strategy's plain form.
+
+What this is not: the tiles/DMA as TIR (docs/gap9.md "Kernels from the TIR strategies").
 """
 from __future__ import annotations
 
+from tvm import s_tir, tirx
+from tvm.script import tirx as T
+
 from trm_tvm.compile import strategies
 from trm_tvm.compile.strategies import linear
+from trm_tvm.compile.strategies.common import rq_sat
 from trm_tvm.compile.strategies.linear import LinearShape
 from trm_tvm.gap9.tiling import LinearTiling
 
 KNOBS = {**strategies.knobs_for("linear", "default"), "dsp": False}   # the Cortex-M default schedule, no Arm DSP
+SDOTSP4 = "trm_cv_sdotsp4"      # acc + 4 signed byte products of two words (cv.sdotsp.b; trm_corev.h)
+BLOCK_T, BLOCK_O = 2, 4         # register block of the SIMD form: tokens x output channels
+
+
+def uses_simd(n_in: int, wbits: int) -> bool:
+    return wbits == 8 and n_in % 4 == 0
+
+
+def _sdotsp4(a_word, w_word, acc):
+    return tirx.call_extern("int32", SDOTSP4, a_word, w_word, acc)
+
+
+def simd_func(s: LinearShape) -> tirx.PrimFunc:
+    """acc = bias + sum over the row's words of sdotsp4(activation word, weight word); the spec's requantisation.
+    Activations and weights are int32 buffers of n_in / 4 words per row (the C caller passes the int8 rows)."""
+    M, N, KW = s.tokens, s.n_out, s.n_in // 4
+
+    @T.prim_func(s_tir=True)
+    def linear_cv(a: T.Buffer((M, KW), "int32"), w: T.Buffer((N, KW), "int32"), bias: T.Buffer((N,), "int32"),
+                  mult: T.Buffer((N,), "int32"), shift: T.Buffer((N,), "int32"), out: T.Buffer((M, N), "int8")):
+        with T.sblock("root"):
+            acc = T.sblock_alloc_buffer((M, N), "int32")
+            for t, o, k in T.grid(M, N, KW):
+                with T.sblock("acc"):
+                    vt, vo, vk = T.axis.remap("SSR", [t, o, k])
+                    with T.init():
+                        acc[vt, vo] = bias[vo]
+                    acc[vt, vo] = _sdotsp4(a[vt, vk], w[vo, vk], acc[vt, vo])
+            for t, o in T.grid(M, N):
+                with T.sblock("out"):
+                    vt, vo = T.axis.remap("SS", [t, o])
+                    out[vt, vo] = rq_sat(acc[vt, vo], mult[vo], shift[vo], "int8")
+
+    return linear_cv
+
+
+def block_sizes(rows: int, n_out: int) -> tuple[int, int]:
+    """The register block: 2 x 4 where the share divides, else the largest of 2 / 1 tokens x 4 / 2 / 1 channels
+    that does (no predicated lanes in the inner loop)."""
+    bt = BLOCK_T if rows % BLOCK_T == 0 else 1
+    bo = next(b for b in (BLOCK_O, 2, 1) if n_out % b == 0)
+    return bt, bo
+
+
+def schedule_simd(s: LinearShape) -> tirx.PrimFunc:
+    """Register-block the SIMD form: tokens and channels split by the block, the word loop outside the block's
+    lanes (each word loaded once per block), the requantisation at the block, every lane unrolled (the block's
+    accumulators are scalars in registers)."""
+    sch = s_tir.Schedule(simd_func(s))
+    acc = sch.get_sblock("acc")
+    t, o, k = sch.get_loops(acc)
+    bt, bo = block_sizes(s.tokens, s.n_out)
+    t, t_lane = sch.split(t, [None, bt])
+    o, o_lane = sch.split(o, [None, bo])
+    sch.reorder(t, o, k, t_lane, o_lane)
+    out = sch.get_sblock("out")
+    sch.reverse_compute_at(out, o)
+    init = sch.decompose_reduction(acc, k)
+    for loop in [t_lane, o_lane, *sch.get_loops(init)[-2:], *sch.get_loops(out)[-2:]]:
+        sch.unroll(loop)
+    return sch.mod["main"]
+
+
+def share_func(rows: int, n_in: int, n_out: int, wbits: int) -> tirx.PrimFunc:
+    s = LinearShape(rows, n_in, n_out, wbits, bias=True)
+    return schedule_simd(s) if uses_simd(n_in, wbits) else linear.schedule(s, KNOBS)
 
 
 def share_shapes(t: LinearTiling, cores: int) -> set[tuple[int, int]]:
@@ -52,17 +127,17 @@ def source(tilings: list[LinearTiling], cores: int) -> tuple[str, str]:
     shapes: dict[tuple[int, int], set[tuple[int, int]]] = {}
     for t in tilings:
         shapes.setdefault((t.n_in, t.wbits), set()).update(share_shapes(t, cores))
-    funcs = {kernel_name(r, k, n, w): linear.schedule(LinearShape(r, k, n, w, bias=True), KNOBS)
-             for (k, w), rn in shapes.items() for r, n in rn}
+    funcs = {kernel_name(r, k, n, w): share_func(r, k, n, w) for (k, w), rn in shapes.items() for r, n in rn}
     header = ["/* generated by trm_tvm/gap9/tir_kernels.py: per-core linear kernels from the TIR strategy */",
               "#ifndef TRM_GAP9_TIR_H", "#define TRM_GAP9_TIR_H", "#include <stdint.h>"]
-    body = [to_c(funcs) if funcs else "#include <stdint.h>\n", '#include "trm_gap9_tir.h"']
+    kernels = to_c(funcs) if funcs else "#include <stdint.h>\n"
+    body = [('#include "trm_corev.h"\n' if SDOTSP4 in kernels else "") + kernels, '#include "trm_gap9_tir.h"']
     for (k, w), rn in sorted(shapes.items()):
         proto = (f"int {dispatcher_name(k, w)}(int rows, int n_out, const int8_t *x, const uint8_t *w, "
                  "const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out)")
         header.append(proto + ";")
-        wtype = "uint8_t" if w == 4 else "int8_t"
-        cases = "".join(f"  if (rows == {r} && n_out == {n}) {{\n    {kernel_name(r, k, n, w)}((int8_t *)x, "
+        xtype, wtype = ("int32_t", "int32_t") if uses_simd(k, w) else ("int8_t", "uint8_t" if w == 4 else "int8_t")
+        cases = "".join(f"  if (rows == {r} && n_out == {n}) {{\n    {kernel_name(r, k, n, w)}(({xtype} *)x, "
                         f"({wtype} *)w, (int32_t *)bias, (int32_t *)mult, (int32_t *)shift, out);\n"
                         "    return 0;\n  }\n" for r, n in sorted(rn))
         body.append(f"{proto} {{\n{cases}  return -1;\n}}")
