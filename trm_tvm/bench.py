@@ -31,6 +31,7 @@ from trm_tvm.compile.driver import compile_artifact
 from trm_tvm.compile.strategies import LEVELS
 from trm_tvm.errors import UserError, cli_main
 from trm_tvm.jsonio import read_json, run_info, write_json
+from trm_tvm.markdown import table
 from trm_tvm.provenance import figure, fmt
 from trm_tvm.session import INT32_MAX, Session, run_session
 
@@ -150,16 +151,17 @@ def run_one(board: str, artifact: Path, kernels: str, schedule: str, modes: list
 
 
 def summary_md(rows: list[dict]) -> str:
-    lines = ["| board | artifact | kernels | schedule | mode | bit-exact | insn/inference (mean) | latency (mean) "
-             "| insn/MAC | arena / bound | flash |", "|" + "---|" * 11]
+    sessions = []
     for r in rows:
         for mode, m in r["modes"].items():
             ins = fmt(m["instructions"]["mean"]) if "instructions" in m else "n/a"
             lat = fmt(m["latency"]["mean"]) if "latency" in m else "n/a"
             ipm = fmt(m["instructions_per_mac"]) if "instructions_per_mac" in m else "n/a"
-            lines.append(f"| {r['board']} | {Path(r['artifact']).stem} ({r['precision']}) | {r['kernels']} | "
-                         f"{r['schedule']} | {mode} | {m['bit_exact']}/{m['checked']} | {ins} | {lat} | {ipm} | "
-                         f"{r['arena']['value']} / {r['arena_lower_bound']['value']} B | {fmt(r['flash'])} |")
+            sessions.append([r["board"], f"{Path(r['artifact']).stem} ({r['precision']})", r["kernels"], r["schedule"],
+                             mode, f"{m['bit_exact']}/{m['checked']}", ins, lat, ipm,
+                             f"{r['arena']['value']} / {r['arena_lower_bound']['value']} B", fmt(r["flash"])])
+    lines = [table(["board", "artifact", "kernels", "schedule", "mode", "bit-exact", "insn/inference (mean)",
+                    "latency (mean)", "insn/MAC", "arena / bound", "flash"], sessions)]
     prof = [r for r in rows if "profile" in r]
     if prof:
         lines += ["", "Per kernel (one fixed-compute inference under the QEMU timing plugin):", "",

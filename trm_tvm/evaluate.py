@@ -16,6 +16,7 @@ import torch
 
 from trm_tvm.errors import UserError, cli_main
 from trm_tvm.jsonio import run_info, write_json
+from trm_tvm.markdown import table
 from trm_tvm.model import TRM, load_baseline, load_checkpoint
 from trm_tvm.provenance import figure, fmt
 
@@ -292,11 +293,9 @@ def compare_markdown(res: dict) -> str:
     rows = res["rows"]
     extra = [k for k in ("baseline", "anchor") if k in rows[0]]
     head = ["checkpoint", "seed", "TRM fixed", "TRM halting (steps)"] + extra
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        cells = [r["checkpoint"], str(r["seed"]), cell(r["trm_fixed"]),
-                 f"{cell(r['trm_halting'])} ({r['mean_steps']:.2f})"] + [cell(r[k]) for k in extra]
-        lines.append("| " + " | ".join(cells) + " |")
+    lines = [table(head, [[r["checkpoint"], r["seed"], cell(r["trm_fixed"]),
+                           f"{cell(r['trm_halting'])} ({r['mean_steps']:.2f})"] + [cell(r[k]) for k in extra]
+                          for r in rows])]
     means = [np.mean([100 * r[k]["value"] for r in rows]) for k in ["trm_fixed", "trm_halting"] + extra]
     lines.append("| mean | | " + " | ".join(f"{m:.2f}" for m in means) + " |")
     lines.append("")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from trm_tvm import markdown
 from trm_tvm.errors import atomic_write_text
 from trm_tvm.jsonio import read_json, write_json
 from trm_tvm.plots import save_figure
@@ -158,7 +159,8 @@ def report_md(table: list[dict], summ: list[dict], verdicts: list[dict], n_test:
     lines = [f"Golden model (bit-exact with the device) and FP32 on the same {n_test} test samples, learned halting; "
              "all figures **measured** on the host. Change = quantised minus FP32 of the same checkpoint, in "
              "points; p = exact paired McNemar test vs that FP32.", "",
-             "## Per seed", "", "| config | " + " | ".join(cks) + " |", "|---|" + "---|" * len(cks)]
+             "## Per seed", ""]
+    per_seed = []
     for s in summ:
         cells = []
         for ck in cks:
@@ -170,13 +172,13 @@ def report_md(table: list[dict], summ: list[dict], verdicts: list[dict], n_test:
             else:
                 cells.append(f"{100 * r['acc_halting']:.2f} % ({r['delta_pts_vs_fp']:+.2f}, p = "
                              f"{r['mcnemar_p_vs_fp']:.2g})")
-        lines.append(f"| {s['config']} | " + " | ".join(cells) + " |")
-    lines += ["", "## Across seeds", "", "| config | seeds | weight bytes | accuracy mean [min, max] | "
-              "change vs FP mean [min, max] |", "|---|---|---|---|---|"]
-    for s in summ:
-        lines.append(f"| {s['config']} | {s['seeds']} | {s['weight_bytes']} | {s['acc_mean']:.2f} % "
-                     f"[{s['acc_min']:.2f}, {s['acc_max']:.2f}] | {s['delta_mean']:+.2f} "
-                     f"[{s['delta_min']:+.2f}, {s['delta_max']:+.2f}] |")
+        per_seed.append([s["config"], *cells])
+    across = [[s["config"], s["seeds"], s["weight_bytes"],
+               f"{s['acc_mean']:.2f} % [{s['acc_min']:.2f}, {s['acc_max']:.2f}]",
+               f"{s['delta_mean']:+.2f} [{s['delta_min']:+.2f}, {s['delta_max']:+.2f}]"] for s in summ]
+    lines += [markdown.table(["config", *cks], per_seed), "", "## Across seeds", "",
+              markdown.table(["config", "seeds", "weight bytes", "accuracy mean [min, max]", "change vs FP mean [min, max]"],
+                    across)]
     lines += ["", "## Verdicts", ""] + [f"- {v['line']}" for v in verdicts]
     return "\n".join(lines) + "\n"
 

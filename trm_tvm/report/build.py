@@ -6,10 +6,11 @@ from pathlib import Path, PurePosixPath
 
 from trm_tvm.errors import atomic_write_text
 from trm_tvm.jsonio import REPO_ROOT
+from trm_tvm.markdown import table
 from trm_tvm.report.agreement import lineage
 from trm_tvm.report.manifest import FIGURES, LEFT_OUT, SECTIONS, STEPS
 from trm_tvm.report.sections import REPORT_MD, SECTION_RENDER, summary
-from trm_tvm.report.sources import Results, git, missing_error, table
+from trm_tvm.report.sources import Results, git, missing_error
 
 HEADER = """# trm-tvm technical report
 

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Callable
 
 from trm_tvm.errors import UserError
+from trm_tvm.markdown import table
 from trm_tvm.provenance import figure, fmt
 from trm_tvm.report.manifest import (CKPTS, ECG_CKPTS, FIGURES, HALTING_STUDIES, MODELS, REPORT_DIR, Figure,
                                      figure_command)
-from trm_tvm.report.sources import Results, commands_to_make, missing_error, num, pct, table
+from trm_tvm.report.sources import Results, commands_to_make, missing_error, num, pct
 
 REPORT_MD = "reports/report.md"
 

@@ -110,9 +110,3 @@ def num(fig: dict, digits: int = 3) -> str:
     if isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) >= 1000:
         return fmt({**fig, "value": f"{round(v):,}"})
     return fmt(fig, digits)
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines)

@@ -25,6 +25,7 @@ from trm_tvm.compile import strategies
 from trm_tvm.compile.strategies import linear
 from trm_tvm.errors import UserError
 from trm_tvm.jsonio import run_info, write_json
+from trm_tvm.markdown import table
 from trm_tvm.provenance import fmt
 from trm_tvm.quant.artifact import Artifact
 from trm_tvm.tune import database, search
@@ -165,22 +166,21 @@ def whole_inference(artifact: Path, board: str, kernels: str, level: str, out: P
 
 
 def summary_md(s: dict) -> str:
-    lines = [f"## {s['board']}: per kernel (one self-test call each, timing plugin; cycles modeled)", "",
-             "| kernel | calls/inference | naive | default | tuned | tuned/default | tuned knobs |", "|" + "---|" * 7]
+    kernels = []
     for r in s["kernels"]:
         cells = [fmt(r[lv]) if "value" in r[lv] else f"error: {r[lv]['error']}" for lv in ("naive", "default", "tuned")]
         ratio = (f"{r['tuned']['value'] / r['default']['value']:.3f}"
                  if "value" in r["tuned"] and "value" in r["default"] else "n/a")
         knobs = json.dumps(r["tuned_knobs"]) if r["tuned_knobs"] else "(no record: default)"
-        lines.append(f"| {r['kernel']} | {r['calls']} | {' | '.join(cells)} | {ratio} | {knobs} |")
+        kernels.append([r["kernel"], r["calls"], *cells, ratio, knobs])
+    lines = [f"## {s['board']}: per kernel (one self-test call each, timing plugin; cycles modeled)", "",
+             table(["kernel", "calls/inference", "naive", "default", "tuned", "tuned/default", "tuned knobs"], kernels)]
     if s["whole"]:
+        whole = [[f"{w['artifact']} ({w['precision']})", w["kernels"], w["schedule"], w["bit_exact"],
+                  fmt(w["instructions"]), fmt(w["cycles"]), w["linear_cycles"], w["other_cycles"]] for w in s["whole"]]
         lines += ["", "Whole fixed-compute inference (timing plugin; bit-exact = 2-inference session vs golden):", "",
-                  "| artifact | kernels | schedule | bit-exact | instructions | cycles | linear layers | rest |",
-                  "|" + "---|" * 8]
-        for w in s["whole"]:
-            lines.append(f"| {w['artifact']} ({w['precision']}) | {w['kernels']} | {w['schedule']} | "
-                         f"{w['bit_exact']} | {fmt(w['instructions'])} | {fmt(w['cycles'])} | "
-                         f"{w['linear_cycles']} | {w['other_cycles']} |")
+                  table(["artifact", "kernels", "schedule", "bit-exact", "instructions", "cycles", "linear layers",
+                         "rest"], whole)]
     if "search" in s:
         lines += ["", f"Search: {json.dumps(s['search'])}"]
     return "\n".join(lines) + "\n"
