@@ -177,8 +177,8 @@ def report_md(table: list[dict], summ: list[dict], verdicts: list[dict], n_test:
                f"{s['acc_mean']:.2f} % [{s['acc_min']:.2f}, {s['acc_max']:.2f}]",
                f"{s['delta_mean']:+.2f} [{s['delta_min']:+.2f}, {s['delta_max']:+.2f}]"] for s in summ]
     lines += [markdown.table(["config", *cks], per_seed), "", "## Across seeds", "",
-              markdown.table(["config", "seeds", "weight bytes", "accuracy mean [min, max]", "change vs FP mean [min, max]"],
-                    across)]
+              markdown.table(["config", "seeds", "weight bytes", "accuracy mean [min, max]",
+                              "change vs FP mean [min, max]"], across)]
     lines += ["", "## Verdicts", ""] + [f"- {v['line']}" for v in verdicts]
     return "\n".join(lines) + "\n"
 
