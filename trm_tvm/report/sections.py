@@ -12,7 +12,7 @@ from typing import Callable
 from trm_tvm.errors import UserError
 from trm_tvm.markdown import table
 from trm_tvm.provenance import figure, fmt
-from trm_tvm.report.manifest import (CKPTS, ECG_CKPTS, FIGURES, HALTING_STUDIES, MODELS, REPORT_DIR, Figure,
+from trm_tvm.report.manifest import (CKPTS, ECG_CKPTS, FIGURES, HALTING_STUDIES, MODELS, QAT_DS, REPORT_DIR, Figure,
                                      figure_command)
 from trm_tvm.report.sources import Results, commands_to_make, missing_error, num, pct
 
@@ -345,14 +345,13 @@ QAT_DS_VARIANTS = (("ecg_w4a8", "w4a8-ptq-pc", "W4A8 PTQ"), ("w4a8-qat-pc", "w4a
 def qat_ds(R: Results) -> str:
     """Per seed: FP32, PTQ and the two QAT losses -- halting accuracy (the sweep's rows, the last-step QAT's own
     evaluation), and per supervision step the fixed-compute accuracy and loss from the dynamics runs."""
-    reads = _fig("quant-qat-ds").reads
-    sweep = R.json(reads[-1])
+    sweep = R.json("reports/quant/ecg/sweep.json")
     names = _ckpt_names(R)
     by_ckpt = {(names.get(r["checkpoint"].split(":")[-1]), r["config"]): r for r in sweep["rows"]}
     rows = []
-    for ev_path, dyn_path in zip(reads[:-1:2], reads[1:-1:2]):
-        ev, dyn = R.json(ev_path), R.json(dyn_path)
-        ckpt = Path(dyn["checkpoint"]).parent.name
+    for ckpt, study in QAT_DS.items():
+        ev = R.json(f"{study}/w4a8-qat-pc-last-step_eval.json")
+        dyn = R.json(f"{study}/dynamics.json")
         prov = dyn["provenance"]
         res = {r["label"]: r for r in dyn["results"]}
         first = dyn["results"][0]
