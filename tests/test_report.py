@@ -302,6 +302,11 @@ def test_agreement_catches_changed_bench_matrices():
     dyn = next(s for s in STEPS if s.name == "dynamics:qat_ds-ecg_seed1")
     wrong = dataclasses.replace(dyn, commands=(dyn.commands[0].replace("--limit 2000", "--limit 500"),))
     assert any("samples" in p for p in agreement.problems(wrong, REPO_ROOT))
+    wrong = dataclasses.replace(dyn, commands=(dyn.commands[0].replace(" --bias", ""),))
+    assert any("--bias" in p for p in agreement.problems(wrong, REPO_ROOT))
+    sudoku = next(s for s in STEPS if s.name == "quantize:sweep-sudoku")
+    wrong = dataclasses.replace(sudoku, commands=(sudoku.commands[0].replace("--limit 200", "--limit 100"),))
+    assert any("test samples" in p for p in agreement.problems(wrong, REPO_ROOT))
 
 
 def test_op_family_names_both_back_ends_alike():

@@ -162,6 +162,8 @@ def _metadata(step: Step, path: str, d: Any, R: Results) -> list[str]:
         extra = sorted({r["recipe"] for r in d["rows"] if r.get("method") == "qat"} - allowed)
         if extra:
             bad.append(f"QAT rows of {extra}, the command's --qat allows {sorted(allowed)}")
+        if "limit" in a:
+            same("test samples", sorted({r["n_test"] for r in d["rows"]}), [int(a["limit"])])
     elif kind == "tune":
         same("board", d["board"], a["board"])
         same("artifacts", sorted({w["artifact"] for w in d["whole"]}),
@@ -175,6 +177,7 @@ def _metadata(step: Step, path: str, d: Any, R: Results) -> list[str]:
         arts = [Path(x).stem for x in a["artifact"].split()]
         same("artifacts", [r["label"] for r in d["results"][:len(arts)]], arts)
         same("samples", {r["samples"] for r in d["results"]}, {int(a["limit"])})
+        same("logit-bias analysis (--bias)", {"logit_bias" in r for r in d["results"]}, {"bias" in a})
     return bad
 
 
