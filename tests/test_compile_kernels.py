@@ -18,6 +18,7 @@ from trm_tvm.compile.lower_c import to_c
 from trm_tvm.compile.strategies.eltwise import EltShape
 from trm_tvm.compile.strategies.linear import LinearShape
 from trm_tvm.compile.strategies.rmsnorm import RMSNormShape
+from trm_tvm.quant.spec import bit_length, isqrt
 
 LEVELS = ("naive", "default", "mve")  # mve: the default knobs on a Helium board (host: the C emulations)
 LINEAR_SHAPES = [LinearShape(3, 17, 12, 8), LinearShape(4, 16, 8, 4, bias=True), LinearShape(2, 9, 5, 4),
@@ -140,6 +141,33 @@ def test_rmsnorm(K, shape, level):
 
 
 @pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("shape", NORM_SHAPES, ids=lambda s: s.key)
+def test_rmsnorm_int32_paths(K, shape, level):
+    """Every branch of the int32 form: every bit length b of isqrt(ss) (1..31: magnitudes 2^0..2^24 and eps up to
+    2^61), so both Q15 paths (b <= 18, b >= 19); every channel's shift in 33..62 (the int32 rq) or one below 33
+    (the int64 rq), with the extreme multipliers."""
+    rng = np.random.default_rng(13)
+    bits = set()
+    for case in range(600):
+        mag = 1 << int(rng.integers(0, 25))
+        r = rng.integers(-mag, mag, size=(shape.tokens, shape.dim), endpoint=True).clip(-(1 << 24) + 1, (1 << 24) - 1)
+        eps = int(rng.choice([0, 1, 1 << int(rng.integers(0, 62))]))
+        if case % 7 == 0:
+            r[:] = 0  # ss = eps: all outputs 0 (eps 0), b = 1 (eps 1)
+        sh = rng.integers(33, 63, size=shape.dim).astype(np.int32)
+        if case % 3 == 0:
+            sh[int(rng.integers(0, shape.dim))] = int(rng.integers(17, 33))  # |n| <= 2^15: rq fits int32
+        mult = rng.choice(np.array([(1 << 31) - 1, 1 << 30, -(1 << 30), -(1 << 31) + 1], np.int64), size=shape.dim)
+        mult = np.where(rng.random(shape.dim) < 0.5, mult, rng.integers(-(1 << 31) + 1, 1 << 31, size=shape.dim))
+        out = np.zeros(r.shape, np.int8)
+        K.call(shape, level, c(r, np.int32), eps, c(mult, np.int32), sh, out)
+        np.testing.assert_array_equal(out, O.rmsnorm(r, eps, mult.astype(np.int32), sh))
+        ss = (r.astype(np.int64) ** 2).sum(axis=1) + eps
+        bits |= set(bit_length(isqrt(ss)).tolist())
+    assert {0, 1, 18, 19, 27, 31} <= bits
+
+
+@pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("shape", ELT_SHAPES, ids=lambda s: s.key)
 def test_eltwise(K, shape, level):
     rng = np.random.default_rng(11)
@@ -186,6 +214,23 @@ def test_eltwise(K, shape, level):
         np.testing.assert_array_equal(out, want)
 
 
+@pytest.mark.parametrize("level", LEVELS)
+def test_mul_at_every_shift(K, level):
+    """mul's int32 loop (shift >= 33) and int64 loop (below), shift 17..62, extreme multipliers and operands."""
+    shape = next(s for s in ELT_SHAPES if s.op == "mul")
+    rng = np.random.default_rng(17)
+    for case in range(400):
+        a, b = int8(rng, shape.dims, case % 2 == 0), int8(rng, shape.dims, case % 3 == 0)
+        sh = 17 + case % 46
+        mult = int(rng.choice([(1 << 31) - 1, -(1 << 31) + 1, 1 << 30, int(rng.integers(-(1 << 31) + 1, 1 << 31))]))
+        if sh < 31:  # the spec wants rq inside int32 (|a*b| <= 2^14)
+            mult >>= 31 - sh
+        want = O.mul(a, b, mult, sh)
+        out = np.zeros_like(want)
+        K.call(shape, level, a, b, mult, sh, out)
+        np.testing.assert_array_equal(out, want)
+
+
 def test_sources_come_from_tvm_and_follow_the_knobs(K):
     shape = LINEAR_SHAPES[6]  # int8, n_in and n_out divisible by the default tile and unroll: dsp applies
     base = strategies.knobs_for("linear", "default")
@@ -208,6 +253,8 @@ def test_mve_form_is_chosen_by_the_board_and_covers_the_tails(K):
         assert (dot + "(" in src) == (shape.n_in >= 16 and not shape.a_trans), shape.key
         assert (dot + "_tail(" in src) == (shape.n_in >= 16 and not shape.a_trans and shape.n_in % 16 > 0), shape.key
     assert "trm_mve_dot_s4_tail(" in K.src and "trm_mve_dot_s8_tail(" in K.src
+    assert "trm_mve_rq4_s8(" in K.src  # 4-token requantisation (tokens % 4 == 0: [1], [6]; every shift covered by
+    # test_linear_requant_at_every_shift)
 
 
 def test_naive_scratch_comes_from_the_arena():

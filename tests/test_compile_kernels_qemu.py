@@ -23,7 +23,7 @@ SHAPES = [LinearShape(4, 32, 12, 8, bias=True), LinearShape(6, 8, 4, 8, out_tran
 # odd tokens (not multiples of the 4-token tile), n_in tails of 1..15 k, int4 with an odd n_in, the int16 head
 MVE_SHAPES = [LinearShape(5, 37, 7, 8, bias=True), LinearShape(7, 50, 9, 4, bias=True, out_trans=True),
               LinearShape(3, 16, 8, 4), LinearShape(2, 33, 5, 8, "int16", True), LinearShape(4, 32, 12, 8),
-              LinearShape(9, 21, 6, 4)]
+              LinearShape(9, 21, 6, 4), LinearShape(8, 48, 10, 4, out_trans=True)]  # last two: 4-token rq4
 CTYPE = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t"}
 
 
@@ -108,3 +108,4 @@ def test_mve_linear_bit_exact_on_qemu_m55(shape, tmp_path):
     src = run_bit_exact("cortex-m55", shape, knobs, tmp_path)
     assert f"trm_mve_dot_s{shape.wbits}(" in src
     assert (f"trm_mve_dot_s{shape.wbits}_tail(" in src) == (shape.n_in % 16 > 0)
+    assert ("trm_mve_rq4_s8(" in src) == (shape.tokens % 4 == 0 and shape.out_dtype == "int8")

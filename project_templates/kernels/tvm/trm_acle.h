@@ -1,6 +1,7 @@
 /* Arm ACLE intrinsics used by TVM-generated kernels through call_extern.
- * DSP: "__sxtb16" / "__smlad" / "trm_sxtb16_ror8" / "trm_pkhbt" / "trm_pkhtb" / "trm_ssat8" / "trm_ssat16".
- * Helium (MVE): "trm_mve_dot_s8" / "trm_mve_dot_s4" and their "_tail" forms (below).
+ * DSP: "__sxtb16" / "__smlad" / "trm_sxtb16_ror8" / "trm_pkhbt" / "trm_pkhtb" / "trm_ssat8" / "trm_ssat16" /
+ * "trm_smmulr"; "trm_bit_length64" (CLZ).
+ * Helium (MVE): "trm_mve_dot_s8" / "trm_mve_dot_s4" and their "_tail" forms, "trm_mve_rq4_s8" (below).
  * On a core with the extension they are single instructions (or 2-5 for the MVE dots) from <arm_acle.h> /
  * <arm_mve.h>; elsewhere (host tests) exact C emulations of the same instructions. Not kernels: the loops around
  * them are TVM's. */
@@ -27,6 +28,11 @@ static inline int32_t trm_pkhtb(int32_t x, int32_t y) {
   return r;
 }
 static inline int32_t trm_ssat8(int32_t x) { return __ssat(x, 8); }
+static inline int32_t trm_smmulr(int32_t x, int32_t y) {
+  int32_t r;
+  __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(x), "r"(y));
+  return r;
+}
 static inline int32_t trm_ssat16(int32_t x) { return __ssat(x, 16); }
 #else
 /* SXTB16: sign-extend bytes 0 and 2 into the two halfwords */
@@ -45,8 +51,16 @@ static inline int32_t trm_pkhbt(int32_t x, int32_t y) { return (int32_t)(((uint3
 static inline int32_t trm_pkhtb(int32_t x, int32_t y) { return (int32_t)(((uint32_t)x & 0xffff0000u) | ((uint32_t)y >> 16)); }
 /* SSAT #8 / #16: clamp to the signed range */
 static inline int32_t trm_ssat8(int32_t x) { return x < -128 ? -128 : x > 127 ? 127 : x; }
+/* SMMULR: (x*y + 2^31) >> 32, the rounded high word */
+static inline int32_t trm_smmulr(int32_t x, int32_t y) { return (int32_t)(((int64_t)x * y + ((int64_t)1 << 31)) >> 32); }
 static inline int32_t trm_ssat16(int32_t x) { return x < -32768 ? -32768 : x > 32767 ? 32767 : x; }
 #endif
+/* bit_length of a non-negative int64 (0 for 0): CLZ of the high or the low word */
+static inline int32_t trm_bit_length64(int64_t x) {
+  uint32_t hi = (uint32_t)((uint64_t)x >> 32), lo = (uint32_t)x;
+  return hi ? 64 - __builtin_clz(hi) : lo ? 32 - __builtin_clz(lo) : 0;
+}
+
 /* ---- Helium (MVE) -------------------------------------------------------------------------------------------
  * acc + the dot product of 16 int8 activations at a with 16 weights at w: two VLDRB and one VMLADAVA (16 MACs).
  * s4: the 16 weights are 8 bytes of packed int4 (element 2i = low nibble of byte i, 2i+1 = its high nibble),
@@ -77,7 +91,28 @@ static inline __attribute__((always_inline)) int32_t trm_mve_dot_s4_tail(int8_t 
   uint16x8_t b = vldrbq_z_u16(w, vctp16q((uint32_t)(n + 1) / 2));
   return vmladavaq_s8(acc, vldrbq_z_s8(a, vctp8q((uint32_t)n)), trm_mve_s4x16(b));
 }
+/* out[j * stride] = sat8(rq(v_j, M, sh)) for 4 tokens j, sh in 33..56 (docs/kernels.md): VMULH by M, VADD of
+ * 2^(sh-33), VQSHL by 24-(sh-32) (saturates exactly when rq leaves int8) and VSHR #24, one VSTRB scatter.
+ * Returns 0 (TVM declares externs with a value). */
+static inline __attribute__((always_inline)) int32_t trm_mve_rq4_s8(int8_t *out, int32_t stride, int32_t v0, int32_t v1,
+                                                                    int32_t v2, int32_t v3, int32_t mult,
+                                                                    int32_t shift) {
+  int32x4_t v = vsetq_lane_s32(v3, vsetq_lane_s32(v2, vsetq_lane_s32(v1, vdupq_n_s32(v0), 1), 2), 3);
+  int32x4_t x = vaddq_n_s32(vmulhq_s32(v, vdupq_n_s32(mult)), (int32_t)1 << (shift - 33));
+  vstrbq_scatter_offset_s32(out, vmulq_n_u32(vidupq_n_u32(0, 1), (uint32_t)stride),
+                            vshrq_n_s32(vqshlq_r_s32(x, 56 - shift), 24));
+  return 0;
+}
 #else
+static inline int32_t trm_mve_rq4_s8(int8_t *out, int32_t stride, int32_t v0, int32_t v1, int32_t v2, int32_t v3,
+                                     int32_t mult, int32_t shift) {
+  int32_t v[4] = {v0, v1, v2, v3};
+  for (int j = 0; j < 4; j++) {
+    int32_t r = ((int32_t)(((int64_t)v[j] * mult) >> 32) + ((int32_t)1 << (shift - 33))) >> (shift - 32);
+    out[j * stride] = (int8_t)(r < -128 ? -128 : r > 127 ? 127 : r);
+  }
+  return 0;
+}
 static inline int32_t trm_mve_dot_s8_tail(int8_t *a, int8_t *w, int32_t n, int32_t acc) {
   for (int32_t i = 0; i < n; i++) acc = (int32_t)((uint32_t)acc + (uint32_t)((int32_t)a[i] * w[i]));
   return acc;

@@ -44,3 +44,10 @@ def rq_sat(v, mult, shift, dtype: str, ssat: bool = False):
     fast_sat = tirx.call_extern("int32", f"trm_ssat{bits}", fast) if ssat else tirx.max(tirx.min(fast, hi_), lo)
     return tirx.if_then_else(shift >= 33, tirx.Cast(dtype, fast_sat),
                              sat(rq(v, mult, shift), dtype))
+
+
+def rq_high(v, mult, shift):
+    """rq(v, M, sh) for sh >= 33 in int32 (docs/kernels.md): 2^(sh-1) is a multiple of 2^32, so
+    rq = (hi32(v*M) + 2^(sh-33)) >> (sh-32) -- exact, |hi32| <= 2^30 and 2^(sh-33) <= 2^29 cannot wrap (sh <= 62)."""
+    hi = tirx.Cast("int32", tirx.shift_right(i64(v) * i64(mult), tirx.const(32, "int64")))
+    return tirx.shift_right(hi + tirx.shift_left(tirx.const(1, "int32"), shift - 33), shift - 32)

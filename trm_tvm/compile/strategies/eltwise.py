@@ -1,18 +1,21 @@
 """Strategies for the small ops around the linear layers: add (int8 or int32 out), mul, LUT, mean_pool,
 transpose, patching (series input) and embedding (token input). Semantics: docs/integer-spec.md.
 
-One tensor expression per op; the only knob is `unroll`: split the innermost loop by this factor and unroll
-it (1 = none; applied only when it divides the loop).
+One tensor expression per op. Knobs: `unroll`: split the innermost loop by this factor and unroll it (1 = none;
+applied only when it divides the loop); `int32` (mul): when the tensor's shift is >= 33 (checked once per call),
+rq in int32 as the hand-written kernels do (docs/kernels.md): (hi32(a*b*M) + 2^(sh-33)) >> (sh-32), one long
+multiply, an add, a shift and SSAT (trm_ssat8, kernels/tvm/trm_acle.h); else the spec's int64 rq.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from tvm import s_tir, te, tirx
+from tvm.script import tirx as T
 
-from trm_tvm.compile.strategies.common import i64, rq, sat
+from trm_tvm.compile.strategies.common import i64, rq, rq_high, sat
 
-NAIVE = {"unroll": 1}
+NAIVE = {"unroll": 1, "int32": False}
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,29 @@ def _mul(s: EltShape):
     return [a, b, mult, shift, out]
 
 
+def mul_int32(s: EltShape, unroll: int) -> tirx.PrimFunc:
+    """mul with the shift tested once: an int32 loop (shift >= 33) and the spec's int64 loop, each unrolled."""
+    (n,) = s.dims
+    u = unroll if unroll > 1 and n % unroll == 0 and n > unroll else 1
+
+    @T.prim_func
+    def mul(a: T.Buffer((n,), "int8"), b: T.Buffer((n,), "int8"), mult: T.int32, shift: T.int32,
+            out: T.Buffer((n,), "int8")):
+        T.func_attr({"tirx.noalias": True})
+        if shift >= 33:
+            for i0 in range(n // u):
+                for i1 in T.unroll(u):
+                    out[i0 * u + i1] = T.Cast("int8", T.call_extern("int32", "trm_ssat8", rq_high(
+                        T.Cast("int32", a[i0 * u + i1]) * T.Cast("int32", b[i0 * u + i1]), mult, shift)))
+        else:
+            for i0 in range(n // u):
+                for i1 in T.unroll(u):
+                    out[i0 * u + i1] = sat(rq(T.Cast("int32", a[i0 * u + i1]) * T.Cast("int32", b[i0 * u + i1]),
+                                              mult, shift), "int8")
+
+    return mul
+
+
 def _lut(s: EltShape):
     (n,) = s.dims
     a, table = _int8((n,), "a"), _int8((256,), "table")
@@ -105,6 +131,8 @@ def scratch_bytes(s: EltShape, knobs: dict) -> int:
 
 
 def schedule(s: EltShape, knobs: dict) -> tirx.PrimFunc:
+    if s.op == "mul" and knobs.get("int32"):
+        return mul_int32(s, knobs["unroll"])
     sch = s_tir.Schedule(te.create_prim_func(COMPUTE[s.op](s)))
     if s.op == "mean_pool":  # the int32 column sums stay in a register, not a D-sized stack array
         sch.reverse_compute_at(sch.get_sblock("out"), sch.get_loops(sch.get_sblock("acc"))[0])

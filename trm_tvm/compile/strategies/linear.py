@@ -33,9 +33,10 @@ from trm_tvm.compile.strategies.common import rq, rq_sat, s4_nibble, sat
 
 NAIVE = {"order": "to", "tile_o": 1, "tile_t": 1, "unroll_k": 1, "fuse": False, "dsp": False, "mve": False}
 MVE_CHUNK = 16  # int8 lanes of a Helium vector
-# the mve form's default register tile: 4 tokens x 1 channel (4 accumulators, each weight chunk loaded once per
-# 4 tokens); best of the tiles measured on the QEMU Cortex-M55 at the ECG shapes (docs/compile.md)
-MVE_DEFAULTS = {"tile_t": 4, "tile_o": 1, "unroll_k": 1}
+# the mve form's default register tile: 4 tokens x 2 channels (each weight chunk loaded once per 4 tokens, each
+# activation chunk once per 2 channels, 4 sums per rq4 call); the fewest modeled cycles of the tiles measured on
+# the QEMU Cortex-M55 at the ECG shapes (docs/compile.md)
+MVE_DEFAULTS = {"tile_t": 4, "tile_o": 2, "unroll_k": 1}
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,12 @@ def compute(s: LinearShape, fuse: bool):
 
 def uses_mve(s: LinearShape, knobs: dict) -> bool:
     return bool(knobs.get("mve")) and knobs["fuse"] and s.n_in >= MVE_CHUNK and not s.a_trans
+
+
+def uses_rq4(s: LinearShape, knobs: dict) -> bool:
+    """The mve form requantises 4 tokens per call (its register tile is 4 tokens)."""
+    return (uses_mve(s, knobs) and knobs["order"] == "to" and knobs.get("tile_t") == 4 and s.tokens % 4 == 0
+            and s.out_dtype == "int8")
 
 
 def uses_dsp(s: LinearShape, knobs: dict) -> bool:
@@ -176,7 +183,7 @@ def dsp_func(s: LinearShape) -> tirx.PrimFunc:
     return linear_dsp
 
 
-def mve_func(s: LinearShape) -> tirx.PrimFunc:
+def mve_func(s: LinearShape, rq4: bool = False) -> tirx.PrimFunc:
     """acc = bias + the partial last chunk (init) + one Helium dot per full chunk of 16 k; the dsp form's
     requantisation (the M55 has SSAT)."""
     M, N, K, odt, s4 = s.tokens, s.n_out, s.n_in, s.out_dtype, s.wbits == 4
@@ -205,13 +212,34 @@ def mve_func(s: LinearShape) -> tirx.PrimFunc:
                         acc[vt, vo] = start(a, w, bias, vt, vo)
                     acc[vt, vo] = T.call_extern("int32", dot, T.address_of(a[vt, vk * MVE_CHUNK]),
                                                 T.address_of(w[vo, vk * wstep]), acc[vt, vo])
-            for t, o in T.grid(M, N):
-                with T.sblock("out"):
-                    vt, vo = T.axis.remap("SS", [t, o])
-                    if s.out_trans:
-                        out[vo, vt] = rq_sat(acc[vt, vo], mult[vo], shift[vo], odt, ssat=True)
-                    else:
-                        out[vt, vo] = rq_sat(acc[vt, vo], mult[vo], shift[vo], odt, ssat=True)
+            if rq4:
+                for t4, o in T.grid(M // 4, N):
+                    with T.sblock("out"):
+                        vt, vo = T.axis.remap("SS", [t4, o])
+                        T.reads(acc[vt * 4:vt * 4 + 4, vo], mult[vo], shift[vo])
+                        T.writes(out[vo, vt * 4:vt * 4 + 4] if s.out_trans else out[vt * 4:vt * 4 + 4, vo])
+                        if shift[vo] >= 33 and shift[vo] <= 56:
+                            T.evaluate(T.call_extern(
+                                "int32", "trm_mve_rq4_s8",
+                                T.address_of(out[vo, vt * 4]) if s.out_trans else T.address_of(out[vt * 4, vo]),
+                                1 if s.out_trans else N, acc[vt * 4, vo], acc[vt * 4 + 1, vo], acc[vt * 4 + 2, vo],
+                                acc[vt * 4 + 3, vo], mult[vo], shift[vo]))
+                        else:
+                            for j in T.unroll(4):
+                                if s.out_trans:
+                                    out[vo, vt * 4 + j] = rq_sat(acc[vt * 4 + j, vo], mult[vo], shift[vo], odt,
+                                                                 ssat=True)
+                                else:
+                                    out[vt * 4 + j, vo] = rq_sat(acc[vt * 4 + j, vo], mult[vo], shift[vo], odt,
+                                                                 ssat=True)
+            else:
+                for t, o in T.grid(M, N):
+                    with T.sblock("out"):
+                        vt, vo = T.axis.remap("SS", [t, o])
+                        if s.out_trans:
+                            out[vo, vt] = rq_sat(acc[vt, vo], mult[vo], shift[vo], odt, ssat=True)
+                        else:
+                            out[vt, vo] = rq_sat(acc[vt, vo], mult[vo], shift[vo], odt, ssat=True)
 
     if not s.bias:  # same C signature as the other forms
         linear_mve = tirx.PrimFunc([p for p in linear_mve.params if p.name != "bias"], linear_mve.body,
@@ -226,7 +254,7 @@ def scratch_bytes(s: LinearShape, knobs: dict) -> int:
 def base_func(s: LinearShape, knobs: dict) -> tirx.PrimFunc:
     """The unscheduled kernel for the knobs that change its form (mve, dsp, fuse)."""
     if uses_mve(s, knobs):
-        return mve_func(s)
+        return mve_func(s, uses_rq4(s, knobs))
     return dsp_func(s) if uses_dsp(s, knobs) else te.create_prim_func(compute(s, knobs["fuse"]))
 
 
@@ -259,8 +287,10 @@ def apply_knobs(sch: s_tir.Schedule, s: LinearShape, knobs: dict) -> None:
         sch.reverse_compute_at(sch.get_sblock("out"), inner)
         init = sch.decompose_reduction(acc, k)
         if lanes and (uses_dsp(s, knobs) or uses_mve(s, knobs)):  # constant tile indices everywhere: the C compiler keeps the tile in
-            # registers (dsp form only, so the plain form -- also the GAP9 per-core kernel -- stays as tuned there)
-            for loop in sch.get_loops(init)[-len(lanes):] + sch.get_loops(sch.get_sblock("out"))[-len(lanes):]:
+            # registers (dsp/mve forms only, so the plain form -- also the GAP9 per-core kernel -- stays as tuned
+            # there); the out block's own loops (below `inner`; none when it requantises 4 tokens per call)
+            own = sch.get_loops(sch.get_sblock("out"))[len(sch.get_loops(acc)) - 1 - len(lanes):]
+            for loop in sch.get_loops(init)[-len(lanes):] + own:
                 sch.unroll(loop)
     k_extent = s.n_in // (4 if s.wbits == 8 else 8) if uses_dsp(s, knobs) else s.n_in
     if uses_mve(s, knobs):

@@ -4,7 +4,16 @@ Per token: ss = eps + sum r^2 (int64); d = isqrt(ss) by the digit-by-digit metho
 bit each, no division, no float); b = bit_length(d) (33 compare steps); inv = 2^(b+29) / d (one 64/64 division);
 n_k = (r_k*inv + 2^(b+13)) >> (b+14); out_k = sat8(rq(n_k, M_k, sh_k)).
 The per-token scalars live in 1-element buffers (registers after C compilation), never in token-sized scratch.
-No knobs yet (naive == default): the kernel is a small share of the cycles next to the linear layers.
+
+Knob `int32` (default on; off = the plain int64 form above, the naive level), what the hand-written kernels do
+(docs/kernels.md "Element-wise"), exact per the spec:
+  - isqrt starts at the highest power of 4 <= ss, 4^m with m = (bit_length(ss) - 1) / 2 (trm_bit_length64: CLZ),
+    instead of 2^62, and m gives b = m + 1 without the 33 compares (4^m <= ss < 4^(m+1) => 2^m <= d < 2^(m+1));
+  - step 4 in int32: b <= 18: r * 2^(18-b) fits 19 bits and ((r << (18-b)) * inv + 2^31) >> 32 is the same
+    rounding (the rounded high word, SMMULR: trm_smmulr); b >= 19: 2^(b+13) is a multiple of 2^32, so n = (hi32(r*inv) + 2^(b-19))
+    >> (b-18) -- the branch is taken once per token;
+  - step 5, when every channel's shift is >= 33 (checked once per call): (hi32(n*M) + 2^(sh-33)) >> (sh-32) and
+    SSAT (trm_ssat8, kernels/tvm/trm_acle.h; docs/kernels.md "Both requantise exactly"); else the spec's int64 rq.
 """
 from __future__ import annotations
 
@@ -13,7 +22,9 @@ from dataclasses import dataclass
 from tvm import tirx
 from tvm.script import tirx as T
 
-NAIVE: dict = {}
+from trm_tvm.compile.strategies.common import rq, rq_high, sat
+
+NAIVE: dict = {"int32": False}
 
 
 @dataclass(frozen=True)
@@ -31,8 +42,11 @@ def scratch_bytes(s: RMSNormShape, knobs: dict) -> int:
 
 
 def schedule(s: RMSNormShape, knobs: dict) -> tirx.PrimFunc:
-    L, D = s.tokens, s.dim
+    return int32_func(s) if knobs.get("int32") else int64_func(s)
 
+
+def int64_func(s: RMSNormShape) -> tirx.PrimFunc:
+    L, D = s.tokens, s.dim
     @T.prim_func
     def rmsnorm(r: T.Buffer((L, D), "int32"), eps: T.int64, mult: T.Buffer((D,), "int32"),
                 shift: T.Buffer((D,), "int32"), out: T.Buffer((L, D), "int8")):
@@ -74,3 +88,77 @@ def schedule(s: RMSNormShape, knobs: dict) -> tirx.PrimFunc:
                         T.int64(127)), T.int64(-128)))
 
     return rmsnorm
+
+
+def _hi32(x, y):
+    """The high word of the 64-bit product (one long multiply)."""
+    return T.Cast("int32", T.shift_right(T.Cast("int64", x) * T.Cast("int64", y), T.int64(32)))
+
+
+def int32_func(s: RMSNormShape) -> tirx.PrimFunc:
+    L, D = s.tokens, s.dim
+
+    @T.prim_func
+    def rmsnorm(r: T.Buffer((L, D), "int32"), eps: T.int64, mult: T.Buffer((D,), "int32"),
+                shift: T.Buffer((D,), "int32"), out: T.Buffer((L, D), "int8")):
+        T.func_attr({"tirx.noalias": True})
+        ss = T.alloc_buffer((1,), "int64")
+        res = T.alloc_buffer((1,), "int64")
+        bit = T.alloc_buffer((1,), "int64")
+        m = T.alloc_buffer((1,), "int32")
+        inv = T.alloc_buffer((1,), "int32")
+        high = T.alloc_buffer((1,), "int32")
+        high[0] = 1
+        for k in range(D):
+            if shift[k] < 33:
+                high[0] = 0
+        for t in range(L):
+            ss[0] = eps
+            for k in range(D):
+                ss[0] = ss[0] + T.Cast("int64", r[t, k]) * T.Cast("int64", r[t, k])
+            if ss[0] == T.int64(0):
+                for k in range(D):
+                    out[t, k] = T.int8(0)
+            else:
+                # the highest power of 4 <= ss is 4^m (one CLZ pair, trm_acle.h)
+                m[0] = T.shift_right(T.call_extern("int32", "trm_bit_length64", ss[0]) - 1, 1)
+                # d = isqrt(ss) from bit 4^m down: ss is consumed as the remainder, res collects the root
+                res[0] = T.int64(0)
+                for i in T.serial(m[0] + 1):
+                    bit[0] = T.shift_left(T.int64(1), T.Cast("int64", 2 * (m[0] - i)))
+                    if ss[0] >= res[0] + bit[0]:
+                        ss[0] = ss[0] - (res[0] + bit[0])
+                        res[0] = T.shift_right(res[0], T.int64(1)) + bit[0]
+                    else:
+                        res[0] = T.shift_right(res[0], T.int64(1))
+                # b = m + 1; inv = 2^(b+29) / d
+                inv[0] = T.Cast("int32", T.truncdiv(T.shift_left(T.int64(1), T.Cast("int64", m[0] + 30)), res[0]))
+                if m[0] + 1 <= 18:
+                    if high[0] == 1:
+                        for k in range(D):
+                            out[t, k] = _rq_high(T.call_extern("int32", "trm_smmulr", r[t, k] * T.shift_left(1, 17 - m[0]),
+                                                            inv[0]), mult[k], shift[k])
+                    else:
+                        for k in range(D):
+                            out[t, k] = _rq_any(T.call_extern("int32", "trm_smmulr", r[t, k] * T.shift_left(1, 17 - m[0]),
+                                                            inv[0]), mult[k], shift[k])
+                else:
+                    if high[0] == 1:
+                        for k in range(D):
+                            out[t, k] = _rq_high(T.shift_right(_hi32(r[t, k], inv[0]) + T.shift_left(1, m[0] - 18),
+                                                               m[0] - 17), mult[k], shift[k])
+                    else:
+                        for k in range(D):
+                            out[t, k] = _rq_any(T.shift_right(_hi32(r[t, k], inv[0]) + T.shift_left(1, m[0] - 18),
+                                                              m[0] - 17), mult[k], shift[k])
+
+    return rmsnorm
+
+
+def _rq_high(n, mult, shift):
+    """sat8(rq(n, M, sh)) for sh >= 33 in int32, saturated by SSAT (kernels/tvm/trm_acle.h)."""
+    return T.Cast("int8", T.call_extern("int32", "trm_ssat8", rq_high(n, mult, shift)))
+
+
+def _rq_any(n, mult, shift):
+    return sat(rq(n, mult, shift), "int8")
