@@ -29,6 +29,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from trm_tvm import markdown
 from trm_tvm.errors import UserError, atomic_write_text, cli_main
 from trm_tvm.evaluate import wilson
 from trm_tvm.jsonio import REPO_ROOT, read_json, run_info, write_json
@@ -459,16 +460,13 @@ def summary_md(res: dict, meta: dict) -> str:
         pts = v["points"]
         full = pts[v["full_compute"]]
         metric = "accuracy" if res["labels"] else "agreement with full compute"
-        lines += [f"## {name} ({v['cost_note']})", "",
-                  f"| policy (Pareto points) | {metric} [95 % CI] | mean steps | mean {u['unit']} | p99 | max | "
-                  f"halt head share | mean latency ms | mean energy uJ |", "|---|---|---|---|---|---|---|---|---|"]
-        for pol in ("fixed", "learned", "confidence"):
-            for i in v["pareto"][pol]:
-                p = pts[i]
-                lines.append(f"| {_label(p)} | {100 * p['accuracy']:.2f} % [{100 * p['ci95'][0]:.1f}, "
-                             f"{100 * p['ci95'][1]:.1f}] | {p['steps_mean']:.2f} | {p['cost_mean']:.4g} | "
-                             f"{p['cost_p99']:.4g} | {p['cost_max']:.4g} | {100 * p['halt_share']:.2g} % | "
-                             f"{_ms(p.get('latency_mean_s'))} | {_uj(p.get('energy_mean_j'))} |")
+        header = ["policy (Pareto points)", f"{metric} [95 % CI]", "mean steps", f"mean {u['unit']}", "p99", "max",
+                  "halt head share", "mean latency ms", "mean energy uJ"]
+        rows = [[_label(p), f"{100 * p['accuracy']:.2f} % [{100 * p['ci95'][0]:.1f}, {100 * p['ci95'][1]:.1f}]",
+                 f"{p['steps_mean']:.2f}", f"{p['cost_mean']:.4g}", f"{p['cost_p99']:.4g}", f"{p['cost_max']:.4g}",
+                 f"{100 * p['halt_share']:.2g} %", _ms(p.get("latency_mean_s")), _uj(p.get("energy_mean_j"))]
+                for pol in ("fixed", "learned", "confidence") for p in (pts[i] for i in v["pareto"][pol])]
+        lines += [f"## {name} ({v['cost_note']})", "", markdown.table(header, rows)]
         lines += ["", f"Full compute: {100 * full['accuracy']:.2f} % at {full['cost_mean']:.4g} {u['unit']} "
                       f"({u['provenance']}). Cheapest point within 1 point of it, per policy:"]
         for pol, o in v["operating_points"].items():
@@ -664,11 +662,9 @@ def _report(rec: dict, art, board, fp: dict | None, taus, out: Path, meta: dict)
 
 def compare(dirs: list[str | Path], out: str | Path) -> str:
     """compare.md (+ .json) in `out`: full compute and each policy's operating point of several studies."""
-    rows, table = [], ["| study | variant | full compute | learned op. point | saving | confidence op. point | "
-                       "saving | worst case (N_sup) |", "|---|---|---|---|---|---|---|---|"]
-    table[0] = table[0].replace("| worst case", "| learned 0<tau<1 | saving | learned at the artifact's tau | "
-                                "cost vs full | worst case")
-    table[1] += "---|---|---|---|"
+    header = ["study", "variant", "full compute", "learned op. point", "saving", "confidence op. point", "saving",
+              "learned 0<tau<1", "saving", "learned at the artifact's tau", "cost vs full", "worst case (N_sup)"]
+    rows, cells_of_rows = [], []
     for d in dirs:
         res = read_json(Path(d) / "halting.json", "halting study")
         m, u = res["meta"], res["cost"]
@@ -685,15 +681,16 @@ def compare(dirs: list[str | Path], out: str | Path) -> str:
                       f"{100 * own['ci95'][1]:.1f}], {own['steps_mean']:.2f} steps",
                       f"{100 * own['cost_mean'] / full['cost_mean']:.1f} %"]
             fidelity = " LOW FIDELITY cycles" if "LOW FIDELITY" in u["source"] else ""
-            table.append(f"| {Path(m['artifact']).stem} {m['board']} ({m['kernels']}){fidelity} | {name} | "
-                         f"{100 * full['accuracy']:.2f} %, {full['cost_mean']:.4g} {u['unit']} | {' | '.join(cells)} | "
-                         f"{fmt(res['worst_case_bound'])} |")
+            cells_of_rows.append([f"{Path(m['artifact']).stem} {m['board']} ({m['kernels']}){fidelity}", name,
+                                  f"{100 * full['accuracy']:.2f} %, {full['cost_mean']:.4g} {u['unit']}", *cells,
+                                  fmt(res["worst_case_bound"])])
             rows.append({"study": str(d), "variant": name, "full": full, "operating_points": v["operating_points"],
                          "cost": u, "meta": m})
     text = "\n".join(["# Halting studies compared", "",
                        "Costs are the board's " + ", ".join(sorted({r["cost"]["unit"] + " (" + r["cost"]["provenance"]
                                                                    + ")" for r in rows})) +
-                       "; the fp variant is costed with the same build's per-step device cost.", "", *table, ""])
+                       "; the fp variant is costed with the same build's per-step device cost.", "",
+                       markdown.table(header, cells_of_rows), ""])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "compare.md", text)
