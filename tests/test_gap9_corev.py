@@ -58,15 +58,29 @@ def test_sdotsp4_emulation_matches_numpy_on_random_and_edge_words(tmp_path):
 
 
 def test_simd_form_only_where_rows_start_on_words():
-    """int8 weights with n_in % 4 == 0 compute with the SIMD step in a 2x4 register block where the share
-    divides; other shapes keep the strategy's plain form (no extern)."""
-    src, _ = tir_kernels.source([LinearTiling(13, 36, 29, 8, 13, 16, True, True)], 8)
-    assert src.count("trm_cv_sdotsp4(") >= 8 and '#include "trm_corev.h"' in src
-    assert "int32_t* a, int32_t* w" in src
+    """int8 weights with n_in % 4 == 0 and int4 with n_in % 8 == 0 compute with the SIMD step in a 2x4 register
+    block where the share divides; other shapes keep the strategy's plain form (no extern)."""
+    for n_in, wbits in ((36, 8), (40, 4)):
+        src, _ = tir_kernels.source([LinearTiling(13, n_in, 29, wbits, 13, 16, True, True)], 8)
+        assert src.count("trm_cv_sdotsp4(") >= 8 and '#include "trm_corev.h"' in src
+        assert "int32_t* a, int32_t* w" in src
     for n_in, wbits in ((37, 8), (36, 4)):
         src, _ = tir_kernels.source([LinearTiling(13, n_in, 29, wbits, 13, 16, True, True)], 8)
         assert "trm_cv_sdotsp4" not in src and "trm_corev.h" not in src
     assert tir_kernels.block_sizes(2, 12) == (2, 4) and tir_kernels.block_sizes(3, 6) == (1, 2)
+
+
+def test_s4_word_layout_unpacks_to_the_weights_with_two_masks():
+    """The int4 SIMD form's weight layout: (w << 4) & 0xF0F0F0F0 and w & 0xF0F0F0F0 of each word are 16 x weights
+    0-3 and 4-7 of its group of 8, in activation order (what the kernel multiplies with the two activation words)."""
+    from trm_tvm.quant import spec
+
+    w = np.random.default_rng(4).integers(-8, 8, (5, 24))
+    w[0, :8] = [-8, 7, -1, 0, 1, -8, 7, -7]
+    words = tir_kernels.s4_word_layout(spec.pack_s4(w), 24).view("<u4").astype(np.uint64)
+    lanes = lambda x: (x & 0xF0F0F0F0).astype("<u4").view(np.int8).reshape(5, -1, 4) // 16  # noqa: E731
+    assert np.array_equal(np.concatenate([lanes(words << 4), lanes(words)], axis=2).reshape(5, 24), w)
+    assert np.array_equal(tir_kernels.device_weights(spec.pack_s4(w), 20, 4), spec.pack_s4(w))   # plain form
 
 
 @pytest.mark.qemu
@@ -85,6 +99,20 @@ def test_simd_tir_kernels_are_bit_exact_at_odd_sizes(tmp_path):
     assert src.count("trm_cv_sdotsp4(") > 50        # the generated kernels did use the SIMD step
 
 
+@pytest.mark.qemu
+@pytest.mark.xdist_group("gap9")
+def test_s4_simd_tir_kernels_are_bit_exact_at_odd_sizes(tmp_path):
+    """Packed int4, 13 tokens x 40 -> 29 channels: the SIMD kernels read the word layout (their own weight copy and
+    packed tiles built from it), the hand-written loop the spec's layout; both 0 LSB against the spec."""
+    tilings = [LinearTiling(13, 40, 29, 4, 5, 7, False, True),
+               LinearTiling(13, 40, 29, 4, 5, 16, True, True, True),
+               LinearTiling(13, 40, 29, 4, 13, 12, False, False, True)]
+    res = selftest.run_linear_cases(tilings, tmp_path, seed=12, checks=2, tir=True)
+    assert all(r.ok for r in res), [r.error for r in res]
+    assert "st_w_tir" in (tmp_path / "selftest_data.h").read_text()
+    assert (tmp_path / "trm_gap9_tir.c").read_text().count("trm_cv_sdotsp4(") > 50
+
+
 def test_llvm_22_has_no_corev_simd_intrinsic():
     """Why the probe maps the extern to inline assembly: LLVM 22 knows the instruction, not an intrinsic for it
     (if an upgrade adds one, map the extern to it instead)."""
@@ -92,17 +120,18 @@ def test_llvm_22_has_no_corev_simd_intrinsic():
     assert corev_probe.llvm_has_intrinsic("llvm.riscv.cv.mac.mac")      # the lookup itself works
 
 
-def test_simd_kernel_inner_loop_is_the_sdotsp_block():
-    """The TIR kernel's reduction loop for riscv32 + CORE-V: one word of 2 tokens and 4 channels loaded (6 loads)
-    and 8 cv.sdotsp.b per step, the rest is loop overhead -- beside the cycle model's 14 cycles per 32 MACs."""
-    loop = corev_probe.simd_kernel_loop()
-    assert loop["cv.sdotsp.b"] == 8
-    loads = sum(v for k, v in loop.items() if k in ("lw", "cv.lw"))
-    assert loads == 6
-    overhead = sum(loop.values()) - 14
+@pytest.mark.parametrize("wbits,loads,unpack,sdot,model", [(8, 6, 0, 8, 14), (4, 8, 12, 16, 32)])
+def test_simd_kernel_inner_loop_is_the_sdotsp_block(wbits, loads, unpack, sdot, model):
+    """The TIR kernel's reduction loop for riscv32 + CORE-V, one weight word of a 2x4 block per step: 2 (int4: 4)
+    activation and 4 weight words loaded, int4 unpacked with a shift and two masks per weight word, one
+    cv.sdotsp.b per 4 lanes; the rest is loop overhead -- beside the cycle model's 14 (int4: 32) cycles per step."""
+    loop = corev_probe.simd_kernel_loop(wbits)
+    assert loop["cv.sdotsp.b"] == sdot
+    assert sum(v for k, v in loop.items() if k in ("lw", "cv.lw")) == loads
+    assert loop["slli"] + loop["and"] == unpack
+    overhead = sum(loop.values()) - loads - unpack - sdot
     assert 0 <= overhead <= 4, loop      # pointer bumps + branch: no hardware loop, no post-increment here
-    cycles, macs = corev_probe.model_step_cycles()
-    assert (cycles, macs) == (14, 32)
+    assert corev_probe.model_step_cycles(wbits) == (model, 4 * sdot)
 
 
 def test_extern_to_inline_asm_rewrites_every_call():

@@ -81,15 +81,15 @@ def extern_to_inline_asm(ll: str) -> str:
     return out
 
 
-def simd_kernel_asm(rows: int, n_in: int, n_out: int) -> str:
-    """Assembly of the per-core int8 kernel of trm_tvm.gap9.tir_kernels for riscv32 + CORE-V."""
+def simd_kernel_asm(rows: int, n_in: int, n_out: int, wbits: int = 8) -> str:
+    """Assembly of the per-core kernel of trm_tvm.gap9.tir_kernels for riscv32 + CORE-V."""
     import tvm
 
     from trm_tvm.gap9 import tir_kernels
 
-    if not tir_kernels.uses_simd(n_in, 8):
-        raise ValueError(f"n_in {n_in} has no SIMD form (n_in % 4 != 0)")
-    func = tir_kernels.share_func(rows, n_in, n_out, 8).with_attr("global_symbol", "share")
+    if not tir_kernels.uses_simd(n_in, wbits):
+        raise ValueError(f"n_in {n_in} has no SIMD form for {wbits}-bit weights")
+    func = tir_kernels.share_func(rows, n_in, n_out, wbits).with_attr("global_symbol", "share")
     ll = tvm.tirx.build(tvm.IRModule({"share": func}), target=_target(COREV_MATTR)).inspect_source("ll")
     with tempfile.TemporaryDirectory() as d:   # the IR keeps TVM's target (triple, mattr) in its metadata
         path = os.path.join(d, "share.ll")
@@ -98,40 +98,48 @@ def simd_kernel_asm(rows: int, n_in: int, n_out: int) -> str:
         return tvm.get_global_func("ffi.Module.load_from_file.ll")(path, "ll").inspect_source("asm")
 
 
-def simd_kernel_loop(rows: int = PROBE_SHARE[0], n_in: int = PROBE_SHARE[1], n_out: int = PROBE_SHARE[2]) -> Counter:
+def simd_kernel_loop(wbits: int = 8, rows: int = PROBE_SHARE[0], n_in: int = PROBE_SHARE[1],
+                     n_out: int = PROBE_SHARE[2]) -> Counter:
     """The inner (reduction) loop of that kernel: the smallest loop holding the SIMD dot product."""
-    return loop_ops(simd_kernel_asm(rows, n_in, n_out), SDOTSP_INSTR)
+    return loop_ops(simd_kernel_asm(rows, n_in, n_out, wbits), SDOTSP_INSTR)
 
 
-def model_step_cycles() -> tuple[int, int]:
-    """(cycles, MACs) of one 4-lane int8 step of the frozen cycle model's register block (trm_tvm.gap9.cycles)."""
+def model_step_cycles(wbits: int = 8) -> tuple[int, int]:
+    """(cycles, MACs) of one reduction step (one weight word: 4 int8 / 8 int4 lanes) of the frozen cycle model's
+    register block (trm_tvm.gap9.cycles)."""
     from trm_tvm.gap9 import cycles
 
-    loop = cycles.TRM_LOOP
+    loop, lanes = cycles.TRM_LOOP, 4 if wbits == 8 else 8
     bt, bo = loop.block_tokens, loop.block_out
-    return cycles.matmul_core_cycles(bt, bo, 8, 8, loop) - cycles.matmul_core_cycles(bt, bo, 4, 8, loop), 4 * bt * bo
+    step = (cycles.matmul_core_cycles(bt, bo, 2 * lanes, wbits, loop)
+            - cycles.matmul_core_cycles(bt, bo, lanes, wbits, loop))
+    return step, lanes * bt * bo
 
 
 def report() -> list[str]:
     """The probe's findings, each figure labelled (exact static data of the assembly, or the model's assumption)."""
     from trm_tvm.provenance import figure, fmt
 
-    plain, corev, simd = inner_loop(PLAIN_MATTR), inner_loop(COREV_MATTR), simd_kernel_loop()
-    macs = 4 * simd[SDOTSP_INSTR]
-    model_cycles, model_macs = model_step_cycles()
-    n, m = sum(simd.values()), model_cycles / model_macs
-    per_mac = figure(round(n / macs, 3), "instructions/MAC", "measured", SOURCE)
-    assumed = figure(round(m, 3), "cycles/MAC", "modeled", "trm_tvm/gap9/cycles.py TRM_LOOP (frozen)")
     ops = lambda c: " ".join(f"{k} x{v}" if v > 1 else k for k, v in sorted(c.items()))  # noqa: E731
-    r, k, o = PROBE_SHARE
-    return [
+    plain, corev = inner_loop(PLAIN_MATTR), inner_loop(COREV_MATTR)
+    lines = [
         f"plain int8 dot product, +m,+c: {ops(plain)} = {sum(plain.values())} instructions/MAC (exact static)",
         f"plain int8 dot product, +xcv*: {ops(corev)} = {sum(corev.values())} instructions/MAC (exact static)",
         f"LLVM 22 intrinsic {SDOTSP_INTRINSIC}: {'present' if llvm_has_intrinsic(SDOTSP_INTRINSIC) else 'absent'}"
         " (the extern is compiled as the inline instruction)",
-        f"TIR per-core kernel {r}x{k}x{o} (SIMD form), inner loop: {ops(simd)} = {n} instructions per {macs} MACs"
-        f" (exact static) -> {fmt(per_mac)}",
-        f"cycle model v2 block step: {model_cycles} cycles per {model_macs} MACs -> {fmt(assumed)} "
-        f"(post-increment loads, hardware loop); generated loop {n - model_cycles:+d} instructions per step "
-        f"({n / model_cycles - 1:+.0%}, at one instruction per cycle)",
     ]
+    r, k, o = PROBE_SHARE
+    for wbits in (8, 4):
+        simd = simd_kernel_loop(wbits)
+        n, macs = sum(simd.values()), 4 * simd[SDOTSP_INSTR]      # 4 lanes each (int4: of 16 x the weights)
+        model_cycles, model_macs = model_step_cycles(wbits)
+        assert macs == model_macs, (macs, model_macs)      # one step of the same 2x4 block
+        per_mac = figure(round(n / macs, 3), "instructions/MAC", "measured", SOURCE)
+        assumed = figure(round(model_cycles / macs, 3), "cycles/MAC", "modeled",
+                         "trm_tvm/gap9/cycles.py TRM_LOOP (frozen)")
+        lines += [f"TIR per-core kernel s{wbits} {r}x{k}x{o} (SIMD form), inner loop: {ops(simd)} = {n} instructions"
+                  f" per {macs} MACs (exact static) -> {fmt(per_mac)}",
+                  f"  cycle model v2, same block step: {model_cycles} cycles -> {fmt(assumed)} (post-increment loads,"
+                  f" hardware loop{', 2-instruction unpack per weight word' if wbits == 4 else ''}); generated loop "
+                  f"{n - model_cycles:+d} instructions ({n / model_cycles - 1:+.0%} at one instruction per cycle)"]
+    return lines

@@ -58,7 +58,8 @@ class _NetEmitter:
         self.art, self.board = art, board
         self.tir_kernels = tir_kernels                  # token-split layers compute with trm_tvm.gap9.tir_kernels
         self.overrides = linear_overrides or {}
-        self.packed: dict[str, np.ndarray] = {}        # packed weight-tile arrays of the packed linear layers
+        self.packed: dict[str, np.ndarray] = {}        # arrays only linear layers read: packed weight tiles, int4
+                                                        # weights in the CORE-V word layout (tir_kernels)
         self.packed_away: set[str] = set()              # tensors only those arrays now carry
         self.acts = art.header["activations"]
         self.plans: dict[str, LinearTiling | RowsTiling | TransposeTiling] = {}
@@ -90,6 +91,8 @@ class _NetEmitter:
 
     # -- ops ---------------------------------------------------------------------------------------------------------
     def op_linear(self, node: dict) -> str:
+        from trm_tvm.gap9 import tir_kernels as tk     # (imports TVM: only when a project has linear layers)
+
         src = node["inputs"][0]
         rows = self.size(src) // node["n_in"]
         plan = self.overrides.get(node["name"]) or plan_linear(rows, node["n_in"], node["n_out"], node["bits"],
@@ -102,19 +105,24 @@ class _NetEmitter:
         fields = {"tokens": rows, "n_in": node["n_in"], "n_out": node["n_out"], "wbits": node["bits"],
                   **plan.c_args()}
         if self.tir_kernels:
-            from trm_tvm.gap9.tir_kernels import dispatcher_name
-            fields["share"] = dispatcher_name(plan.n_in, plan.wbits)
+            fields["share"] = tk.dispatcher_name(plan.n_in, plan.wbits)
         init = ", ".join(f".{k} = {v}" for k, v in fields.items())
+        w, wname = self.art[node["weight"]], self.buf(node["weight"])
+        relaid = self.tir_kernels and tk.in_word_layout(plan.n_in, plan.wbits)
+        if relaid:            # the generated kernel reads int4 weights in the CORE-V word layout
+            w, wname = tk.s4_word_layout(w, plan.n_in), f"t_cv_{cname(node['weight'])}"
         if plan.packed:       # one contiguous block per output tile: weights, bias, mult, shift
             name = f"t_pk_{cname(node['name'])}"
             bias = self.art[node["bias"]] if node.get("bias") else None
-            self.packed[name] = pack_linear(plan, self.art[node["weight"]], bias, self.art[node["mult"]],
-                                            self.art[node["shift"]])
+            self.packed[name] = pack_linear(plan, w, bias, self.art[node["mult"]], self.art[node["shift"]])
             self.packed_away.update(n for n in (node["weight"], node.get("bias"), node["mult"], node["shift"]) if n)
             operands = f".packed = {name}"
         else:
+            if relaid:
+                self.packed[wname] = w
+                self.packed_away.add(node["weight"])
             bias = self.buf(node["bias"]) if node.get("bias") else "t_zero_bias"
-            operands = (f".w = {self.buf(node['weight'])}, .bias = {bias}, .mult = {self.buf(node['mult'])}, "
+            operands = (f".w = {wname}, .bias = {bias}, .mult = {self.buf(node['mult'])}, "
                         f".shift = {self.buf(node['shift'])}")
         return (f"  {{ static const trm_linear_cl_args_t a = {{.in = {self.buf(src)}, {operands}, "
                 f".out = {self.out(node)}, {init}}};\n    check(trm_linear_cl(&a)); }}\n")

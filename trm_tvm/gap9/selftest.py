@@ -56,19 +56,26 @@ def linear_operands(tokens: int, n_in: int, n_out: int, wbits: int, seed: int) -
 
 
 def selftest_header(ops: dict, tilings: list[LinearTiling], tir: list[bool]) -> str:
-    """selftest_data.h: the operands, and one st_cases entry per tiling (`tir[i]`: with the generated kernels)."""
-    from trm_tvm.gap9.tir_kernels import dispatcher_name
+    """selftest_data.h: the operands, and one st_cases entry per tiling (`tir[i]`: with the generated kernels, which
+    may read the weights in another layout: `st_w_tir`)."""
+    from trm_tvm.gap9 import tir_kernels
 
     t0 = tilings[0]
     defs = {"ST_TOKENS": t0.tokens, "ST_N_IN": t0.n_in, "ST_N_OUT": t0.n_out, "ST_WBITS": t0.wbits}
     arrays = [("st_in", ops["in"]), ("st_w", ops["w"]), ("st_bias", ops["bias"]), ("st_mult", ops["mult"]),
               ("st_shift", ops["shift"])]
+    w_tir, w_tir_name = ops["w"], "st_w"
+    if any(tir) and tir_kernels.in_word_layout(t0.n_in, t0.wbits):
+        w_tir, w_tir_name = tir_kernels.s4_word_layout(ops["w"], t0.n_in), "st_w_tir"
+        arrays.append((w_tir_name, w_tir))
     cases = []
     for i, t in enumerate(tilings):
+        w, wname = (w_tir, w_tir_name) if tir[i] else (ops["w"], "st_w")
         if t.packed:
-            arrays.append((f"st_packed{i}", pack_linear(t, ops["w"], ops["bias"], ops["mult"], ops["shift"])))
+            arrays.append((f"st_packed{i}", pack_linear(t, w, ops["bias"], ops["mult"], ops["shift"])))
+        share = tir_kernels.dispatcher_name(t.n_in, t.wbits) if tir[i] else "0"
         cases.append(f"{{{t.tile_tokens}, {t.tile_out}, {int(t.split_tokens)}, {int(t.double_buffer)}, "
-                     f"{f'st_packed{i}' if t.packed else '0'}, {dispatcher_name(t.n_in, t.wbits) if tir[i] else '0'}}}")
+                     f"{f'st_packed{i}' if t.packed else '0'}, {share}, {wname}}}")
     return ("#include <stdint.h>\n#include \"trm_gap9_tir.h\"\n" + c_defines(defs)
             + "".join(c_array(n, v) for n, v in arrays)
             + "static const st_case_t st_cases[] = {\n  " + ",\n  ".join(cases) + "\n};\n")

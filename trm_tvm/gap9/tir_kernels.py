@@ -11,16 +11,23 @@ floor/ceil shares), so each gets a statically shaped kernel lowered by our C pip
 and one dispatcher per (n_in, wbits) picks it (`trm_linear_cl_args_t.share`); trm_linear_cl.c keeps the tiling,
 DMA, fork and barriers.
 
-SIMD form (int8 weights, n_in % 4 == 0, so every activation and weight row starts on a word in L1): the reduction
-runs over 32-bit words, each step one CORE-V sum-of-dot-products `trm_cv_sdotsp4(a_word, w_word, acc)` (4 MACs;
-project_templates/gap9/kernels/trm_corev.h maps it to the PULP builtin or emulates it exactly), in a register
-block of 2 tokens x 4 output channels when the share's sizes allow (PULP-NN's 4x2, the cycle model's block).
-Other shapes (int4 weights, n_in % 4 != 0) keep the strategy's plain form.
+SIMD form (int8 weights with n_in % 4 == 0, packed int4 with n_in % 8 == 0: every activation and weight row starts
+on a word in L1): the reduction runs over 32-bit words, each step CORE-V sums-of-dot-products
+`trm_cv_sdotsp4(a_word, w_word, acc)` (4 MACs each; project_templates/gap9/kernels/trm_corev.h maps it to the
+PULP builtin or emulates it exactly), in a register block of 2 tokens x 4 output channels when the share's sizes
+allow (PULP-NN's 4x2, the cycle model's block).
+- int8: one step per word.
+- int4: the weights are stored in the CORE-V word layout (`s4_word_layout`, byte j of a word = weight j in the low
+  nibble, weight j + 4 in the high one), so `(w << 4) & 0xF0F0F0F0` and `w & 0xF0F0F0F0` are the word's weights
+  0-3 and 4-7 as bytes holding 16 x the int4 value: two masks and a shift unpack 8 lanes in activation order, two
+  sdotsp4 with the two activation words accumulate 16 x the dot product, `>> 4` (exact) restores it.
+Other shapes keep the strategy's plain form (and the spec's weight layout).
 
 What this is not: the tiles/DMA as TIR (docs/gap9.md "Kernels from the TIR strategies").
 """
 from __future__ import annotations
 
+import numpy as np
 from tvm import s_tir, tirx
 from tvm.script import tirx as T
 
@@ -36,20 +43,57 @@ BLOCK_T, BLOCK_O = 2, 4         # register block of the SIMD form: tokens x outp
 
 
 def uses_simd(n_in: int, wbits: int) -> bool:
-    return wbits == 8 and n_in % 4 == 0
+    return n_in % (4 if wbits == 8 else 8) == 0 and n_in < (1 << 17)   # int4: 16 x the sums stays in int32
+
+
+def s4_word_layout(w_packed: np.ndarray, n_in: int) -> np.ndarray:
+    """Packed int4 weights from the spec's layout (byte j: weight 2j low nibble, 2j+1 high; trm_tvm.quant.spec)
+    to the CORE-V word layout of the SIMD form: per word of 8 weights, byte j holds weight j (low) and j + 4 (high)."""
+    from trm_tvm.quant import spec
+
+    w = spec.unpack_s4(w_packed, n_in).astype(np.int64) & 0xF
+    g = w.reshape(w.shape[0], n_in // 8, 2, 4)
+    return (g[:, :, 0, :] | (g[:, :, 1, :] << 4)).reshape(w.shape[0], n_in // 2).astype(np.uint8)
+
+
+def in_word_layout(n_in: int, wbits: int) -> bool:
+    """Whether the generated kernel of this layer reads its weights in the CORE-V word layout (int4 SIMD form)."""
+    return wbits == 4 and uses_simd(n_in, wbits)
+
+
+def device_weights(w: np.ndarray, n_in: int, wbits: int) -> np.ndarray:
+    """The weight array the generated per-core kernel of this layer reads."""
+    return s4_word_layout(w, n_in) if in_word_layout(n_in, wbits) else w
 
 
 def _sdotsp4(a_word, w_word, acc):
     return tirx.call_extern("int32", SDOTSP4, a_word, w_word, acc)
 
 
+def _nibbles_x16(w, low: bool):
+    """Bytes holding 16 x the int4 weights of the word's low (or high) nibbles (unsigned shifts and masks only)."""
+    u = tirx.Cast("uint32", w)
+    u = tirx.shift_left(u, tirx.const(4, "uint32")) if low else u
+    return tirx.Cast("int32", tirx.bitwise_and(u, tirx.const(0xF0F0F0F0, "uint32")))
+
+
+def _s4_step(a_lo, a_hi, w_word, acc):
+    """8 MACs x 16: weights 0-3 of the word with activation word a_lo, weights 4-7 with a_hi."""
+    return _sdotsp4(a_hi, _nibbles_x16(w_word, False), _sdotsp4(a_lo, _nibbles_x16(w_word, True), acc))
+
+
 def simd_func(s: LinearShape) -> tirx.PrimFunc:
-    """acc = bias + sum over the row's words of sdotsp4(activation word, weight word); the spec's requantisation.
-    Activations and weights are int32 buffers of n_in / 4 words per row (the C caller passes the int8 rows)."""
-    M, N, KW = s.tokens, s.n_out, s.n_in // 4
+    """acc = bias + sum over the row's words of sdotsp4(activation word, weight word) (int4: the 16 x sums of
+    `_s4_step`, then >> 4 + bias); the spec's requantisation. Activations are int32 buffers of n_in / 4 words per
+    row, weights of n_in / 4 (int8) or n_in / 8 (int4) words (the C caller passes the byte rows)."""
+    M, N, KA, s4 = s.tokens, s.n_out, s.n_in // 4, s.wbits == 4
+    KW = KA // 2 if s4 else KA     # reduction steps: one weight word each
+
+    def total(acc, bias):
+        return tirx.shift_right(acc, 4) + bias if s4 else acc
 
     @T.prim_func(s_tir=True)
-    def linear_cv(a: T.Buffer((M, KW), "int32"), w: T.Buffer((N, KW), "int32"), bias: T.Buffer((N,), "int32"),
+    def linear_cv(a: T.Buffer((M, KA), "int32"), w: T.Buffer((N, KW), "int32"), bias: T.Buffer((N,), "int32"),
                   mult: T.Buffer((N,), "int32"), shift: T.Buffer((N,), "int32"), out: T.Buffer((M, N), "int8")):
         with T.sblock("root"):
             acc = T.sblock_alloc_buffer((M, N), "int32")
@@ -57,12 +101,18 @@ def simd_func(s: LinearShape) -> tirx.PrimFunc:
                 with T.sblock("acc"):
                     vt, vo, vk = T.axis.remap("SSR", [t, o, k])
                     with T.init():
-                        acc[vt, vo] = bias[vo]
-                    acc[vt, vo] = _sdotsp4(a[vt, vk], w[vo, vk], acc[vt, vo])
+                        if s4:
+                            acc[vt, vo] = 0
+                        else:
+                            acc[vt, vo] = bias[vo]
+                    if s4:
+                        acc[vt, vo] = _s4_step(a[vt, vk * 2], a[vt, vk * 2 + 1], w[vo, vk], acc[vt, vo])
+                    else:
+                        acc[vt, vo] = _sdotsp4(a[vt, vk], w[vo, vk], acc[vt, vo])
             for t, o in T.grid(M, N):
                 with T.sblock("out"):
                     vt, vo = T.axis.remap("SS", [t, o])
-                    out[vt, vo] = rq_sat(acc[vt, vo], mult[vo], shift[vo], "int8")
+                    out[vt, vo] = rq_sat(total(acc[vt, vo], bias[vo]), mult[vo], shift[vo], "int8")
 
     return linear_cv
 
@@ -137,6 +187,7 @@ def source(tilings: list[LinearTiling], cores: int) -> tuple[str, str]:
                  "const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out)")
         header.append(proto + ";")
         xtype, wtype = ("int32_t", "int32_t") if uses_simd(k, w) else ("int8_t", "uint8_t" if w == 4 else "int8_t")
+        # (int4 SIMD form: the layer's weights are in the word layout, device_weights)
         cases = "".join(f"  if (rows == {r} && n_out == {n}) {{\n    {kernel_name(r, k, n, w)}(({xtype} *)x, "
                         f"({wtype} *)w, (int32_t *)bias, (int32_t *)mult, (int32_t *)shift, out);\n"
                         "    return 0;\n  }\n" for r, n in sorted(rn))

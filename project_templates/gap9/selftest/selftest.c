@@ -35,6 +35,7 @@ typedef struct {
   int tile_tokens, tile_out, split_tokens, double_buffer;
   const uint8_t *packed;        /* the case's packed weight tiles, or 0 */
   trm_linear_cl_share_fn share; /* generated per-core kernels (trm_gap9_tir.h), or 0 */
+  const void *w;                /* the weights in the layout the case's kernel reads (trm_tvm/gap9/tir_kernels.py) */
 } st_case_t;
 #include "selftest_data.h"
 void trm_compat_l1_peak_reset(void);
@@ -44,7 +45,7 @@ static int rc;
 static void cluster_entry(void *arg) {
   const st_case_t *c = arg;
   trm_linear_cl_args_t a = {
-      .in = st_in, .w = st_w, .bias = st_bias, .mult = st_mult, .shift = st_shift, .out = out,
+      .in = st_in, .w = c->w, .bias = st_bias, .mult = st_mult, .shift = st_shift, .out = out,
       .tokens = ST_TOKENS, .n_in = ST_N_IN, .n_out = ST_N_OUT, .wbits = ST_WBITS,
       .tile_tokens = c->tile_tokens, .tile_out = c->tile_out, .split_tokens = c->split_tokens,
       .double_buffer = c->double_buffer, .packed = c->packed, .share = c->share,
