@@ -83,6 +83,29 @@ def test_s4_word_layout_unpacks_to_the_weights_with_two_masks():
     assert np.array_equal(tir_kernels.device_weights(spec.pack_s4(w), 20, 4), spec.pack_s4(w))   # plain form
 
 
+@pytest.mark.parametrize("wbits", [8, 4])
+def test_simd_dispatcher_on_the_host_is_exact_and_refuses_misaligned_rows(tmp_path, wbits):
+    """The generated SIMD kernels and their dispatcher, compiled on the host with the emulation: 0 LSB against the
+    spec for a 3 x 40 -> 6 share (blocks 1 x 2), and -1 when the rows do not start on a word."""
+    t = LinearTiling(3, 40, 6, wbits, 3, 6, True, True)
+    src, hdr = tir_kernels.source([t], 1)
+    (tmp_path / "trm_gap9_tir.c").write_text(src)
+    (tmp_path / "trm_gap9_tir.h").write_text(hdr)
+    lib = build_shared([tmp_path / "trm_gap9_tir.c"], [tmp_path, KERNELS])
+    share = getattr(lib, tir_kernels.dispatcher_name(40, wbits))
+    share.argtypes = [ctypes.c_int, ctypes.c_int] + [ctypes.c_void_p] * 6
+    ops = selftest.linear_operands(3, 40, 6, wbits, seed=5)
+    w = np.ascontiguousarray(tir_kernels.device_weights(ops["w"], 40, wbits))
+    x = np.zeros(3 * 40 + 4, np.int8)     # word-aligned by numpy; x[1:] is not
+    x[:120] = ops["in"].reshape(-1)
+    out = np.zeros((3, 6), np.int8)
+    args = [w.ctypes.data, ops["bias"].ctypes.data, ops["mult"].ctypes.data, ops["shift"].ctypes.data,
+            out.ctypes.data]
+    assert share(3, 6, x.ctypes.data, *args) == 0
+    np.testing.assert_array_equal(out, ops["expect"])
+    assert share(3, 6, x.ctypes.data + 1, *args) == -1 and share(2, 6, x.ctypes.data, *args) == -1
+
+
 @pytest.mark.qemu
 @pytest.mark.xdist_group("gap9")
 def test_simd_tir_kernels_are_bit_exact_at_odd_sizes(tmp_path):

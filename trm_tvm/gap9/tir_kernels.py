@@ -186,9 +186,10 @@ def source(tilings: list[LinearTiling], cores: int) -> tuple[str, str]:
         proto = (f"int {dispatcher_name(k, w)}(int rows, int n_out, const int8_t *x, const uint8_t *w, "
                  "const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out)")
         header.append(proto + ";")
-        xtype, wtype = ("int32_t", "int32_t") if uses_simd(k, w) else ("int8_t", "uint8_t" if w == 4 else "int8_t")
-        # (int4 SIMD form: the layer's weights are in the word layout, device_weights)
-        cases = "".join(f"  if (rows == {r} && n_out == {n}) {{\n    {kernel_name(r, k, n, w)}(({xtype} *)x, "
+        simd = uses_simd(k, w)        # word loads (int4: the weights are in the word layout, device_weights)
+        xtype, wtype = ("int32_t", "int32_t") if simd else ("int8_t", "uint8_t" if w == 4 else "int8_t")
+        aligned = "  if (((uintptr_t)x | (uintptr_t)w) & 3u) return -1; /* rows must start on words */\n"
+        cases = (aligned if simd else "") + "".join(f"  if (rows == {r} && n_out == {n}) {{\n    {kernel_name(r, k, n, w)}(({xtype} *)x, "
                         f"({wtype} *)w, (int32_t *)bias, (int32_t *)mult, (int32_t *)shift, out);\n"
                         "    return 0;\n  }\n" for r, n in sorted(rn))
         body.append(f"{proto} {{\n{cases}  return -1;\n}}")
