@@ -144,8 +144,8 @@ def test_rmsnorm(K, shape, level):
 @pytest.mark.parametrize("shape", NORM_SHAPES, ids=lambda s: s.key)
 def test_rmsnorm_int32_paths(K, shape, level):
     """Every branch of the int32 form: every bit length b of isqrt(ss) (1..31: magnitudes 2^0..2^24 and eps up to
-    2^61), so both Q15 paths (b <= 18, b >= 19); every channel's shift in 33..62 (the int32 rq) or one below 33
-    (the int64 rq), with the extreme multipliers."""
+    2^61), so both Q15 paths (b <= 18, b >= 19); every channel's shift in 33..56 (mve: 4 lanes), 33..62 (the
+    int32 rq) or one below 33 (the int64 rq), with the extreme multipliers."""
     rng = np.random.default_rng(13)
     bits = set()
     for case in range(600):
@@ -154,7 +154,7 @@ def test_rmsnorm_int32_paths(K, shape, level):
         eps = int(rng.choice([0, 1, 1 << int(rng.integers(0, 62))]))
         if case % 7 == 0:
             r[:] = 0  # ss = eps: all outputs 0 (eps 0), b = 1 (eps 1)
-        sh = rng.integers(33, 63, size=shape.dim).astype(np.int32)
+        sh = rng.integers(33, 57 if case % 2 else 63, size=shape.dim).astype(np.int32)  # 33..56: Helium lanes
         if case % 3 == 0:
             sh[int(rng.integers(0, shape.dim))] = int(rng.integers(17, 33))  # |n| <= 2^15: rq fits int32
         mult = rng.choice(np.array([(1 << 31) - 1, 1 << 30, -(1 << 30), -(1 << 31) + 1], np.int64), size=shape.dim)
@@ -253,6 +253,8 @@ def test_mve_form_is_chosen_by_the_board_and_covers_the_tails(K):
         assert (dot + "(" in src) == (shape.n_in >= 16 and not shape.a_trans), shape.key
         assert (dot + "_tail(" in src) == (shape.n_in >= 16 and not shape.a_trans and shape.n_in % 16 > 0), shape.key
     assert "trm_mve_dot_s4_tail(" in K.src and "trm_mve_dot_s8_tail(" in K.src
+    for ext in ("lut_s8x16", "mul_s8x4", "add3_s8x4", "add2_s8x4", "add2_s32x4", "sumsq4", "rms_s8x4"):
+        assert f"trm_mve_{ext}(" in K.src, ext  # the element-wise Helium forms
     assert "trm_mve_rq4_s8(" in K.src  # 4-token requantisation (tokens % 4 == 0: [1], [6]; every shift covered by
     # test_linear_requant_at_every_shift)
 

@@ -1,7 +1,8 @@
 /* Arm ACLE intrinsics used by TVM-generated kernels through call_extern.
  * DSP: "__sxtb16" / "__smlad" / "trm_sxtb16_ror8" / "trm_pkhbt" / "trm_pkhtb" / "trm_ssat8" / "trm_ssat16" /
  * "trm_smmulr"; "trm_bit_length64" (CLZ).
- * Helium (MVE): "trm_mve_dot_s8" / "trm_mve_dot_s4" and their "_tail" forms, "trm_mve_rq4_s8" (below).
+ * Helium (MVE): "trm_mve_dot_s8" / "trm_mve_dot_s4" and their "_tail" forms, "trm_mve_rq4_s8"; element-wise
+ * "trm_mve_lut_s8x16", "trm_mve_mul_s8x4", "trm_mve_add{2,3}_s{8,32}x4", "trm_mve_sumsq4", "trm_mve_rms_s8x4".
  * On a core with the extension they are single instructions (or 2-5 for the MVE dots) from <arm_acle.h> /
  * <arm_mve.h>; elsewhere (host tests) exact C emulations of the same instructions. Not kernels: the loops around
  * them are TVM's. */
@@ -103,6 +104,69 @@ static inline __attribute__((always_inline)) int32_t trm_mve_rq4_s8(int8_t *out,
                             vshrq_n_s32(vqshlq_r_s32(x, 56 - shift), 24));
   return 0;
 }
+/* Element-wise (docs/kernels.md "Element-wise"; the TIR loops around them are the strategies'):
+ * lut: 16 bytes table[q + 128] by one gather (q + 128 = q's byte with the top bit flipped);
+ * mul: 4 lanes sat8(rq(a*b, M, sh)), sh in 33..56, the narrow of trm_mve_rq4_s8;
+ * add2/add3: 4 lanes v = sum in_j * m_j (widening loads, VMUL/VMLA by the scalar multipliers), int8 out:
+ * sat8((v + 2^(s-1)) >> s) = VRSHL by -s, VQSHL #24, VSHR #24 (|v| < 2^24: no wrap); int32 out: v;
+ * sumsq: ss + the 4 lanes' squares (VMLALDAVA, 64-bit);
+ * rms: 4 channels of RMSNorm steps 4-5 (m = b - 1, every shift in 33..56): the Q15 step (b <= 18: rounded high
+ * word of r << (18-b); else (hi32(r*inv) + 2^(b-19)) >> (b-18)), rq with per-lane M and shift, the narrow. */
+static inline __attribute__((always_inline)) int32x4_t trm_mve_narrow4(int32x4_t hi, int32x4_t shift) {
+  int32x4_t v = vaddq_s32(hi, vshlq_s32(vdupq_n_s32(1), vsubq_s32(shift, vdupq_n_s32(33))));
+  return vshrq_n_s32(vqshlq_s32(v, vsubq_s32(vdupq_n_s32(56), shift)), 24);
+}
+static inline __attribute__((always_inline)) int32_t trm_mve_lut_s8x16(int8_t *out, int8_t *in, int8_t *table) {
+  uint8x16_t q = veorq_u8(vldrbq_u8((const uint8_t *)in), vdupq_n_u8(0x80));
+  vstrbq_u8((uint8_t *)out, vldrbq_gather_offset_u8((const uint8_t *)table, q));
+  return 0;
+}
+static inline __attribute__((always_inline)) int32_t trm_mve_mul_s8x4(int8_t *out, int8_t *a, int8_t *b, int32_t mult,
+                                                                      int32_t shift) {
+  int32x4_t x = vmulhq_s32(vmulq_s32(vldrbq_s32(a), vldrbq_s32(b)), vdupq_n_s32(mult));
+  int32x4_t v = vaddq_n_s32(x, (int32_t)1 << (shift - 33));
+  vstrbq_s32(out, vshrq_n_s32(vqshlq_r_s32(v, 56 - shift), 24));
+  return 0;
+}
+static inline __attribute__((always_inline)) int32x4_t trm_mve_sum3(int8_t *a, int8_t *b, int8_t *c, int32_t m0,
+                                                                    int32_t m1, int32_t m2) {
+  int32x4_t v = vmlaq_n_s32(vmulq_n_s32(vldrbq_s32(a), m0), vldrbq_s32(b), m1);
+  return c ? vmlaq_n_s32(v, vldrbq_s32(c), m2) : v;
+}
+static inline __attribute__((always_inline)) int32_t trm_mve_add2_s8x4(int8_t *out, int8_t *a, int8_t *b, int32_t m0,
+                                                                       int32_t m1, int32_t s) {
+  vstrbq_s32(out, vshrq_n_s32(vqshlq_r_s32(vrshlq_n_s32(trm_mve_sum3(a, b, 0, m0, m1, 0), -s), 24), 24));
+  return 0;
+}
+static inline __attribute__((always_inline)) int32_t trm_mve_add3_s8x4(int8_t *out, int8_t *a, int8_t *b, int8_t *c,
+                                                                       int32_t m0, int32_t m1, int32_t m2, int32_t s) {
+  vstrbq_s32(out, vshrq_n_s32(vqshlq_r_s32(vrshlq_n_s32(trm_mve_sum3(a, b, c, m0, m1, m2), -s), 24), 24));
+  return 0;
+}
+static inline __attribute__((always_inline)) int32_t trm_mve_add2_s32x4(int32_t *out, int8_t *a, int8_t *b, int32_t m0,
+                                                                        int32_t m1) {
+  vstrwq_s32(out, trm_mve_sum3(a, b, 0, m0, m1, 0));
+  return 0;
+}
+static inline __attribute__((always_inline)) int32_t trm_mve_add3_s32x4(int32_t *out, int8_t *a, int8_t *b, int8_t *c,
+                                                                        int32_t m0, int32_t m1, int32_t m2) {
+  vstrwq_s32(out, trm_mve_sum3(a, b, c, m0, m1, m2));
+  return 0;
+}
+static inline __attribute__((always_inline)) int64_t trm_mve_sumsq4(int32_t *r, int64_t ss) {
+  int32x4_t x = vldrwq_s32(r);
+  return vmlaldavaq_s32(ss, x, x);
+}
+static inline __attribute__((always_inline)) int32_t trm_mve_rms_s8x4(int8_t *out, int32_t *r, int32_t inv, int32_t m,
+                                                                      int32_t *mult, int32_t *shift) {
+  int32x4_t x = vldrwq_s32(r), vinv = vdupq_n_s32(inv), n;
+  if (m <= 17)
+    n = vrmulhq_s32(vshlq_r_s32(x, 17 - m), vinv);
+  else
+    n = vshlq_r_s32(vaddq_n_s32(vmulhq_s32(x, vinv), (int32_t)1 << (m - 18)), 17 - m);
+  vstrbq_s32(out, trm_mve_narrow4(vmulhq_s32(n, vldrwq_s32(mult)), vldrwq_s32(shift)));
+  return 0;
+}
 #else
 static inline int32_t trm_mve_rq4_s8(int8_t *out, int32_t stride, int32_t v0, int32_t v1, int32_t v2, int32_t v3,
                                      int32_t mult, int32_t shift) {
@@ -110,6 +174,48 @@ static inline int32_t trm_mve_rq4_s8(int8_t *out, int32_t stride, int32_t v0, in
   for (int j = 0; j < 4; j++) {
     int32_t r = ((int32_t)(((int64_t)v[j] * mult) >> 32) + ((int32_t)1 << (shift - 33))) >> (shift - 32);
     out[j * stride] = (int8_t)(r < -128 ? -128 : r > 127 ? 127 : r);
+  }
+  return 0;
+}
+/* host: the same results lane by lane, per docs/integer-spec.md */
+static inline int8_t trm_mve_sat8(int32_t x) { return (int8_t)(x < -128 ? -128 : x > 127 ? 127 : x); }
+static inline int32_t trm_mve_rq_high(int32_t v, int32_t mult, int32_t shift) {
+  return ((int32_t)(((int64_t)v * mult) >> 32) + ((int32_t)1 << (shift - 33))) >> (shift - 32);
+}
+static inline int32_t trm_mve_lut_s8x16(int8_t *out, int8_t *in, int8_t *table) {
+  for (int i = 0; i < 16; i++) out[i] = table[in[i] + 128];
+  return 0;
+}
+static inline int32_t trm_mve_mul_s8x4(int8_t *out, int8_t *a, int8_t *b, int32_t mult, int32_t shift) {
+  for (int i = 0; i < 4; i++) out[i] = trm_mve_sat8(trm_mve_rq_high((int32_t)a[i] * b[i], mult, shift));
+  return 0;
+}
+static inline int32_t trm_mve_add3_s32x4(int32_t *out, int8_t *a, int8_t *b, int8_t *c, int32_t m0, int32_t m1,
+                                         int32_t m2) {
+  for (int i = 0; i < 4; i++) out[i] = (int32_t)a[i] * m0 + (int32_t)b[i] * m1 + (c ? (int32_t)c[i] * m2 : 0);
+  return 0;
+}
+static inline int32_t trm_mve_add2_s32x4(int32_t *out, int8_t *a, int8_t *b, int32_t m0, int32_t m1) {
+  return trm_mve_add3_s32x4(out, a, b, 0, m0, m1, 0);
+}
+static inline int32_t trm_mve_add3_s8x4(int8_t *out, int8_t *a, int8_t *b, int8_t *c, int32_t m0, int32_t m1, int32_t m2,
+                                        int32_t s) {
+  int32_t v[4];
+  trm_mve_add3_s32x4(v, a, b, c, m0, m1, m2);
+  for (int i = 0; i < 4; i++) out[i] = trm_mve_sat8((int32_t)(((int64_t)v[i] + ((int64_t)1 << (s - 1))) >> s));
+  return 0;
+}
+static inline int32_t trm_mve_add2_s8x4(int8_t *out, int8_t *a, int8_t *b, int32_t m0, int32_t m1, int32_t s) {
+  return trm_mve_add3_s8x4(out, a, b, 0, m0, m1, 0, s);
+}
+static inline int64_t trm_mve_sumsq4(int32_t *r, int64_t ss) {
+  for (int i = 0; i < 4; i++) ss += (int64_t)r[i] * r[i];
+  return ss;
+}
+static inline int32_t trm_mve_rms_s8x4(int8_t *out, int32_t *r, int32_t inv, int32_t m, int32_t *mult, int32_t *shift) {
+  for (int i = 0; i < 4; i++) {
+    int32_t n = (int32_t)(((int64_t)r[i] * inv + ((int64_t)1 << (m + 14))) >> (m + 15));  /* b = m + 1 */
+    out[i] = trm_mve_sat8(trm_mve_rq_high(n, mult[i], shift[i]));
   }
   return 0;
 }

@@ -5,6 +5,9 @@ One tensor expression per op. Knobs: `unroll`: split the innermost loop by this 
 applied only when it divides the loop); `int32` (mul): when the tensor's shift is >= 33 (checked once per call),
 rq in int32 as the hand-written kernels do (docs/kernels.md): (hi32(a*b*M) + 2^(sh-33)) >> (sh-32), one long
 multiply, an add, a shift and SSAT (trm_ssat8, kernels/tvm/trm_acle.h); else the spec's int64 rq.
+`mve` (Helium boards, set by the back end): lut, mul (shift 33..56), add_s8 and add_s32 (2 or 3 inputs) loop over
+vectors, one extern of kernels/tvm/trm_acle.h per 16 (lut) or 4 elements, and finish the n % 16 (n % 4) tail
+with the scalar form.
 """
 from __future__ import annotations
 
@@ -15,7 +18,8 @@ from tvm.script import tirx as T
 
 from trm_tvm.compile.strategies.common import i64, rq, rq_high, sat
 
-NAIVE = {"unroll": 1, "int32": False}
+NAIVE = {"unroll": 1, "int32": False, "mve": False}
+MVE_LANES = {"lut": 16, "mul": 4, "add_s8": 4, "add_s32": 4}
 
 
 @dataclass(frozen=True)
@@ -63,20 +67,31 @@ def _mul(s: EltShape):
     return [a, b, mult, shift, out]
 
 
-def mul_int32(s: EltShape, unroll: int) -> tirx.PrimFunc:
-    """mul with the shift tested once: an int32 loop (shift >= 33) and the spec's int64 loop, each unrolled."""
+def mul_int32(s: EltShape, unroll: int, mve: bool = False) -> tirx.PrimFunc:
+    """mul with the shift tested once: an int32 loop (shift >= 33) and the spec's int64 loop, each unrolled; with
+    `mve`, shifts 33..56 first take 4 lanes per extern (trm_mve_mul_s8x4) and the n % 4 tail in int32."""
     (n,) = s.dims
     u = unroll if unroll > 1 and n % unroll == 0 and n > unroll else 1
+    nv = n // 4
+
+    def high(a, b, mult, shift, i):
+        return T.Cast("int8", T.call_extern("int32", "trm_ssat8", rq_high(
+            T.Cast("int32", a[i]) * T.Cast("int32", b[i]), mult, shift)))
 
     @T.prim_func
     def mul(a: T.Buffer((n,), "int8"), b: T.Buffer((n,), "int8"), mult: T.int32, shift: T.int32,
             out: T.Buffer((n,), "int8")):
         T.func_attr({"tirx.noalias": True})
-        if shift >= 33:
+        if mve and shift >= 33 and shift <= 56:
+            for i in range(nv):
+                T.evaluate(T.call_extern("int32", "trm_mve_mul_s8x4", T.address_of(out[i * 4]),
+                                         T.address_of(a[i * 4]), T.address_of(b[i * 4]), mult, shift))
+            for i in range(n - nv * 4):
+                out[nv * 4 + i] = high(a, b, mult, shift, nv * 4 + i)
+        elif shift >= 33:
             for i0 in range(n // u):
                 for i1 in T.unroll(u):
-                    out[i0 * u + i1] = T.Cast("int8", T.call_extern("int32", "trm_ssat8", rq_high(
-                        T.Cast("int32", a[i0 * u + i1]) * T.Cast("int32", b[i0 * u + i1]), mult, shift)))
+                    out[i0 * u + i1] = high(a, b, mult, shift, i0 * u + i1)
         else:
             for i0 in range(n // u):
                 for i1 in T.unroll(u):
@@ -130,7 +145,74 @@ def scratch_bytes(s: EltShape, knobs: dict) -> int:
     return 0
 
 
+def _mve_lut(s: EltShape) -> tirx.PrimFunc:
+    (n,) = s.dims
+    nv = n // 16
+
+    @T.prim_func
+    def lut(a: T.Buffer((n,), "int8"), table: T.Buffer((256,), "int8"), out: T.Buffer((n,), "int8")):
+        T.func_attr({"tirx.noalias": True})
+        for i in range(nv):
+            T.evaluate(T.call_extern("int32", "trm_mve_lut_s8x16", T.address_of(out[i * 16]),
+                                     T.address_of(a[i * 16]), T.address_of(table[0])))
+        for i in range(n - nv * 16):
+            out[nv * 16 + i] = table[T.Cast("int32", a[nv * 16 + i]) + 128]
+
+    return lut
+
+
+def _mve_add(s: EltShape) -> tirx.PrimFunc:
+    """v = sum_j in_j * m_j on 4 lanes per extern (2 or 3 inputs), the tail as the tensor expression's loop."""
+    (n,) = s.dims
+    nv, three, s8 = n // 4, s.n_in == 3, s.op == "add_s8"
+    odt = "int8" if s8 else "int32"
+    name = f"trm_mve_add{s.n_in}_s{8 if s8 else 32}x4"
+
+    def total(a, b, c, m, i):
+        v = T.Cast("int32", a[i]) * m[0] + T.Cast("int32", b[i]) * m[1]
+        return v + T.Cast("int32", c[i]) * m[2] if three else v
+
+    def vec_args(a, b, c, m, i):
+        ins = [T.address_of(a[i]), T.address_of(b[i])] + ([T.address_of(c[i])] if three else [])
+        return ins + [m[j] for j in range(s.n_in)]
+
+    def tail(a, b, c, m, shift, i):
+        v = total(a, b, c, m, i)
+        if not s8:
+            return v
+        return sat(tirx.shift_right(i64(v) + tirx.shift_left(tirx.const(1, "int64"), i64(shift) - 1), i64(shift)),
+                   "int8")
+
+    @T.prim_func
+    def add(a: T.Buffer((n,), "int8"), b: T.Buffer((n,), "int8"), c: T.Buffer((n,), "int8"),
+            m: T.Buffer((s.n_in,), "int32"), shift: T.int32, out: T.Buffer((n,), odt)):
+        T.func_attr({"tirx.noalias": True})
+        for i in range(nv):
+            T.evaluate(T.call_extern("int32", name, T.address_of(out[i * 4]), *vec_args(a, b, c, m, i * 4),
+                                     *([shift] if s8 else [])))
+        for i in range(n - nv * 4):
+            out[nv * 4 + i] = tail(a, b, c, m, shift, nv * 4 + i)
+
+    drop = ({"c"} if not three else set()) | ({"shift"} if not s8 else set())  # the C signature of the te form
+    return tirx.PrimFunc([p for p in add.params if p.name not in drop], add.body, add.ret_type, add.attrs)
+
+
+def mve_func(s: EltShape, knobs: dict):
+    """The Helium form of an element-wise op, or None where it has none (other ops, shorter than a vector)."""
+    lanes = MVE_LANES.get(s.op)
+    if not knobs.get("mve") or lanes is None or s.dims[0] < lanes:
+        return None
+    if s.op == "lut":
+        return _mve_lut(s)
+    if s.op == "mul":
+        return mul_int32(s, knobs["unroll"], mve=True) if knobs.get("int32") else None
+    return _mve_add(s) if s.n_in in (2, 3) else None
+
+
 def schedule(s: EltShape, knobs: dict) -> tirx.PrimFunc:
+    vec = mve_func(s, knobs)
+    if vec is not None:
+        return vec
     if s.op == "mul" and knobs.get("int32"):
         return mul_int32(s, knobs["unroll"])
     sch = s_tir.Schedule(te.create_prim_func(COMPUTE[s.op](s)))

@@ -14,6 +14,9 @@ Knob `int32` (default on; off = the plain int64 form above, the naive level), wh
     >> (b-18) -- the branch is taken once per token;
   - step 5, when every channel's shift is >= 33 (checked once per call): (hi32(n*M) + 2^(sh-33)) >> (sh-32) and
     SSAT (trm_ssat8, kernels/tvm/trm_acle.h; docs/kernels.md "Both requantise exactly"); else the spec's int64 rq.
+Knob `mve` (Helium boards, set by the back end; dim % 4 == 0): the sum of squares 4 lanes per VMLALDAVA
+(trm_mve_sumsq4) and, when every shift is in 33..56, steps 4-5 on 4 channels per trm_mve_rms_s8x4 (per-lane M and
+shift, the VQSHL/VSHR narrow).
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ from tvm.script import tirx as T
 
 from trm_tvm.compile.strategies.common import rq, rq_high, sat
 
-NAIVE: dict = {"int32": False}
+NAIVE: dict = {"int32": False, "mve": False}
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,9 @@ def scratch_bytes(s: RMSNormShape, knobs: dict) -> int:
 
 
 def schedule(s: RMSNormShape, knobs: dict) -> tirx.PrimFunc:
-    return int32_func(s) if knobs.get("int32") else int64_func(s)
+    if knobs.get("int32"):
+        return int32_func(s, bool(knobs.get("mve")) and s.dim % 4 == 0)
+    return int64_func(s)
 
 
 def int64_func(s: RMSNormShape) -> tirx.PrimFunc:
@@ -95,8 +100,9 @@ def _hi32(x, y):
     return T.Cast("int32", T.shift_right(T.Cast("int64", x) * T.Cast("int64", y), T.int64(32)))
 
 
-def int32_func(s: RMSNormShape) -> tirx.PrimFunc:
+def int32_func(s: RMSNormShape, mve: bool = False) -> tirx.PrimFunc:
     L, D = s.tokens, s.dim
+    D4 = D // 4
 
     @T.prim_func
     def rmsnorm(r: T.Buffer((L, D), "int32"), eps: T.int64, mult: T.Buffer((D,), "int32"),
@@ -108,14 +114,20 @@ def int32_func(s: RMSNormShape) -> tirx.PrimFunc:
         m = T.alloc_buffer((1,), "int32")
         inv = T.alloc_buffer((1,), "int32")
         high = T.alloc_buffer((1,), "int32")
-        high[0] = 1
+        high[0] = 2 if mve else 1   # 2: every shift in 33..56 (Helium lanes), 1: every shift >= 33, 0: else
         for k in range(D):
             if shift[k] < 33:
                 high[0] = 0
+            elif shift[k] > 56 and high[0] == 2:
+                high[0] = 1
         for t in range(L):
             ss[0] = eps
-            for k in range(D):
-                ss[0] = ss[0] + T.Cast("int64", r[t, k]) * T.Cast("int64", r[t, k])
+            if mve:
+                for k in range(D4):
+                    ss[0] = T.call_extern("int64", "trm_mve_sumsq4", T.address_of(r[t, k * 4]), ss[0])
+            else:
+                for k in range(D):
+                    ss[0] = ss[0] + T.Cast("int64", r[t, k]) * T.Cast("int64", r[t, k])
             if ss[0] == T.int64(0):
                 for k in range(D):
                     out[t, k] = T.int8(0)
@@ -133,8 +145,13 @@ def int32_func(s: RMSNormShape) -> tirx.PrimFunc:
                         res[0] = T.shift_right(res[0], T.int64(1))
                 # b = m + 1; inv = 2^(b+29) / d
                 inv[0] = T.Cast("int32", T.truncdiv(T.shift_left(T.int64(1), T.Cast("int64", m[0] + 30)), res[0]))
-                if m[0] + 1 <= 18:
-                    if high[0] == 1:
+                if high[0] == 2:
+                    for k in range(D4):
+                        T.evaluate(T.call_extern("int32", "trm_mve_rms_s8x4", T.address_of(out[t, k * 4]),
+                                                 T.address_of(r[t, k * 4]), inv[0], m[0], T.address_of(mult[k * 4]),
+                                                 T.address_of(shift[k * 4])))
+                elif m[0] + 1 <= 18:
+                    if high[0] >= 1:
                         for k in range(D):
                             out[t, k] = _rq_high(T.call_extern("int32", "trm_smmulr", r[t, k] * T.shift_left(1, 17 - m[0]),
                                                             inv[0]), mult[k], shift[k])
@@ -143,7 +160,7 @@ def int32_func(s: RMSNormShape) -> tirx.PrimFunc:
                             out[t, k] = _rq_any(T.call_extern("int32", "trm_smmulr", r[t, k] * T.shift_left(1, 17 - m[0]),
                                                             inv[0]), mult[k], shift[k])
                 else:
-                    if high[0] == 1:
+                    if high[0] >= 1:
                         for k in range(D):
                             out[t, k] = _rq_high(T.shift_right(_hi32(r[t, k], inv[0]) + T.shift_left(1, m[0] - 18),
                                                                m[0] - 17), mult[k], shift[k])
