@@ -77,6 +77,7 @@ static inline __attribute__((always_inline)) int8x16_t trm_mve_s4x16(uint16x8_t 
   return vshrq_n_s8(x, 4);                                         /* sign-extend both */
 }
 static inline __attribute__((always_inline)) int32_t trm_mve_dot_s8(int8_t *a, int8_t *w, int32_t acc) {
+  if (__builtin_constant_p(acc) && acc == 0) return vmladavq_s8(vldrbq_s8(a), vldrbq_s8(w)); /* first chunk */
   return vmladavaq_s8(acc, vldrbq_s8(a), vldrbq_s8(w));
 }
 static inline __attribute__((always_inline)) int32_t trm_mve_dot_s8_tail(int8_t *a, int8_t *w, int32_t n,
@@ -85,6 +86,7 @@ static inline __attribute__((always_inline)) int32_t trm_mve_dot_s8_tail(int8_t 
   return vmladavaq_s8(acc, vldrbq_z_s8(a, p), vldrbq_z_s8(w, p));
 }
 static inline __attribute__((always_inline)) int32_t trm_mve_dot_s4(int8_t *a, uint8_t *w, int32_t acc) {
+  if (__builtin_constant_p(acc) && acc == 0) return vmladavq_s8(vldrbq_s8(a), trm_mve_s4x16(vldrbq_u16(w)));
   return vmladavaq_s8(acc, vldrbq_s8(a), trm_mve_s4x16(vldrbq_u16(w)));
 }
 static inline __attribute__((always_inline)) int32_t trm_mve_dot_s4_tail(int8_t *a, uint8_t *w, int32_t n,

@@ -5,7 +5,7 @@ Compute (tensor expression) + schedule (s_tir.Schedule) with the knobs the tuner
   order     "to" (tokens outer) | "ot" (output channels outer)
   tile_o    output channels computed together (register blocking), 1 = none
   tile_t    tokens computed together (order "to"; each weight word is widened once for tile_t tokens), 1 = none
-  unroll_k  inner unroll factor of the reduction (s4: even, so the nibble select folds away), 1 = none
+  unroll_k  inner unroll factor of the reduction (s4: even, so the nibble select folds away), 1 = none, 0 = all
   fuse      requantise right after each accumulation (accumulator stays in registers); False = naive: a full
             int32 accumulator tensor, passed in as arena scratch (never on the stack)
   dsp       Arm DSP extension (fused; int8 weights with n_in % 4 == 0, packed int4 with n_in % 8 == 0): the
@@ -33,10 +33,10 @@ from trm_tvm.compile.strategies.common import rq, rq_sat, s4_nibble, sat
 
 NAIVE = {"order": "to", "tile_o": 1, "tile_t": 1, "unroll_k": 1, "fuse": False, "dsp": False, "mve": False}
 MVE_CHUNK = 16  # int8 lanes of a Helium vector
-# the mve form's default register tile: 4 tokens x 2 channels (each weight chunk loaded once per 4 tokens, each
-# activation chunk once per 2 channels, 4 sums per rq4 call); the fewest modeled cycles of the tiles measured on
-# the QEMU Cortex-M55 at the ECG shapes (docs/compile.md)
-MVE_DEFAULTS = {"tile_t": 4, "tile_o": 2, "unroll_k": 1}
+# the mve form's defaults: a register tile of 4 tokens x 2 channels (each weight chunk loaded once per 4 tokens,
+# each activation chunk once per 2 channels, 4 sums per rq4 call) and the chunk loop unrolled whole; the fewest
+# modeled cycles of the tiles and unrolls measured on the QEMU Cortex-M55 at the ECG shapes (docs/compile.md)
+MVE_DEFAULTS = {"tile_t": 4, "tile_o": 2, "unroll_k": 0}
 
 
 @dataclass(frozen=True)
@@ -295,7 +295,9 @@ def apply_knobs(sch: s_tir.Schedule, s: LinearShape, knobs: dict) -> None:
     k_extent = s.n_in // (4 if s.wbits == 8 else 8) if uses_dsp(s, knobs) else s.n_in
     if uses_mve(s, knobs):
         k_extent = s.n_in // MVE_CHUNK
-    if knobs["unroll_k"] > 1 and k_extent % knobs["unroll_k"] == 0:
+    if knobs["unroll_k"] == 0:          # the whole reduction (the mve default: at most n_in / 16 chunks)
+        sch.unroll(k)
+    elif knobs["unroll_k"] > 1 and k_extent % knobs["unroll_k"] == 0:
         _, ki = sch.split(k, [None, knobs["unroll_k"]])
         sch.unroll(ki)
     for lane in lanes:
