@@ -48,13 +48,16 @@ def test_full_model_bit_exact_on_qemu_m4(artifact, tmp_path, kernels):
 
 def test_full_model_tvm_helium_bit_exact_on_qemu_m55(tmp_path):
     """The tvm back end on a Helium board: the linear layers take the mve form (VMLADAVA), int8 and packed int4
-    (the int16 heads), the token MLP (n_in = 8 tokens < 16) falls back to the dsp form; every output bit-exact."""
+    (the int16 heads), the token MLP (n_in = 8 tokens < 16) falls back to the dsp form; lut, mul, add and RMSNorm
+    their Helium forms; every output bit-exact, learned halting and fixed compute."""
     path = tmp_path / "w4.npz"
     random_artifact(bits=4, seed=5)[0].save(path)
     n = 6
     data, q_thr = inputs_and_threshold(path, n, tmp_path / "inputs.npz")
     r = deploy(path, "cortex-m55", "tvm", work=tmp_path, data=str(data), q_threshold=q_thr)
     src = (tmp_path / "build" / "model" / "trm_kernels_tvm.c").read_text()
-    assert "trm_mve_dot_s4(" in src and "trm_mve_dot_s8(" in src
+    assert "trm_mve_dot_s4(" in src and "trm_mve_dot_s8(" in src and "trm_mve_rq4_s8(" in src
+    for ext in ("lut_s8x16", "mul_s8x4", "add3_s8x4", "add2_s32x4", "sumsq4", "rms_s8x4"):  # element-wise Helium
+        assert f"trm_mve_{ext}(" in src, ext
     s = r["summary"]
     assert s["checked"] == n and s["all_bit_exact"], [i["mismatch"] for i in r["inferences"] if not i["bit_exact"]]
