@@ -49,7 +49,7 @@ def test_full_model_bit_exact_on_qemu_m4(artifact, tmp_path, kernels):
 def test_full_model_tvm_helium_bit_exact_on_qemu_m55(tmp_path):
     """The tvm back end on a Helium board: the linear layers take the mve form (VMLADAVA), int8 and packed int4
     (the int16 heads), the token MLP (n_in = 8 tokens < 16) falls back to the dsp form; lut, mul, add and RMSNorm
-    their Helium forms; every output bit-exact, learned halting and fixed compute."""
+    their Helium forms; every output bit-exact (learned halting)."""
     path = tmp_path / "w4.npz"
     random_artifact(bits=4, seed=5)[0].save(path)
     n = 6
