@@ -183,6 +183,10 @@ def test_tir_generated_per_core_kernels_are_bit_exact(tmp_path, bits, tile_div, 
     plan, _, cmp = _run(tmp_path, art, n_inputs=4, linear_overrides=ov, tir_kernels=True)
     assert cmp["mismatches"] == 0 and cmp["runs"] == 8, cmp["first_mismatch"]
     assert plan["linear_compute"] == "tir"
+    # n_in 8, 12, 24, 48: every int8 row starts on a word; int4 n_in 12 keeps the plain form beside the SIMD ones
+    assert {lin["per_core"] for lin in plan["linear"].values()} == ({"simd"} if bits == 8 else {"simd", "plain"})
+    if bits == 4:      # the generated int4 kernels read their own weight copy in the CORE-V word layout
+        assert "t_cv_" in (tmp_path / "proj" / "src" / "trm_gap9_model.c").read_text()
     src = (tmp_path / "proj" / "src" / "trm_gap9_tir.c").read_text()
     shapes = {(t.n_in, t.wbits, r, n) for t in ov.values() for r, n in tir_kernels.share_shapes(t, 8)}
     if split_tokens:

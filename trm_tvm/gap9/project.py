@@ -404,7 +404,8 @@ def generate_project(art: Artifact, out_dir: Path, inputs: np.ndarray, board: Ga
             "linear_compute": "tir" if tir_kernels else "hand-written",
             "q_threshold": q_thr, "selfcheck_inputs": len(inputs), "l1_budget": board.l1_budget, "l2_budget": board.l2_budget, "l2_bytes": l2, "l2_total": l2_total,
             "l1_peak": max([p.l1_bytes for p in em.plans.values()] + [0]),
-            "linear": {n: {**asdict(p), "l1_bytes": p.l1_bytes, "n_tiles": p.n_tiles}
+            "linear": {n: {**asdict(p), "l1_bytes": p.l1_bytes, "n_tiles": p.n_tiles,
+                           "per_core": tk.per_core_form(p.n_in, p.wbits) if tir_kernels else "hand-written"}
                        for n, p in em.plans.items() if isinstance(p, LinearTiling)},
             "rows": {n: {**asdict(p), "l1_bytes": p.l1_bytes} for n, p in em.plans.items() if isinstance(p, RowsTiling)},
             "transpose": {n: {**asdict(p), "l1_bytes": p.l1_bytes}

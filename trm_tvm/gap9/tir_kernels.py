@@ -56,6 +56,11 @@ def s4_word_layout(w_packed: np.ndarray, n_in: int) -> np.ndarray:
     return (g[:, :, 0, :] | (g[:, :, 1, :] << 4)).reshape(w.shape[0], n_in // 2).astype(np.uint8)
 
 
+def per_core_form(n_in: int, wbits: int) -> str:
+    """Which form computes a layer's shares: "simd" (CORE-V dot products) or "plain" (the strategy's plain loop)."""
+    return "simd" if uses_simd(n_in, wbits) else "plain"
+
+
 def in_word_layout(n_in: int, wbits: int) -> bool:
     """Whether the generated kernel of this layer reads its weights in the CORE-V word layout (int4 SIMD form)."""
     return wbits == 4 and uses_simd(n_in, wbits)
