@@ -1,7 +1,8 @@
 """Per-core compute of the GAP9 cluster linear layer from the Cortex-M path's TIR linear strategy.
 
-A core's share of an L1 tile is computed by the strategy's compact linear kernel (trm_tvm.compile.strategies.linear,
-with bias, fused, the default Cortex-M knobs without the Arm DSP form):
+A core's share of an L1 tile is computed by a kernel generated from TIR: the SIMD form below where the rows start
+on words, else the strategy's compact linear kernel (trm_tvm.compile.strategies.linear, with bias, fused, the
+default Cortex-M knobs without the Arm DSP form). Either way:
 - split by token: `rows` contiguous input rows x the tile's `to_n` channels -> contiguous output rows, one call of
   the rows x n_in x to_n kernel;
 - split by channel: the core's `no` channels of every row of the tile; its output is a column block of the tile
@@ -35,6 +36,7 @@ from trm_tvm.compile import strategies
 from trm_tvm.compile.strategies import linear
 from trm_tvm.compile.strategies.common import rq_sat
 from trm_tvm.compile.strategies.linear import LinearShape
+from trm_tvm.compile.strategies.linear import _nibbles_x16  # bytes of 16 x a word's low (or high) nibbles
 from trm_tvm.gap9.tiling import LinearTiling
 
 KNOBS = {**strategies.knobs_for("linear", "default"), "dsp": False}   # the Cortex-M default schedule, no Arm DSP
@@ -73,13 +75,6 @@ def device_weights(w: np.ndarray, n_in: int, wbits: int) -> np.ndarray:
 
 def _sdotsp4(a_word, w_word, acc):
     return tirx.call_extern("int32", SDOTSP4, a_word, w_word, acc)
-
-
-def _nibbles_x16(w, low: bool):
-    """Bytes holding 16 x the int4 weights of the word's low (or high) nibbles (unsigned shifts and masks only)."""
-    u = tirx.Cast("uint32", w)
-    u = tirx.shift_left(u, tirx.const(4, "uint32")) if low else u
-    return tirx.Cast("int32", tirx.bitwise_and(u, tirx.const(0xF0F0F0F0, "uint32")))
 
 
 def _s4_step(a_lo, a_hi, w_word, acc):
