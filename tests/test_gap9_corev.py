@@ -85,25 +85,35 @@ def test_s4_word_layout_unpacks_to_the_weights_with_two_masks():
 
 @pytest.mark.parametrize("wbits", [8, 4])
 def test_simd_dispatcher_on_the_host_is_exact_and_refuses_misaligned_rows(tmp_path, wbits):
-    """The generated SIMD kernels and their dispatcher, compiled on the host with the emulation: 0 LSB against the
-    spec for a 3 x 40 -> 6 share (blocks 1 x 2), and -1 when the rows do not start on a word."""
-    t = LinearTiling(3, 40, 6, wbits, 3, 6, True, True)
-    src, hdr = tir_kernels.source([t], 1)
+    """The generated SIMD kernels and their dispatcher, compiled on the host with the emulation, for a 3 x 40 -> 6
+    layer over 2 cores: a token split (2 + 1 rows, blocks 2 x 2 and 1 x 2) and a channel split (3 channels each,
+    rows at the tile's stride 6: one strided call per core) both 0 LSB against the spec; -1 for rows not on a
+    word or a shape without a kernel."""
+    tok, ch = LinearTiling(3, 40, 6, wbits, 3, 6, True, True), LinearTiling(3, 40, 6, wbits, 3, 6, False, True)
+    src, hdr = tir_kernels.source([tok, ch], 2)
+    assert tir_kernels.share_shapes(ch, 2) == {(3, 3, 6)} and "_os6_gap9share(" in src
     (tmp_path / "trm_gap9_tir.c").write_text(src)
     (tmp_path / "trm_gap9_tir.h").write_text(hdr)
     lib = build_shared([tmp_path / "trm_gap9_tir.c"], [tmp_path, KERNELS])
     share = getattr(lib, tir_kernels.dispatcher_name(40, wbits))
-    share.argtypes = [ctypes.c_int, ctypes.c_int] + [ctypes.c_void_p] * 6
+    share.argtypes = [ctypes.c_int] * 3 + [ctypes.c_void_p] * 6
     ops = selftest.linear_operands(3, 40, 6, wbits, seed=5)
     w = np.ascontiguousarray(tir_kernels.device_weights(ops["w"], 40, wbits))
     x = np.zeros(3 * 40 + 4, np.int8)     # word-aligned by numpy; x[1:] is not
     x[:120] = ops["in"].reshape(-1)
-    out = np.zeros((3, 6), np.int8)
-    args = [w.ctypes.data, ops["bias"].ctypes.data, ops["mult"].ctypes.data, ops["shift"].ctypes.data,
-            out.ctypes.data]
-    assert share(3, 6, x.ctypes.data, *args) == 0
-    np.testing.assert_array_equal(out, ops["expect"])
-    assert share(3, 6, x.ctypes.data + 1, *args) == -1 and share(2, 6, x.ctypes.data, *args) == -1
+    row_bytes = w.shape[1]
+
+    def call(t0, rows, o0, n, out, x_off=0):
+        return share(rows, n, 6, x.ctypes.data + 40 * t0 + x_off, w.ctypes.data + o0 * row_bytes,
+                     ops["bias"].ctypes.data + 4 * o0, ops["mult"].ctypes.data + 4 * o0,
+                     ops["shift"].ctypes.data + 4 * o0, out.ctypes.data + 6 * t0 + o0)
+
+    by_token, by_channel = np.zeros((3, 6), np.int8), np.zeros((3, 6), np.int8)
+    assert call(0, 2, 0, 6, by_token) == 0 and call(2, 1, 0, 6, by_token) == 0
+    assert call(0, 3, 0, 3, by_channel) == 0 and call(0, 3, 3, 3, by_channel) == 0
+    np.testing.assert_array_equal(by_token, ops["expect"])
+    np.testing.assert_array_equal(by_channel, ops["expect"])
+    assert call(0, 2, 0, 6, by_token, x_off=1) == -1 and call(0, 3, 0, 6, by_token) == -1
 
 
 @pytest.mark.qemu

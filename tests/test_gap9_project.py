@@ -171,11 +171,13 @@ def _token_split(art, tile_div: int, split_tokens: bool = True, tile_out: int | 
 
 
 @pytest.mark.parametrize("bits,tile_div,split_tokens,tile_out", [(8, 1, True, None), (4, 2, True, None),
-                                                                 (8, 2, False, 20)],
-                         ids=["w8a8-tokens-one-tile", "w4a8-tokens-ragged", "w8a8-channels-ragged"])
+                                                                 (8, 2, False, 20), (4, 2, False, 20)],
+                         ids=["w8a8-tokens-one-tile", "w4a8-tokens-ragged", "w8a8-channels-ragged",
+                              "w4a8-channels-ragged"])
 def test_tir_generated_per_core_kernels_are_bit_exact(tmp_path, bits, tile_div, split_tokens, tile_out):
     """The linear layers computing with the kernels lowered from the TIR linear strategy (trm_tvm.gap9.tir_kernels):
-    one static kernel per distinct core share (per row of it for a channel split), 0 LSB against the golden model."""
+    one static kernel per distinct core share (a channel split: rows at the tile's stride, the plain form one row per
+    call), 0 LSB against the golden model."""
     from trm_tvm.gap9 import tir_kernels
 
     art, _, _ = random_artifact(hidden=24, tokens=12, classes=4, layers=1, n=1, T=2, N_sup=2, seed=9, bits=bits)
@@ -188,12 +190,18 @@ def test_tir_generated_per_core_kernels_are_bit_exact(tmp_path, bits, tile_div, 
     if bits == 4:      # the generated int4 kernels read their own weight copy in the CORE-V word layout
         assert "t_cv_" in (tmp_path / "proj" / "src" / "trm_gap9_model.c").read_text()
     src = (tmp_path / "proj" / "src" / "trm_gap9_tir.c").read_text()
-    shapes = {(t.n_in, t.wbits, r, n) for t in ov.values() for r, n in tir_kernels.share_shapes(t, 8)}
+    shapes = {(t.n_in, t.wbits, *rns) for t in ov.values() for rns in tir_kernels.share_shapes(t, 8)}
     if split_tokens:
-        assert {r for _, _, r, _ in shapes} >= ({1, 2} if tile_div == 1 else {1})     # rows per core differ
-    else:
-        assert {r for _, _, r, _ in shapes} == {1} and len({n for *_, n in shapes}) > 2  # ragged channel shares
-    assert all(f"{tir_kernels.kernel_name(r, k, n, w)}(" in src for k, w, r, n in shapes)
+        assert {r for _, _, r, _, _ in shapes} >= ({1, 2} if tile_div == 1 else {1})     # rows per core differ
+        assert all(n == st for *_, n, st in shapes)
+    else:   # every row of a (ragged) token tile, ragged channel shares, at the (ragged) tile width
+        assert min(r for _, _, r, _, _ in shapes) > 1 and len({n for *_, n, _ in shapes}) > 2
+        assert any(n != st for *_, n, st in shapes)
+    calls = {(k, w, *tir_kernels.kernel_calls(r, n, st, k, w)) for k, w, r, n, st in shapes}
+    assert all(f"{tir_kernels.kernel_name(r, k, n, w, st)}(" in src for k, w, r, n, st in calls)
+    if not split_tokens:   # SIMD shares in one strided call; the plain int4 form (n_in 12) one row per call
+        assert any(st and r > 1 for k, w, r, n, st in calls)
+        assert bits == 8 or any(r == 1 and not tir_kernels.uses_simd(k, w) for k, w, r, n, st in calls)
 
 
 def test_a_share_without_its_kernel_stops_the_layer(tmp_path, monkeypatch):

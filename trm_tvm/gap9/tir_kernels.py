@@ -3,14 +3,14 @@
 A core's share of an L1 tile is computed by a kernel generated from TIR: the SIMD form below where the rows start
 on words, else the strategy's compact linear kernel (trm_tvm.compile.strategies.linear, with bias, fused, the
 default Cortex-M knobs without the Arm DSP form). Either way:
-- split by token: `rows` contiguous input rows x the tile's `to_n` channels -> contiguous output rows, one call of
-  the rows x n_in x to_n kernel;
-- split by channel: the core's `no` channels of every row of the tile; its output is a column block of the tile
-  (row stride to_n), so the core calls the 1 x n_in x no kernel once per row (one output row is contiguous).
-The shapes are few and known at generation time (full / last token tile x full / last channel tile x the cores'
-floor/ceil shares), so each gets a statically shaped kernel lowered by our C pipeline (trm_tvm.compile.lower_c.to_c)
-and one dispatcher per (n_in, wbits) picks it (`trm_linear_cl_args_t.share`); trm_linear_cl.c keeps the tiling,
-DMA, fork and barriers.
+- split by token: `rows` contiguous input rows x the tile's `to_n` channels -> contiguous output rows;
+- split by channel: every row of the tile x the core's `no` channels; its output is a column block of the tile
+  (row stride to_n). The SIMD form writes it in one call (a strided output buffer, so the token blocking stays);
+  the plain form is called once per row by the dispatcher (the strategy's output is contiguous).
+A call is (rows, channels, output row stride). The shapes are few and known at generation time (full / last token
+tile x full / last channel tile x the cores' floor/ceil shares), so each gets a statically shaped kernel lowered by
+our C pipeline (trm_tvm.compile.lower_c.to_c) and one dispatcher per (n_in, wbits) picks it
+(`trm_linear_cl_args_t.share`); trm_linear_cl.c keeps the tiling, DMA, fork and barriers.
 
 SIMD form (int8 weights with n_in % 4 == 0, packed int4 with n_in % 8 == 0: every activation and weight row starts
 on a word in L1): the reduction runs over 32-bit words, each step CORE-V sums-of-dot-products
@@ -82,11 +82,13 @@ def _s4_step(a_lo, a_hi, w_word, acc):
     return _sdotsp4(a_hi, _nibbles_x16(w_word, False), _sdotsp4(a_lo, _nibbles_x16(w_word, True), acc))
 
 
-def simd_func(s: LinearShape) -> tirx.PrimFunc:
+def simd_func(s: LinearShape, out_stride: int | None = None) -> tirx.PrimFunc:
     """acc = bias + sum over the row's words of sdotsp4(activation word, weight word) (int4: the 16 x sums of
     `_s4_step`, then >> 4 + bias); the spec's requantisation. Activations are int32 buffers of n_in / 4 words per
-    row, weights of n_in / 4 (int8) or n_in / 8 (int4) words (the C caller passes the byte rows)."""
+    row, weights of n_in / 4 (int8) or n_in / 8 (int4) words (the C caller passes the byte rows); output rows
+    `out_stride` bytes apart (default: contiguous)."""
     M, N, KA, s4 = s.tokens, s.n_out, s.n_in // 4, s.wbits == 4
+    S = out_stride or N
     KW = KA // 2 if s4 else KA     # reduction steps: one weight word each
 
     def total(acc, bias):
@@ -94,7 +96,8 @@ def simd_func(s: LinearShape) -> tirx.PrimFunc:
 
     @T.prim_func(s_tir=True)
     def linear_cv(a: T.Buffer((M, KA), "int32"), w: T.Buffer((N, KW), "int32"), bias: T.Buffer((N,), "int32"),
-                  mult: T.Buffer((N,), "int32"), shift: T.Buffer((N,), "int32"), out: T.Buffer((M, N), "int8")):
+                  mult: T.Buffer((N,), "int32"), shift: T.Buffer((N,), "int32"),
+                  out: T.Buffer((M, N), "int8", strides=(S, 1))):
         with T.sblock("root"):
             acc = T.sblock_alloc_buffer((M, N), "int32")
             for t, o, k in T.grid(M, N, KW):
@@ -125,11 +128,11 @@ def block_sizes(rows: int, n_out: int) -> tuple[int, int]:
     return bt, bo
 
 
-def schedule_simd(s: LinearShape) -> tirx.PrimFunc:
+def schedule_simd(s: LinearShape, out_stride: int | None = None) -> tirx.PrimFunc:
     """Register-block the SIMD form: tokens and channels split by the block, the word loop outside the block's
     lanes (each word loaded once per block), the requantisation at the block, every lane unrolled (the block's
     accumulators are scalars in registers)."""
-    sch = s_tir.Schedule(simd_func(s))
+    sch = s_tir.Schedule(simd_func(s, out_stride))
     acc = sch.get_sblock("acc")
     t, o, k = sch.get_loops(acc)
     bt, bo = block_sizes(s.tokens, s.n_out)
@@ -144,54 +147,80 @@ def schedule_simd(s: LinearShape) -> tirx.PrimFunc:
     return sch.mod["main"]
 
 
-def share_func(rows: int, n_in: int, n_out: int, wbits: int) -> tirx.PrimFunc:
+def share_func(rows: int, n_in: int, n_out: int, wbits: int, out_stride: int | None = None) -> tirx.PrimFunc:
+    """The kernel of one call: the SIMD form (any output row stride) or the plain form (contiguous output)."""
     s = LinearShape(rows, n_in, n_out, wbits, bias=True)
-    return schedule_simd(s) if uses_simd(n_in, wbits) else linear.schedule(s, KNOBS)
+    if uses_simd(n_in, wbits):
+        return schedule_simd(s, out_stride)
+    assert out_stride in (None, n_out), "the plain form writes contiguous rows"
+    return linear.schedule(s, KNOBS)
 
 
-def share_shapes(t: LinearTiling, cores: int) -> set[tuple[int, int]]:
-    """(rows, channels) of every kernel call of every core's share of every tile, as trm_linear_cl.c splits them
-    (items [n * c / cores, n * (c + 1) / cores) of core c; a channel split calls one row at a time)."""
+def share_shapes(t: LinearTiling, cores: int) -> set[tuple[int, int, int]]:
+    """(rows, channels, output row stride) of every core's share of every tile, as trm_linear_cl.c splits them
+    (items [n * c / cores, n * (c + 1) / cores) of core c; the stride is the tile's width)."""
     heights = {min(t.tile_tokens, t.tokens - i) for i in range(0, t.tokens, t.tile_tokens)}
     widths = {min(t.tile_out, t.n_out - o) for o in range(0, t.n_out, t.tile_out)}
     share = lambda n, c: n * (c + 1) // cores - n * c // cores  # noqa: E731
     if t.split_tokens:
-        shapes = {(share(h, c), w) for h in heights for w in widths for c in range(cores)}
+        shapes = {(share(h, c), w, w) for h in heights for w in widths for c in range(cores)}
     else:
-        shapes = {(1, share(w, c)) for w in widths for c in range(cores)}
-    return {(r, n) for r, n in shapes if r and n}
+        shapes = {(h, share(w, c), w) for h in heights for w in widths for c in range(cores)}
+    return {(r, n, st) for r, n, st in shapes if r and n}
+
+
+def kernel_calls(rows: int, n_out: int, stride: int, n_in: int, wbits: int) -> tuple[int, int, int | None]:
+    """(rows, channels, stride) of the kernel that computes a share (the plain form: one row per call when the
+    output is strided; stride None = contiguous)."""
+    if stride == n_out:
+        return rows, n_out, None
+    return (rows, n_out, stride) if uses_simd(n_in, wbits) else (1, n_out, None)
 
 
 def dispatcher_name(n_in: int, wbits: int) -> str:
     return f"trm_gap9_share_s{wbits}_k{n_in}"
 
 
-def kernel_name(rows: int, n_in: int, n_out: int, wbits: int) -> str:
-    return f"trm_linear_s{wbits}_b_{rows}x{n_in}x{n_out}_gap9share"
+def kernel_name(rows: int, n_in: int, n_out: int, wbits: int, stride: int | None = None) -> str:
+    return f"trm_linear_s{wbits}_b_{rows}x{n_in}x{n_out}{f'_os{stride}' if stride else ''}_gap9share"
+
+
+def _dispatch_case(rows: int, n_out: int, stride: int, n_in: int, wbits: int) -> str:
+    """The dispatcher's branch for one share shape: one kernel call, or (plain form, strided output) one per row."""
+    kr, kn, kst = kernel_calls(rows, n_out, stride, n_in, wbits)
+    simd = uses_simd(n_in, wbits)
+    xtype, wtype = ("int32_t", "int32_t") if simd else ("int8_t", "uint8_t" if wbits == 4 else "int8_t")
+    name = kernel_name(kr, n_in, kn, wbits, kst)
+    params = "(int32_t *)bias, (int32_t *)mult, (int32_t *)shift"
+    if kr == rows:
+        call = f"{name}(({xtype} *)x, ({wtype} *)w, {params}, out);"
+    else:
+        call = (f"for (int t = 0; t < {rows}; t++)\n      {name}(({xtype} *)(x + t * {n_in}), ({wtype} *)w, {params}, "
+                f"out + t * {stride});")
+    return (f"  if (rows == {rows} && n_out == {n_out} && out_stride == {stride}) {{\n    {call}\n"
+            "    return 0;\n  }\n")
 
 
 def source(tilings: list[LinearTiling], cores: int) -> tuple[str, str]:
     """(C source, header) of the share kernels and their dispatchers for these tilings."""
     from trm_tvm.compile.lower_c import to_c
 
-    shapes: dict[tuple[int, int], set[tuple[int, int]]] = {}
+    shapes: dict[tuple[int, int], set[tuple[int, int, int]]] = {}
     for t in tilings:
         shapes.setdefault((t.n_in, t.wbits), set()).update(share_shapes(t, cores))
-    funcs = {kernel_name(r, k, n, w): share_func(r, k, n, w) for (k, w), rn in shapes.items() for r, n in rn}
+    calls = {(k, w, *kernel_calls(*rns, k, w)) for (k, w), rn in shapes.items() for rns in rn}
+    funcs = {kernel_name(r, k, n, w, st): share_func(r, k, n, w, st) for k, w, r, n, st in calls}
     header = ["/* generated by trm_tvm/gap9/tir_kernels.py: per-core linear kernels from the TIR strategy */",
               "#ifndef TRM_GAP9_TIR_H", "#define TRM_GAP9_TIR_H", "#include <stdint.h>"]
     kernels = to_c(funcs) if funcs else "#include <stdint.h>\n"
     body = [('#include "trm_corev.h"\n' if SDOTSP4 in kernels else "") + kernels, '#include "trm_gap9_tir.h"']
     for (k, w), rn in sorted(shapes.items()):
-        proto = (f"int {dispatcher_name(k, w)}(int rows, int n_out, const int8_t *x, const uint8_t *w, "
+        proto = (f"int {dispatcher_name(k, w)}(int rows, int n_out, int out_stride, const int8_t *x, const uint8_t *w, "
                  "const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out)")
         header.append(proto + ";")
         simd = uses_simd(k, w)        # word loads (int4: the weights are in the word layout, device_weights)
-        xtype, wtype = ("int32_t", "int32_t") if simd else ("int8_t", "uint8_t" if w == 4 else "int8_t")
         aligned = "  if (((uintptr_t)x | (uintptr_t)w) & 3u) return -1; /* rows must start on words */\n"
-        cases = (aligned if simd else "") + "".join(f"  if (rows == {r} && n_out == {n}) {{\n    {kernel_name(r, k, n, w)}(({xtype} *)x, "
-                        f"({wtype} *)w, (int32_t *)bias, (int32_t *)mult, (int32_t *)shift, out);\n"
-                        "    return 0;\n  }\n" for r, n in sorted(rn))
+        cases = (aligned if simd else "") + "".join(_dispatch_case(r, n, st, k, w) for r, n, st in sorted(rn))
         body.append(f"{proto} {{\n{cases}  return -1;\n}}")
     header.append("#endif")
     return "\n".join(body) + "\n", "\n".join(header) + "\n"

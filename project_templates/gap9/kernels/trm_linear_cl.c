@@ -100,12 +100,10 @@ static void compute_share(linear_ctx_t *c, int b, int ob, int tt_n, int to_n, in
   TRM_CL_READS(c->w[b] + (uint32_t)o_lo * c->row_bytes, (uint32_t)(o_hi - o_lo) * c->row_bytes);
   for (int k = 0; k < 3; k++) TRM_CL_READS(c->prm[b] + k * a->tile_out + o_lo, 4 * (o_hi - o_lo));
   for (int t = t_lo; t < t_hi; t++) TRM_CL_WRITES(c->o[ob] + t * to_n + o_lo, o_hi - o_lo);
-  if (a->share) { /* generated kernels: whole rows in one call, a column block one row at a time */
-    int per_call = a->split_tokens ? t_hi - t_lo : 1;
-    for (int t = t_lo; t < t_hi; t += per_call)
-      if (a->share(per_call, o_hi - o_lo, c->x + t * a->n_in, c->w[b] + (uint32_t)o_lo * c->row_bytes, bias + o_lo,
-                   mult + o_lo, shift + o_lo, c->o[ob] + t * to_n + o_lo))
-        c->share_error = 1;
+  if (a->share) { /* generated kernels: the share in one call (a channel split's rows at the tile's stride) */
+    if (a->share(t_hi - t_lo, o_hi - o_lo, to_n, c->x + t_lo * a->n_in, c->w[b] + (uint32_t)o_lo * c->row_bytes,
+                 bias + o_lo, mult + o_lo, shift + o_lo, c->o[ob] + t_lo * to_n + o_lo))
+      c->share_error = 1;
     return;
   }
   for (int t = t_lo; t < t_hi; t += BLOCK_T) {

@@ -11,11 +11,12 @@
 #include <stdint.h>
 
 /* Optional per-core compute generated from the TIR linear strategy (trm_tvm/gap9/tir_kernels.py): `rows` contiguous
- * input rows x `n_out` weight rows (and their bias/mult/shift) in L1 -> `rows` contiguous output rows. A token split
- * calls it once per core share, a channel split once per row of the share. Returns 0, or -1 when it holds no kernel
- * for this shape (or, for kernels with word loads, x or w does not start on a 32-bit word). */
-typedef int (*trm_linear_cl_share_fn)(int rows, int n_out, const int8_t *x, const uint8_t *w, const int32_t *bias,
-                                      const int32_t *mult, const int32_t *shift, int8_t *out);
+ * input rows x `n_out` weight rows (and their bias/mult/shift) in L1 -> `rows` output rows of `n_out` bytes,
+ * `out_stride` bytes apart (a token split: contiguous; a channel split: the tile's width). Called once per core
+ * share. Returns 0, or -1 when it holds no kernel for this shape (or, for kernels with word loads, x or w does not
+ * start on a 32-bit word). */
+typedef int (*trm_linear_cl_share_fn)(int rows, int n_out, int out_stride, const int8_t *x, const uint8_t *w,
+                                      const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out);
 
 typedef struct {
   const int8_t *in;     /* L2 [tokens][n_in] */
