@@ -86,7 +86,7 @@ def to_c(funcs: dict[str, tirx.PrimFunc]) -> str:
     return PRELUDE + ('#include "trm_acle.h"\n' if ACLE_CALL.search(src) else "") + src
 
 
-ACLE_CALL = re.compile(r"\b(__smlad|trm_ssat\d+|trm_smmulr|trm_bit_length64|trm_mve_\w+)\(")  # extern calls defined in kernels/tvm/trm_acle.h
+ACLE_CALL = re.compile(r"\b(__smlad|trm_ssat\d+|trm_smmulr|trm_smmla|trm_bit_length64|trm_mve_\w+)\(")  # extern calls defined in kernels/tvm/trm_acle.h
 
 
 _STACK_ARRAY = re.compile(r"^\s+(u?int\d+_t) (\w+)\[(\d+)\];", re.M)

@@ -1,6 +1,6 @@
 /* Arm ACLE intrinsics used by TVM-generated kernels through call_extern.
  * DSP: "__sxtb16" / "__smlad" / "trm_sxtb16_ror8" / "trm_pkhbt" / "trm_pkhtb" / "trm_ssat8" / "trm_ssat16" /
- * "trm_smmulr"; "trm_bit_length64" (CLZ).
+ * "trm_smmulr" / "trm_smmla"; "trm_bit_length64" (CLZ).
  * Helium (MVE): "trm_mve_dot_s8" / "trm_mve_dot_s4" and their "_tail" forms, "trm_mve_rq4_s8"; element-wise
  * "trm_mve_lut_s8x16", "trm_mve_mul_s8x4", "trm_mve_add{2,3}_s{8,32}x4", "trm_mve_sumsq4", "trm_mve_rms_s8x4".
  * On a core with the extension they are single instructions (or 2-5 for the MVE dots) from <arm_acle.h> /
@@ -34,6 +34,11 @@ static inline int32_t trm_smmulr(int32_t x, int32_t y) {
   __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(x), "r"(y));
   return r;
 }
+static inline int32_t trm_smmla(int32_t x, int32_t y, int32_t acc) {
+  int32_t r;
+  __asm__("smmla %0, %1, %2, %3" : "=r"(r) : "r"(x), "r"(y), "r"(acc));
+  return r;
+}
 static inline int32_t trm_ssat16(int32_t x) { return __ssat(x, 16); }
 #else
 /* SXTB16: sign-extend bytes 0 and 2 into the two halfwords */
@@ -53,7 +58,13 @@ static inline int32_t trm_pkhtb(int32_t x, int32_t y) { return (int32_t)(((uint3
 /* SSAT #8 / #16: clamp to the signed range */
 static inline int32_t trm_ssat8(int32_t x) { return x < -128 ? -128 : x > 127 ? 127 : x; }
 /* SMMULR: (x*y + 2^31) >> 32, the rounded high word */
-static inline int32_t trm_smmulr(int32_t x, int32_t y) { return (int32_t)(((int64_t)x * y + ((int64_t)1 << 31)) >> 32); }
+static inline int32_t trm_smmulr(int32_t x, int32_t y) {
+  return (int32_t)(((int64_t)x * y + ((int64_t)1 << 31)) >> 32);
+}
+/* SMMLA: acc + the high word of x*y (wraps like the instruction) */
+static inline int32_t trm_smmla(int32_t x, int32_t y, int32_t acc) {
+  return (int32_t)((uint32_t)acc + (uint32_t)(int32_t)(((int64_t)x * y) >> 32));
+}
 static inline int32_t trm_ssat16(int32_t x) { return x < -32768 ? -32768 : x > 32767 ? 32767 : x; }
 #endif
 /* bit_length of a non-negative int64 (0 for 0): CLZ of the high or the low word */
@@ -200,8 +211,8 @@ static inline int32_t trm_mve_add3_s32x4(int32_t *out, int8_t *a, int8_t *b, int
 static inline int32_t trm_mve_add2_s32x4(int32_t *out, int8_t *a, int8_t *b, int32_t m0, int32_t m1) {
   return trm_mve_add3_s32x4(out, a, b, 0, m0, m1, 0);
 }
-static inline int32_t trm_mve_add3_s8x4(int8_t *out, int8_t *a, int8_t *b, int8_t *c, int32_t m0, int32_t m1, int32_t m2,
-                                        int32_t s) {
+static inline int32_t trm_mve_add3_s8x4(int8_t *out, int8_t *a, int8_t *b, int8_t *c, int32_t m0, int32_t m1,
+                                        int32_t m2, int32_t s) {
   int32_t v[4];
   trm_mve_add3_s32x4(v, a, b, c, m0, m1, m2);
   for (int i = 0; i < 4; i++) out[i] = trm_mve_sat8((int32_t)(((int64_t)v[i] + ((int64_t)1 << (s - 1))) >> s));

@@ -48,6 +48,7 @@ def rq_sat(v, mult, shift, dtype: str, ssat: bool = False):
 
 def rq_high(v, mult, shift):
     """rq(v, M, sh) for sh >= 33 in int32 (docs/kernels.md): 2^(sh-1) is a multiple of 2^32, so
-    rq = (hi32(v*M) + 2^(sh-33)) >> (sh-32) -- exact, |hi32| <= 2^30 and 2^(sh-33) <= 2^29 cannot wrap (sh <= 62)."""
-    hi = tirx.Cast("int32", tirx.shift_right(i64(v) * i64(mult), tirx.const(32, "int64")))
-    return tirx.shift_right(hi + tirx.shift_left(tirx.const(1, "int32"), shift - 33), shift - 32)
+    rq = (hi32(v*M) + 2^(sh-33)) >> (sh-32) -- exact, |hi32| <= 2^30 and 2^(sh-33) <= 2^29 cannot wrap (sh <= 62).
+    The high word plus the rounding constant is one SMMLA (trm_smmla, kernels/tvm/trm_acle.h)."""
+    round_ = tirx.shift_left(tirx.const(1, "int32"), shift - 33)
+    return tirx.shift_right(tirx.call_extern("int32", "trm_smmla", v, mult, round_), shift - 32)

@@ -286,9 +286,10 @@ def apply_knobs(sch: s_tir.Schedule, s: LinearShape, knobs: dict) -> None:
     if knobs["fuse"]:
         sch.reverse_compute_at(sch.get_sblock("out"), inner)
         init = sch.decompose_reduction(acc, k)
-        if lanes and (uses_dsp(s, knobs) or uses_mve(s, knobs)):  # constant tile indices everywhere: the C compiler keeps the tile in
-            # registers (dsp/mve forms only, so the plain form -- also the GAP9 per-core kernel -- stays as tuned
-            # there); the out block's own loops (below `inner`; none when it requantises 4 tokens per call)
+        if lanes and (uses_dsp(s, knobs) or uses_mve(s, knobs)):
+            # constant tile indices everywhere: the C compiler keeps the tile in registers (dsp/mve forms only, so
+            # the plain form -- also the GAP9 per-core kernel -- stays as tuned there); the out block's own loops
+            # (below `inner`; none when it requantises 4 tokens per call)
             own = sch.get_loops(sch.get_sblock("out"))[len(sch.get_loops(acc)) - 1 - len(lanes):]
             for loop in sch.get_loops(init)[-len(lanes):] + own:
                 sch.unroll(loop)

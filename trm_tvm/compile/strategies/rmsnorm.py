@@ -10,10 +10,11 @@ Knob `int32` (default on; off = the plain int64 form above, the naive level), wh
   - isqrt starts at the highest power of 4 <= ss, 4^m with m = (bit_length(ss) - 1) / 2 (trm_bit_length64: CLZ),
     instead of 2^62, and m gives b = m + 1 without the 33 compares (4^m <= ss < 4^(m+1) => 2^m <= d < 2^(m+1));
   - step 4 in int32: b <= 18: r * 2^(18-b) fits 19 bits and ((r << (18-b)) * inv + 2^31) >> 32 is the same
-    rounding (the rounded high word, SMMULR: trm_smmulr); b >= 19: 2^(b+13) is a multiple of 2^32, so n = (hi32(r*inv) + 2^(b-19))
-    >> (b-18) -- the branch is taken once per token;
-  - step 5, when every channel's shift is >= 33 (checked once per call): (hi32(n*M) + 2^(sh-33)) >> (sh-32) and
-    SSAT (trm_ssat8, kernels/tvm/trm_acle.h; docs/kernels.md "Both requantise exactly"); else the spec's int64 rq.
+    rounding (the rounded high word, SMMULR: trm_smmulr); b >= 19: 2^(b+13) is a multiple of 2^32, so
+    n = (hi32(r*inv) + 2^(b-19)) >> (b-18) (SMMLA: trm_smmla) -- the branch is taken once per token;
+  - step 5, when every channel's shift is >= 33 (checked once per call): (hi32(n*M) + 2^(sh-33)) >> (sh-32) by
+    SMMLA, ASR and SSAT (trm_smmla / trm_ssat8 of kernels/tvm/trm_acle.h; docs/kernels.md "Both requantise
+    exactly"); else the spec's int64 rq.
 Knob `mve` (Helium boards, set by the back end; dim % 4 == 0): the sum of squares 4 lanes per VMLALDAVA
 (trm_mve_sumsq4) and, when every shift is in 33..56, steps 4-5 on 4 channels per trm_mve_rms_s8x4 (per-lane M and
 shift, the VQSHL/VSHR narrow).
@@ -95,11 +96,6 @@ def int64_func(s: RMSNormShape) -> tirx.PrimFunc:
     return rmsnorm
 
 
-def _hi32(x, y):
-    """The high word of the 64-bit product (one long multiply)."""
-    return T.Cast("int32", T.shift_right(T.Cast("int64", x) * T.Cast("int64", y), T.int64(32)))
-
-
 def int32_func(s: RMSNormShape, mve: bool = False) -> tirx.PrimFunc:
     L, D = s.tokens, s.dim
     D4 = D // 4
@@ -153,23 +149,29 @@ def int32_func(s: RMSNormShape, mve: bool = False) -> tirx.PrimFunc:
                 elif m[0] + 1 <= 18:
                     if high[0] >= 1:
                         for k in range(D):
-                            out[t, k] = _rq_high(T.call_extern("int32", "trm_smmulr", r[t, k] * T.shift_left(1, 17 - m[0]),
-                                                            inv[0]), mult[k], shift[k])
+                            out[t, k] = _rq_high(_q15_small(r[t, k], inv[0], m[0]), mult[k], shift[k])
                     else:
                         for k in range(D):
-                            out[t, k] = _rq_any(T.call_extern("int32", "trm_smmulr", r[t, k] * T.shift_left(1, 17 - m[0]),
-                                                            inv[0]), mult[k], shift[k])
+                            out[t, k] = _rq_any(_q15_small(r[t, k], inv[0], m[0]), mult[k], shift[k])
                 else:
                     if high[0] >= 1:
                         for k in range(D):
-                            out[t, k] = _rq_high(T.shift_right(_hi32(r[t, k], inv[0]) + T.shift_left(1, m[0] - 18),
-                                                               m[0] - 17), mult[k], shift[k])
+                            out[t, k] = _rq_high(_q15_large(r[t, k], inv[0], m[0]), mult[k], shift[k])
                     else:
                         for k in range(D):
-                            out[t, k] = _rq_any(T.shift_right(_hi32(r[t, k], inv[0]) + T.shift_left(1, m[0] - 18),
-                                                              m[0] - 17), mult[k], shift[k])
+                            out[t, k] = _rq_any(_q15_large(r[t, k], inv[0], m[0]), mult[k], shift[k])
 
     return rmsnorm
+
+
+def _q15_small(r, inv, m):
+    """Step 4 for b = m + 1 <= 18: the rounded high word of r * 2^(18-b) * inv (SMMULR)."""
+    return T.call_extern("int32", "trm_smmulr", r * T.shift_left(1, 17 - m), inv)
+
+
+def _q15_large(r, inv, m):
+    """Step 4 for b = m + 1 >= 19: (hi32(r * inv) + 2^(b-19)) >> (b-18) (SMMLA, ASR)."""
+    return T.shift_right(T.call_extern("int32", "trm_smmla", r, inv, T.shift_left(1, m - 18)), m - 17)
 
 
 def _rq_high(n, mult, shift):
