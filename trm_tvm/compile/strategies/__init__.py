@@ -4,6 +4,8 @@ Each family module has a shape dataclass (`.key` names the specialised kernel), 
 nest), `schedule(shape, knobs) -> PrimFunc` and `scratch_bytes(shape, knobs)` (arena bytes the kernel needs as
 its last argument). Knob levels: naive (NAIVE), default (schedules/defaults/<family>.json), tuned
 (schedules/<board>/<family>.json, written by the tuning issue; missing entries fall back to default).
+A family with a Helium form has an `mve` knob (off in NAIVE and the defaults): the back end turns it on for boards
+whose core lists `mve` (`with_mve`), with that form's own defaults (`MVE_DEFAULTS` of the family module).
 """
 from __future__ import annotations
 

@@ -3,8 +3,8 @@ transpose, patching (series input) and embedding (token input). Semantics: docs/
 
 One tensor expression per op. Knobs: `unroll`: split the innermost loop by this factor and unroll it (1 = none;
 applied only when it divides the loop); `int32` (mul): when the tensor's shift is >= 33 (checked once per call),
-rq in int32 as the hand-written kernels do (docs/kernels.md): (hi32(a*b*M) + 2^(sh-33)) >> (sh-32), one long
-multiply, an add, a shift and SSAT (trm_ssat8, kernels/tvm/trm_acle.h); else the spec's int64 rq.
+rq in int32 as the hand-written kernels do (docs/kernels.md): (hi32(a*b*M) + 2^(sh-33)) >> (sh-32), one SMMLA,
+a shift and SSAT (trm_smmla / trm_ssat8, kernels/tvm/trm_acle.h); else the spec's int64 rq.
 `mve` (Helium boards, set by the back end): lut, mul (shift 33..56), add_s8 and add_s32 (2 or 3 inputs) loop over
 vectors, one extern of kernels/tvm/trm_acle.h per 16 (lut) or 4 elements, and finish the n % 16 (n % 4) tail
 with the scalar form.
