@@ -121,3 +121,14 @@ def test_gap9_and_unknown_board_are_one_line_errors(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:")
     assert load_board("cortex-m4").template == "cortex_m"
+
+
+def test_a_helium_board_is_refused_in_one_line(capsys, tmp_path):
+    """The tuner's space holds the dsp/plain linear forms only: tuned records on the M55 would silently replace the
+    faster Helium form under --schedule tuned, so tuning it is refused before anything is built."""
+    from trm_tvm.tune.__main__ import main
+
+    assert main(["--board", "cortex-m55", "--artifact", "random:w8a8", "--out", str(tmp_path / "out")]) == 2
+    [err] = capsys.readouterr().err.strip().splitlines()
+    assert "Helium" in err and "--schedule default" in err
+    assert not (tmp_path / "out").exists()

@@ -53,6 +53,10 @@ def check_board(board_name: str):
         raise UserError(f"board {board_name}: not a cortex_m board (gap9 is tuned by trm_tvm.gap9.tune)",
                         "tune a Cortex-M board (cortex-m4, cortex-m7, cortex-m33, cortex-m55) or gap9; "
                         "see docs/tuning.md")
+    if "mve" in board.core.features:
+        raise UserError(f"board {board_name}: its linear layers run the Helium (mve) form, which the tuner's space does "
+                        "not search yet (tuned records of the dsp form would replace it)",
+                        "use --schedule default on this board, or tune cortex-m4/m7/m33; see docs/tuning.md")
     return board
 
 
