@@ -50,7 +50,7 @@ def c_array(name, ctype, rows) -> str:
     return f"static const {ctype} {name}[{len(rows)}][{np.asarray(rows[0]).size}] __attribute__((aligned(4))) = {{\n{body}}};"
 
 
-def firmware_main(name: str, s: LinearShape, cs: list) -> str:
+def firmware_main(name: str, s: LinearShape, cs: list, scratch: int = 0) -> str:
     a, w, bias, mult, sh = zip(*cs)
     wrows = [pack_s4(x) for x in w] if s.wbits == 4 else w
     arrays = [c_array("A", "int8_t", a), c_array("W", "uint8_t" if s.wbits == 4 else "int8_t", wrows),
@@ -58,10 +58,11 @@ def firmware_main(name: str, s: LinearShape, cs: list) -> str:
               c_array("S", "int32_t", sh)] + ([c_array("B", "int32_t", bias)] if s.bias else [])
     n_out, ot = s.tokens * s.n_out, CTYPE[s.out_dtype]
     call = f"{name}((int32_t *)A[c], (int32_t *)W[c], {'(int32_t *)B[c], ' if s.bias else ''}(int32_t *)M[c], " \
-           f"(int32_t *)S[c], out);"
+           f"(int32_t *)S[c], out{', scratch' if scratch else ''});"
     return "\n".join(["#include <stdint.h>", "void trm_puts(const char *s);",
                       f"void {name}(int32_t *, int32_t *, {'int32_t *, ' if s.bias else ''}int32_t *, int32_t *, "
-                      f"{ot} *);", *arrays, f"static {ot} out[{n_out}];", "static char line[16];", """
+                      f"{ot} *{', int32_t *' if scratch else ''});", *arrays, f"static {ot} out[{n_out}];",
+                      f"static int32_t scratch[{max(scratch // 4, 1)}];", "static char line[16];", """
 static void hex(uint32_t v) {
   for (int i = 0; i < 8; i++) line[i] = "0123456789abcdef"[(v >> (28 - 4 * i)) & 15];
   line[8] = ' '; line[9] = 0; trm_puts(line);
@@ -73,11 +74,11 @@ int main(void) {""", f"  for (int c = 0; c < {len(cs)}; c++) {{", f"    {call}",
 
 def run_bit_exact(board_name: str, shape: LinearShape, knobs: dict, tmp_path) -> str:
     board = load_board(board_name)
-    name, func, _ = strategies.build(shape, knobs)
+    name, func, scratch = strategies.build(shape, knobs)
     src = to_c({name: func})
     cs = list(cases(shape, np.random.default_rng(31)))
     (tmp_path / "kernel.c").write_text(src)
-    (tmp_path / "main.c").write_text(firmware_main(name, shape, cs))
+    (tmp_path / "main.c").write_text(firmware_main(name, shape, cs, scratch))
     (tmp_path / "link.ld").write_text(hb.link_script(board))
     cmd = ["arm-none-eabi-gcc", *board.core.cflags, *hb.CFLAGS, "-Wno-unused-variable", f"-I{KERNELS_DIR / 'tvm'}",
            str(hb.SELFTEST_DIR / "startup.c"), str(tmp_path / "main.c"), str(tmp_path / "kernel.c"),
@@ -104,6 +105,20 @@ def test_dsp_linear_bit_exact_on_qemu_m4(shape, tmp_path):
     assert uses_dsp(shape, knobs)
     src = run_bit_exact("cortex-m4", shape, knobs, tmp_path)
     assert "__smlad(__sxtb16(" in src if shape.wbits == 8 else "__smlad(trm_pkhtb(" in src
+
+
+# odd tokens and n_out (not multiples of the 2 x 4 tile), bias, int16 head, out_trans, int4 with n_in % 16 == 8
+WIDEN_SHAPES = [LinearShape(5, 36, 7, 8, bias=True), LinearShape(7, 24, 9, 4, bias=True, out_trans=True),
+                LinearShape(3, 20, 5, 8, "int16", True), LinearShape(9, 8, 6, 4)]
+
+
+@pytest.mark.parametrize("shape", WIDEN_SHAPES, ids=lambda s: s.key)
+def test_dsp_widen_linear_bit_exact_on_qemu_m4(shape, tmp_path):
+    """The dsp form with the activations widened once per call into scratch (knob widen, the tuned tile 2 x 4)."""
+    knobs = {**strategies.knobs_for("linear", "default"), "widen": True, "tile_o": 2, "tile_t": 4, "unroll_k": 2}
+    assert uses_dsp(shape, knobs) and strategies.build(shape, knobs)[2] == 2 * shape.tokens * shape.n_in
+    src = run_bit_exact("cortex-m4", shape, knobs, tmp_path)
+    assert "__smlad(aw[" in src
 
 
 @pytest.mark.parametrize("shape", MVE_SHAPES, ids=lambda s: s.key)

@@ -40,8 +40,8 @@ def test_tiny_tune_records_a_schedule_that_compiles_and_stays_bit_exact(artifact
     board = load_board("cortex-m4")
     tasks = model_tasks(Artifact.load(artifact), board)
     key = max(tasks, key=lambda t: t.calls * t.macs).key
-    mine = [t for t in tasks if t.key == key]                       # one kernel, dsp off and on
-    assert sorted(t.dsp for t in mine) == [False, True]
+    mine = [t for t in tasks if t.key == key]                       # one kernel, dsp off, on, on + widen
+    assert sorted((t.dsp, t.widen) for t in mine) == [(False, False), (True, False), (True, True)]
     db = search.open_database(tmp_path / "sched" / "cortex-m4")
     m = search.Measurer("cortex-m4", tmp_path / "w", tmp_path / "c")
     n = search.run_tasks(mine, db, m, {t.name: 3 for t in mine}, 3, tmp_path / "ms", lambda s: None)

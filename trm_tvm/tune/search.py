@@ -40,8 +40,10 @@ def candidate_of(mod: tvm.IRModule, cid: str) -> tuple[Candidate, tvm.tirx.PrimF
     func = mod["main"]
     key = str(func.attrs[KERNEL_ATTR])
     shape = parse_key(key)
-    fused_params = 5 + shape.bias                 # in, w, [bias], mult, shift, out
-    scratch = 4 * shape.tokens * shape.n_out if len(func.params) > fused_params else 0
+    from trm_tvm.compile.strategies import linear
+
+    # the arena scratch of the workload's form (naive: the accumulator; dsp widen: the widened activations)
+    scratch = linear.scratch_bytes(shape, {**linear.NAIVE, **json.loads(str(func.attrs[FIXED_ATTR]))})
     cand = Candidate(cid, f"trm_{key}_{cid}", tuple(c_param_type(p) for p in func.params), shape.wbits, shape.bias,
                      shape.tokens, shape.n_in, shape.n_out, scratch, shape.a_trans, shape.out_trans)
     return cand, func

@@ -2,7 +2,8 @@
 
 A task is one specialised linear kernel (trm_tvm.compile.strategies.linear) with its intrinsic choice fixed:
 `dsp` on (SMLAD/SXTB16 through ACLE intrinsics, where the board and shape allow it) and off are two tasks, because
-they are two different PrimFuncs (the DSP kernel reads its operands as 32-bit words). Inside a task the space is
+they are two different PrimFuncs (the DSP kernel reads its operands as 32-bit words); `widen` (the dsp form with the
+activations widened once per call into arena scratch: one more parameter) is a third. Inside a task the space is
 the strategy's own schedule knobs, sampled with `sch.sample_categorical` so that every candidate's trace records
 its decisions:
     order     "to" | "ot"              loop order tokens/outputs
@@ -36,6 +37,7 @@ class Task:
     shape: LinearShape
     dsp: bool
     calls: int                      # calls per fixed-compute inference (weights the task scheduler)
+    widen: bool = False             # dsp form with the activations widened into scratch (linear.uses_widen)
 
     @property
     def key(self) -> str:
@@ -43,11 +45,11 @@ class Task:
 
     @property
     def name(self) -> str:
-        return f"{self.key}{'_dsp' if self.dsp else ''}"
+        return f"{self.key}{'_dsp' if self.dsp else ''}{'_widen' if self.widen else ''}"
 
     @property
-    def fixed(self) -> dict:
-        return {"fuse": True, "dsp": self.dsp}
+    def fixed(self) -> dict:   # "widen" only when on: the workloads of the other tasks stay those recorded before it
+        return {"fuse": True, "dsp": self.dsp, **({"widen": True} if self.widen else {})}
 
     @property
     def macs(self) -> int:
@@ -84,7 +86,7 @@ def dsp_possible(board, shape: LinearShape) -> bool:
 
 def model_tasks(art, board) -> list[Task]:
     """The linear kernels of an artifact (int8 outputs; the tiny int16 heads keep their default), with calls per
-    fixed-compute inference; `dsp` tasks where the board has the DSP extension."""
+    fixed-compute inference; `dsp` and dsp `widen` tasks where the board has the DSP extension."""
     from trm_tvm.compile.backends.tvm import TVMBackend, shape_of
 
     n_sup, per_step = art.schedule["N_sup"], len(art.calls)
@@ -100,7 +102,7 @@ def model_tasks(art, board) -> list[Task]:
     for shape, n in calls.items():
         tasks.append(Task(shape, False, n))
         if dsp_possible(board, shape):
-            tasks.append(Task(shape, True, n))
+            tasks += [Task(shape, True, n), Task(shape, True, n, widen=True)]
     return tasks
 
 

@@ -13,6 +13,9 @@ Compute (tensor expression) + schedule (s_tir.Schedule) with the knobs the tuner
             (2 per 4 MACs); int4 nibbles are masked into byte tops (x16) and the activation pairs matched with
             PKHBT/PKHTB -- ACLE intrinsics or one-instruction helpers through call_extern, exact host
             emulations in kernels/tvm/trm_acle.h
+  widen     (dsp form) widen the activations once per call into arena scratch, as int16 pairs in the order the
+            SMLAD loop reads them (s8: SXTB16 and SXTB16 ROR #8 of each word; s4: the 4 PKHBT/PKHTB pair-words of
+            each word pair), so the reduction widens only the weights; False = both operands per 4 MACs
   mve       Helium (fused; n_in >= 16, boards listing `mve`, set by the back end, never searched): the reduction
             runs over chunks of 16 k, each one extern call trm_mve_dot_s8/s4(&a[t, 16c], &w[o, 16c], acc)
             (VLDRB x2 + VMLADAVA: 16 MACs; packed int4 unpacked in 4 vector instructions); a partial last chunk
@@ -31,7 +34,8 @@ from tvm.script import tirx as T
 
 from trm_tvm.compile.strategies.common import rq, rq_sat, s4_nibble, sat
 
-NAIVE = {"order": "to", "tile_o": 1, "tile_t": 1, "unroll_k": 1, "fuse": False, "dsp": False, "mve": False}
+NAIVE = {"order": "to", "tile_o": 1, "tile_t": 1, "unroll_k": 1, "fuse": False, "dsp": False, "mve": False,
+         "widen": False}
 MVE_CHUNK = 16  # int8 lanes of a Helium vector
 # the mve form's defaults: a register tile of 4 tokens x 2 channels (each weight chunk loaded once per 4 tokens,
 # each activation chunk once per 2 channels, 4 sums per rq4 call) and the chunk loop unrolled whole; the fewest
@@ -103,6 +107,10 @@ def uses_dsp(s: LinearShape, knobs: dict) -> bool:
     return bool(knobs.get("dsp")) and knobs["fuse"] and shape_ok and not s.a_trans
 
 
+def uses_widen(s: LinearShape, knobs: dict) -> bool:
+    return bool(knobs.get("widen")) and uses_dsp(s, knobs)
+
+
 def _sxtb16(v):
     return tirx.call_extern("int32", "__sxtb16", v)
 
@@ -123,29 +131,57 @@ def _nibbles_x16(w, low: bool):
     return tirx.Cast("int32", tirx.bitwise_and(u, tirx.const(0xF0F0F0F0, "uint32")))
 
 
+def _s8_pairs(a):
+    """An activation word as the int16 pairs (a0,a2) (a1,a3) that _s8_step multiplies with the weight word."""
+    return _sxtb16(a), _sxtb16_ror8(a)
+
+
+def _s8_step_pairs(x, w, acc):
+    return _smlad(x[0], _sxtb16(w), _smlad(x[1], _sxtb16_ror8(w), acc))
+
+
 def _s8_step(a, w, acc):
     """4 MACs: bytes (0, 2) and (1, 3) of an activation and a weight word."""
-    return _smlad(_sxtb16(a), _sxtb16(w), _smlad(_sxtb16_ror8(a), _sxtb16_ror8(w), acc))
+    return _s8_step_pairs(_s8_pairs(a), w, acc)
+
+
+def _s4_pairs(a0, a1):
+    """The activation words a0 = a[0..3], a1 = a[4..7] as the int16 pairs (a0,a4) (a2,a6) (a1,a5) (a3,a7) that
+    match the weight nibbles of _s4_step_pairs (PKHBT / PKHTB of the SXTB16 halves)."""
+    x0, x1, y0, y1 = _sxtb16(a0), _sxtb16(a1), _sxtb16_ror8(a0), _sxtb16_ror8(a1)  # (a0,a2) (a4,a6) (a1,a3) (a5,a7)
+    pk = lambda name, x, y: tirx.call_extern("int32", name, x, y)  # noqa: E731
+    return pk("trm_pkhbt", x0, x1), pk("trm_pkhtb", x1, x0), pk("trm_pkhbt", y0, y1), pk("trm_pkhtb", y1, y0)
+
+
+def _s4_step_pairs(x, w, acc):
+    """8 MACs x 16: weight nibbles k0..k7 of one word as (k0,k4) (k2,k6) (k1,k5) (k3,k7) after SXTB16 of the
+    masked words."""
+    lo, hi = _nibbles_x16(w, True), _nibbles_x16(w, False)
+    acc = _smlad(x[0], _sxtb16(lo), acc)            # a0*k0 + a4*k4
+    acc = _smlad(x[1], _sxtb16_ror8(lo), acc)       # a2*k2 + a6*k6
+    acc = _smlad(x[2], _sxtb16(hi), acc)            # a1*k1 + a5*k5
+    return _smlad(x[3], _sxtb16_ror8(hi), acc)      # a3*k3 + a7*k7
 
 
 def _s4_step(a0, a1, w, acc):
-    """8 MACs x 16: weight nibbles k0..k7 of one word pair as (k0,k4) (k2,k6) (k1,k5) (k3,k7) after SXTB16 of the
-    masked words, so the activation words a0 = a[0..3], a1 = a[4..7] are paired to match with PKHBT / PKHTB."""
-    x0, x1, y0, y1 = _sxtb16(a0), _sxtb16(a1), _sxtb16_ror8(a0), _sxtb16_ror8(a1)  # (a0,a2) (a4,a6) (a1,a3) (a5,a7)
-    lo, hi = _nibbles_x16(w, True), _nibbles_x16(w, False)
-    pk = lambda name, x, y: tirx.call_extern("int32", name, x, y)  # noqa: E731
-    acc = _smlad(pk("trm_pkhbt", x0, x1), _sxtb16(lo), acc)            # a0*k0 + a4*k4
-    acc = _smlad(pk("trm_pkhtb", x1, x0), _sxtb16_ror8(lo), acc)       # a2*k2 + a6*k6
-    acc = _smlad(pk("trm_pkhbt", y0, y1), _sxtb16(hi), acc)            # a1*k1 + a5*k5
-    return _smlad(pk("trm_pkhtb", y1, y0), _sxtb16_ror8(hi), acc)      # a3*k3 + a7*k7
+    return _s4_step_pairs(_s4_pairs(a0, a1), w, acc)
 
 
-def dsp_func(s: LinearShape) -> tirx.PrimFunc:
+def dsp_func(s: LinearShape, widen: bool = False) -> tirx.PrimFunc:
     """int8 weights: acc = bias + sum over words of SMLAD(bytes 0,2) + SMLAD(bytes 1,3). Packed int4: acc = 16 x the
-    dot product over word pairs (_s4_step), then acc >> 4 (exact) + bias. The same requantisation after."""
+    dot product over word pairs (_s4_step), then acc >> 4 (exact) + bias. The same requantisation after.
+    `widen`: block "widen" first writes every token's activation pairs (_s8_pairs / _s4_pairs, n_in / 2 words per
+    token) into the scratch buffer `aw` (the last parameter: arena scratch), which the reduction then reads."""
     M, N, K4, has_bias, odt, s4 = s.tokens, s.n_out, s.n_in // 4, s.bias, s.out_dtype, s.wbits == 4
     KW = K4 // 2 if s4 else K4  # reduction steps: one weight word each
+    P = 4 if s4 else 2          # activation pair-words per reduction step
     o_shape = (N, M) if s.out_trans else (M, N)
+
+    def pairs(a, aw, t, k, fresh=False):
+        """The activation pair-words of reduction step k of token t: read from `aw`, or widened here (`fresh`)."""
+        if widen and not fresh:
+            return [aw[t, k * P + j] for j in range(P)]
+        return _s4_pairs(a[t, k * 2], a[t, k * 2 + 1]) if s4 else _s8_pairs(a[t, k])
 
     def total(acc, o, bias):
         if not s4:
@@ -154,9 +190,21 @@ def dsp_func(s: LinearShape) -> tirx.PrimFunc:
 
     @T.prim_func(s_tir=True)
     def linear_dsp(a: T.Buffer((M, K4), "int32"), w: T.Buffer((N, KW), "int32"), bias: T.Buffer((N,), "int32"),
-                   mult: T.Buffer((N,), "int32"), shift: T.Buffer((N,), "int32"), out: T.Buffer(o_shape, odt)):
+                   mult: T.Buffer((N,), "int32"), shift: T.Buffer((N,), "int32"), out: T.Buffer(o_shape, odt),
+                   aw: T.Buffer((M, KW * P), "int32")):
         with T.sblock("root"):
             acc = T.sblock_alloc_buffer((M, N), "int32")
+            if widen:
+                for t, k in T.grid(M, KW):
+                    with T.sblock("widen"):
+                        vt, vk = T.axis.remap("SS", [t, k])
+                        T.reads(a[vt, vk * (P // 2):vk * (P // 2) + P // 2])
+                        T.writes(aw[vt, vk * P:vk * P + P])
+                        aw[vt, vk * P] = pairs(a, aw, vt, vk, fresh=True)[0]
+                        aw[vt, vk * P + 1] = pairs(a, aw, vt, vk, fresh=True)[1]
+                        if s4:
+                            aw[vt, vk * P + 2] = pairs(a, aw, vt, vk, fresh=True)[2]
+                            aw[vt, vk * P + 3] = pairs(a, aw, vt, vk, fresh=True)[3]
             for t, o, k in T.grid(M, N, KW):
                 with T.sblock("acc"):
                     vt, vo, vk = T.axis.remap("SSR", [t, o, k])
@@ -166,9 +214,9 @@ def dsp_func(s: LinearShape) -> tirx.PrimFunc:
                         else:
                             acc[vt, vo] = 0
                     if s4:
-                        acc[vt, vo] = _s4_step(a[vt, vk * 2], a[vt, vk * 2 + 1], w[vo, vk], acc[vt, vo])
+                        acc[vt, vo] = _s4_step_pairs(pairs(a, aw, vt, vk), w[vo, vk], acc[vt, vo])
                     else:
-                        acc[vt, vo] = _s8_step(a[vt, vk], w[vo, vk], acc[vt, vo])
+                        acc[vt, vo] = _s8_step_pairs(pairs(a, aw, vt, vk), w[vo, vk], acc[vt, vo])
             for t, o in T.grid(M, N):
                 with T.sblock("out"):
                     vt, vo = T.axis.remap("SS", [t, o])
@@ -177,8 +225,9 @@ def dsp_func(s: LinearShape) -> tirx.PrimFunc:
                     else:
                         out[vt, vo] = rq_sat(total(acc[vt, vo], vo, bias), mult[vo], shift[vo], odt, ssat=True)
 
-    if not has_bias:  # drop the unused bias parameter (the C signature is that of the non-DSP kernel)
-        linear_dsp = tirx.PrimFunc([p for p in linear_dsp.params if p.name != "bias"], linear_dsp.body,
+    unused = ({"bias"} if not has_bias else set()) | ({"aw"} if not widen else set())
+    if unused:  # drop them (the C signature is that of the non-DSP kernel, plus the scratch when widening)
+        linear_dsp = tirx.PrimFunc([p for p in linear_dsp.params if p.name not in unused], linear_dsp.body,
                                    linear_dsp.ret_type, linear_dsp.attrs)
     return linear_dsp
 
@@ -248,14 +297,17 @@ def mve_func(s: LinearShape, rq4: bool = False) -> tirx.PrimFunc:
 
 
 def scratch_bytes(s: LinearShape, knobs: dict) -> int:
-    return 0 if knobs["fuse"] else 4 * s.tokens * s.n_out
+    """naive: the int32 accumulator tensor; widen: the activations as int16 pairs (n_in / 2 words per token)."""
+    if not knobs["fuse"]:
+        return 4 * s.tokens * s.n_out
+    return 2 * s.tokens * s.n_in if uses_widen(s, knobs) else 0
 
 
 def base_func(s: LinearShape, knobs: dict) -> tirx.PrimFunc:
     """The unscheduled kernel for the knobs that change its form (mve, dsp, fuse)."""
     if uses_mve(s, knobs):
         return mve_func(s, uses_rq4(s, knobs))
-    return dsp_func(s) if uses_dsp(s, knobs) else te.create_prim_func(compute(s, knobs["fuse"]))
+    return dsp_func(s, uses_widen(s, knobs)) if uses_dsp(s, knobs) else te.create_prim_func(compute(s, knobs["fuse"]))
 
 
 def schedule(s: LinearShape, knobs: dict) -> tirx.PrimFunc:
