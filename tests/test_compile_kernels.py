@@ -21,7 +21,7 @@ from trm_tvm.compile.strategies.rmsnorm import RMSNormShape
 from trm_tvm.quant.spec import bit_length, isqrt
 
 LEVELS = ("naive", "default", "mve")  # mve: the default knobs on a Helium board (host: the C emulations)
-LINEAR_LEVELS = LEVELS + ("widen",)  # the default knobs, the dsp form's activations widened once into arena scratch
+LINEAR_LEVELS = LEVELS + ("unwidened",)  # the default knobs without widen: the dsp form widening both operands per 4 MACs
 LINEAR_SHAPES = [LinearShape(3, 17, 12, 8), LinearShape(4, 16, 8, 4, bias=True), LinearShape(2, 9, 5, 4),
                  LinearShape(1, 24, 5, 8, "int16", True), LinearShape(5, 16, 8, 8, a_trans=True),
                  LinearShape(6, 8, 4, 4, a_trans=True, out_trans=True), LinearShape(4, 32, 12, 8, bias=True),
@@ -37,8 +37,8 @@ NORM_SHAPES = [RMSNormShape(3, 37), RMSNormShape(2, 48)]
 def knobs_at(family: str, level: str) -> dict:
     if level == "mve":
         return strategies.with_mve(family, strategies.knobs_for(family, "default"), True)
-    if level == "widen":
-        return {**strategies.knobs_for(family, "default"), "widen": True}
+    if level == "unwidened":
+        return {**strategies.knobs_for(family, "default"), "widen": False}
     return strategies.knobs_for(family, level)
 
 
@@ -237,7 +237,8 @@ def test_mul_at_every_shift(K, level):
 def test_sources_come_from_tvm_and_follow_the_knobs(K):
     shape = LINEAR_SHAPES[6]  # int8, n_in and n_out divisible by the default tile and unroll: dsp applies
     base = strategies.knobs_for("linear", "default")
-    changes = ({}, {"tile_o": 1}, {"tile_t": 1}, {"unroll_k": 2}, {"order": "ot"}, {"fuse": False}, {"dsp": False})
+    changes = ({}, {"tile_o": 1}, {"tile_t": 1}, {"unroll_k": 2}, {"order": "ot"}, {"fuse": False}, {"dsp": False},
+               {"widen": False})
     srcs = {to_c({"k": strategies.build(shape, dict(base, **change))[1]}) for change in changes}
     assert len(srcs) == len(changes)  # every knob changes the generated code
     for src in srcs | {K.src}:
@@ -245,6 +246,7 @@ def test_sources_come_from_tvm_and_follow_the_knobs(K):
         assert "TVMFFI" not in src and "tvm/" not in src and "malloc" not in src
     assert "__smlad(__sxtb16(" in K.src  # DSP intrinsics at the default level, from call_extern
     assert "__smlad(trm_pkhtb(" in K.src  # and the packed-int4 DSP form
+    assert "__smlad(aw[" in K.src  # default: the activations widened once per call into scratch
 
 
 def test_mve_form_is_chosen_by_the_board_and_covers_the_tails(K):

@@ -50,6 +50,7 @@ def read_plan(func: relax.Function, ops: list[Op], section: str) -> SectionPlan:
     """Map the planned function's allocations back to the ops' tensors and pack its storages."""
     storage_size: dict = {}
     tensor_storage: dict = {}          # alloc var -> (storage var, offset in storage)
+    tensor_bytes: dict = {}            # alloc var -> the tensor's own bytes
     alias: dict = {}                   # var -> what it stands for (alloc var, or tuple of them)
     calls = []
     for block in func.body.blocks:
@@ -61,6 +62,7 @@ def read_plan(func: relax.Function, ops: list[Op], section: str) -> SectionPlan:
                     storage_size[b.var] = int(v.args[0].values[0])
                 elif name == "relax.memory.alloc_tensor":
                     tensor_storage[b.var] = (v.args[0], int(v.args[1].value))
+                    tensor_bytes[b.var] = _nbytes(v.args[2], v.args[3])
                 continue
             if isinstance(v, relax.Call) and isinstance(v.op, relax.ExternFunc):
                 calls.append(v)
@@ -74,12 +76,13 @@ def read_plan(func: relax.Function, ops: list[Op], section: str) -> SectionPlan:
     assert len(calls) == len(ops), f"{section}: {len(calls)} planned calls for {len(ops)} ops"
     # which storage each op tensor landed in; boundary outputs are the caller's (not planned)
     placed: dict[str, tuple] = {}
+    own: dict[str, int] = {}
     for op, call in zip(ops, calls):
         assert call.op.global_symbol == f"trm.{op.kind}", (call.op.global_symbol, op.kind)
         outs = list(call.args[-2:]) if op.scratch else [call.args[-1]]
         for tensor, var in zip([op.output, f"{op.output}.scratch"], outs):
             if var in tensor_storage:
-                placed[tensor] = tensor_storage[var]
+                placed[tensor], own[tensor] = tensor_storage[var], tensor_bytes[var]
     # lifetime of every tensor and every storage over the call index
     tlife: dict = {}
     for i, op in enumerate(ops):
@@ -101,11 +104,23 @@ def read_plan(func: relax.Function, ops: list[Op], section: str) -> SectionPlan:
     relax_offsets = {t: offsets[s] + off for t, (s, off) in placed.items()}
     # Relax reuses whole storages for the function's duration; packing the same tensors by their own lifetimes
     # can overlap storages that are idle at different times. Keep whichever is smaller, and say which.
-    sizes = {t: storage_size[placed[t][0]] for t in placed}
-    t_offsets, t_region, _ = pack({t: (sizes[t], *tlife[t]) for t in tlife})
-    if t_region < region:
-        return SectionPlan(t_offsets, t_region, storages, "tensor lifetimes (Relax storages as sizes)", region)
-    return SectionPlan(relax_offsets, region, storages, "Relax storages", region)
+    # (with Relax's storage sizes, or with each tensor's own size: a kernel's scratch shares a storage with larger
+    # tensors, and would otherwise take the whole storage's size for its one call)
+    best = SectionPlan(relax_offsets, region, storages, "Relax storages", region)
+    for how, sizes in (("Relax storages as sizes", {t: storage_size[placed[t][0]] for t in placed}),
+                       ("own sizes", own)):
+        t_offsets, t_region, _ = pack({t: (sizes[t], *tlife[t]) for t in tlife})
+        if t_region < best.bytes:
+            best = SectionPlan(t_offsets, t_region, storages, f"tensor lifetimes ({how})", region)
+    return best
+
+
+def _nbytes(shape, dtype) -> int:
+    """Bytes of an alloc_tensor of this shape (relax.ShapeExpr) and dtype (DataTypeImm)."""
+    n = 1
+    for d in shape.values:
+        n *= int(d)
+    return n * tvm.DataType(str(dtype.value)).bits // 8
 
 
 def pack(items: dict) -> tuple[dict, int, list]:

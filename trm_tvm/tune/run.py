@@ -111,8 +111,9 @@ def compare(board, arts: dict, tasks: dict[str, Task], measurer, db_root, whole:
     mods, rows = [], []
     for t in kernels:
         tuned = best.get(t.key)
-        d_task = _task_with_dsp(by_key[t.key], dflt["dsp"])
-        tuned_task = _task_with_dsp(by_key[t.key], tuned.knobs["dsp"] if tuned else dflt["dsp"])
+        d_task = _task_with_dsp(by_key[t.key], dflt["dsp"], dflt.get("widen", False))
+        tuned_task = _task_with_dsp(by_key[t.key], *((tuned.knobs["dsp"], tuned.knobs.get("widen", False)) if tuned
+                                                     else (dflt["dsp"], dflt.get("widen", False))))
         mods += [naive_mod(t), d_task.schedule(dflt).mod,
                  tuned_task.schedule(tuned.knobs if tuned else dflt).mod]
         rows.append({"kernel": f"trm_{t.key}_tvm", "calls": t.calls, "macs": t.macs,
@@ -131,9 +132,10 @@ def compare(board, arts: dict, tasks: dict[str, Task], measurer, db_root, whole:
     return summary
 
 
-def _task_with_dsp(tasks: list[Task], dsp: bool) -> Task:
-    """The task compile would build for this dsp knob (no DSP form of the shape: the plain one, as compile does)."""
-    return next((x for x in tasks if x.dsp == dsp), next(x for x in tasks if not x.dsp))
+def _task_with_dsp(tasks: list[Task], dsp: bool, widen: bool) -> Task:
+    """The task compile would build for these dsp / widen knobs (no DSP form of the shape: the plain one, as compile
+    does)."""
+    return next((x for x in tasks if x.dsp == dsp and x.widen == (dsp and widen)), next(x for x in tasks if not x.dsp))
 
 
 def whole_inference(artifact: Path, board: str, kernels: str, level: str, out: Path, db_root) -> dict:
