@@ -62,7 +62,7 @@ def read_plan(func: relax.Function, ops: list[Op], section: str) -> SectionPlan:
                     storage_size[b.var] = int(v.args[0].values[0])
                 elif name == "relax.memory.alloc_tensor":
                     tensor_storage[b.var] = (v.args[0], int(v.args[1].value))
-                    tensor_bytes[b.var] = _nbytes(v.args[2], v.args[3])
+                    tensor_bytes[b.var] = nbytes([int(d) for d in v.args[2].values], str(v.args[3].value))
                 continue
             if isinstance(v, relax.Call) and isinstance(v.op, relax.ExternFunc):
                 calls.append(v)
@@ -113,14 +113,6 @@ def read_plan(func: relax.Function, ops: list[Op], section: str) -> SectionPlan:
         if t_region < best.bytes:
             best = SectionPlan(t_offsets, t_region, storages, f"tensor lifetimes ({how})", region)
     return best
-
-
-def _nbytes(shape, dtype) -> int:
-    """Bytes of an alloc_tensor of this shape (relax.ShapeExpr) and dtype (DataTypeImm)."""
-    n = 1
-    for d in shape.values:
-        n *= int(d)
-    return n * tvm.DataType(str(dtype.value)).bits // 8
 
 
 def pack(items: dict) -> tuple[dict, int, list]:
