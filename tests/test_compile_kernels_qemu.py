@@ -72,20 +72,25 @@ int main(void) {""", f"  for (int c = 0; c < {len(cs)}; c++) {{", f"    {call}",
                       "  }", '  trm_puts("done\\n");', "  return 0;", "}"])
 
 
-def run_bit_exact(board_name: str, shape: LinearShape, knobs: dict, tmp_path) -> str:
-    board = load_board(board_name)
-    name, func, scratch = strategies.build(shape, knobs)
-    src = to_c({name: func})
-    cs = list(cases(shape, np.random.default_rng(31)))
-    (tmp_path / "kernel.c").write_text(src)
-    (tmp_path / "main.c").write_text(firmware_main(name, shape, cs, scratch))
+def run_on_qemu(board, kernel_c: str, main_c: str, tmp_path) -> list[list[str]]:
+    """Cross-compile the kernel with a test main for the board, run it on QEMU; one list of hex words per case."""
+    (tmp_path / "kernel.c").write_text(kernel_c)
+    (tmp_path / "main.c").write_text(main_c)
     (tmp_path / "link.ld").write_text(hb.link_script(board))
     cmd = ["arm-none-eabi-gcc", *board.core.cflags, *hb.CFLAGS, "-Wno-unused-variable", f"-I{KERNELS_DIR / 'tvm'}",
            str(hb.SELFTEST_DIR / "startup.c"), str(tmp_path / "main.c"), str(tmp_path / "kernel.c"),
            "-T", str(tmp_path / "link.ld"), "-lgcc", "-o", str(tmp_path / "fw.elf")]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     text = hb.run_qemu(board, tmp_path / "fw.elf", timeout=300)
-    lines = [ln.split() for ln in text.splitlines() if ln.strip() and ln.strip() != "done"]
+    return [ln.split() for ln in text.splitlines() if ln.strip() and ln.strip() != "done"]
+
+
+def run_bit_exact(board_name: str, shape: LinearShape, knobs: dict, tmp_path) -> str:
+    board = load_board(board_name)
+    name, func, scratch = strategies.build(shape, knobs)
+    src = to_c({name: func})
+    cs = list(cases(shape, np.random.default_rng(31)))
+    lines = run_on_qemu(board, src, firmware_main(name, shape, cs, scratch), tmp_path)
     assert len(lines) == len(cs)
     bits = 16 if shape.out_dtype == "int16" else 8
     saturated = 0
@@ -190,15 +195,7 @@ def test_mve_eltwise_bit_exact_on_qemu_m55(shape, tmp_path):
     assert "trm_mve_" in src
     n = 60 if isinstance(shape, RMSNormShape) else 40
     cs = list(eltwise_cases(shape, np.random.default_rng(41), n))
-    (tmp_path / "kernel.c").write_text(src)
-    (tmp_path / "main.c").write_text(generic_main(name, func, [args + [want] for args, want in cs]))
-    (tmp_path / "link.ld").write_text(hb.link_script(board))
-    cmd = ["arm-none-eabi-gcc", *board.core.cflags, *hb.CFLAGS, "-Wno-unused-variable", f"-I{KERNELS_DIR / 'tvm'}",
-           str(hb.SELFTEST_DIR / "startup.c"), str(tmp_path / "main.c"), str(tmp_path / "kernel.c"),
-           "-T", str(tmp_path / "link.ld"), "-lgcc", "-o", str(tmp_path / "fw.elf")]
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
-    text = hb.run_qemu(board, tmp_path / "fw.elf", timeout=300)
-    lines = [ln.split() for ln in text.splitlines() if ln.strip() and ln.strip() != "done"]
+    lines = run_on_qemu(board, src, generic_main(name, func, [args + [want] for args, want in cs]), tmp_path)
     assert len(lines) == len(cs)
     for (_, want), got_hex in zip(cs, lines):
         got = np.array([np.int32(np.uint32(int(h, 16))) for h in got_hex]).reshape(want.shape)
