@@ -16,7 +16,9 @@ reports DWT cycles per self-test batch instead (measured).
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -99,27 +101,40 @@ def wrappers_c(batch: Batch) -> tuple[str, str]:
     return "\n".join(head), "\n".join(src)
 
 
-_fresh_bases: set[Path] = set()
+_fresh_bases: dict[tuple[str, Path], Path] = {}
 _fresh_bases_lock = threading.Lock()
 
 
 def base_build_dir(board: str, cache: Path) -> Path:
-    """A tiny reference-kernel model's build directory: the host of the self-test table. Recompiled once per
-    process (seconds), so that a cache kept from an older checkout never hosts today's candidates (an identical
-    compile keeps the cached one); threads of an RPC worker share it under a lock."""
-    from trm_tvm.compile.driver import compile_when_changed
+    """A tiny reference-kernel model's build directory: the host of the self-test table.
+
+    Compiled once per process (seconds) and kept under its content's fingerprint, so that a cache from an older
+    checkout never hosts today's candidates. Threads of an RPC worker share it under a lock; processes sharing the
+    cache (forked RPC sessions) each build in a private directory and rename it into place, never touching a base
+    another process may be copying."""
+    from trm_tvm.compile.driver import build_fingerprint, compile_artifact
     from trm_tvm.quant.fixtures import random_artifact
 
-    out = cache / f"base-{board}"
     with _fresh_bases_lock:
-        if out not in _fresh_bases:
-            cache.mkdir(parents=True, exist_ok=True)
-            art = cache / "base-artifact.npz"
-            if not art.is_file():
-                random_artifact(hidden=8, tokens=4, seed=3)[0].save(art)
-            compile_when_changed(art, board, "reference", out, "default")
-            _fresh_bases.add(out)
-    return out
+        if (board, cache) in _fresh_bases:
+            return _fresh_bases[board, cache]
+        cache.mkdir(parents=True, exist_ok=True)
+        art = cache / "base-artifact.npz"
+        if not art.is_file():
+            random_artifact(hidden=8, tokens=4, seed=3)[0].save(art)   # an atomic write: racing saves are harmless
+        private = Path(tempfile.mkdtemp(prefix=f".base-{board}.", dir=cache))
+        try:
+            compile_artifact(art, board, "reference", private / "build")
+            out = cache / f"base-{board}-{build_fingerprint(private / 'build')[:16]}"
+            try:
+                os.rename(private / "build", out)
+            except OSError:              # this fingerprint is already there (another process, or an earlier run)
+                if not (out / "build.json").is_file():
+                    raise
+        finally:
+            shutil.rmtree(private, ignore_errors=True)
+        _fresh_bases[board, cache] = out
+        return out
 
 
 def build_firmware(batch: Batch, out_dir: Path, cache: Path) -> proj.Project:
