@@ -31,6 +31,7 @@ from trm_tvm.gap9.board import Gap9Board, load_gap9
 from trm_tvm.gap9.space import Gap9Task
 from trm_tvm.gap9.tiling import LinearTiling
 from trm_tvm.jsonio import run_info, write_json
+from trm_tvm.markdown import table
 from trm_tvm.provenance import figure, fmt
 from trm_tvm.quant.artifact import Artifact
 
@@ -194,26 +195,21 @@ def compare(arts: dict, tasks: dict[str, Gap9Task], board: Gap9Board, measurer: 
 
 
 def summary_md(s: dict) -> str:
+    from trm_tvm.tune.run import knobs_cell, level_cells
+
+    kernels = [[r["kernel"], r["calls"], *level_cells(r),
+                f"{r['space']['schedules']}, {r['space']['best_modeled']}", knobs_cell(r["knobs"]["tuned"])]
+               for r in s["kernels"]]
+    whole = [[f"{w['artifact']} ({w['precision']})", w["steps"], fmt(w["naive"]), fmt(w["default"]), fmt(w["tuned"]),
+              f"{w['tuned']['value'] / w['default']['value']:.3f}", f"{w['tuned_bit_exact']} ({w['verified_runs']})"]
+             for w in s["whole"]]
     lines = [f"## gap9: per kernel (one call each; cycles modeled by {cycles.MODEL_SOURCE}, every schedule "
              "verified 0 LSB on the functional build)", "",
              "The space's best = the lowest modeled cycles over all its legal schedules (enumerated, not run).", "",
-             "| kernel | calls/inference | naive | default | tuned | tuned/default | space: schedules, best "
-             "| tuned knobs |",
-             "|" + "---|" * 8]
-    for r in s["kernels"]:
-        cells = [fmt(r[lv]) if "value" in r[lv] else f"error: {r[lv]['error']}" for lv in ("naive", "default", "tuned")]
-        ratio = (f"{r['tuned']['value'] / r['default']['value']:.3f}"
-                 if "value" in r["tuned"] and "value" in r["default"] else "n/a")
-        knobs = json.dumps(r["knobs"]["tuned"]) if r["knobs"]["tuned"] else "(no record: default)"
-        sp = r["space"]
-        lines.append(f"| {r['kernel']} | {r['calls']} | {' | '.join(cells)} | {ratio} | {sp['schedules']}, "
-                     f"{sp['best_modeled']} | {knobs} |")
-    lines += ["", "Whole fixed-compute inference (all layers; tuned project verified against the golden model):", "",
-              "| artifact | steps | naive | default | tuned | tuned/default | tuned 0 LSB (runs) |", "|" + "---|" * 7]
-    for w in s["whole"]:
-        lines.append(f"| {w['artifact']} ({w['precision']}) | {w['steps']} | {fmt(w['naive'])} | {fmt(w['default'])} "
-                     f"| {fmt(w['tuned'])} | {w['tuned']['value'] / w['default']['value']:.3f} | "
-                     f"{w['tuned_bit_exact']} ({w['verified_runs']}) |")
+             table(["kernel", "calls/inference", "naive", "default", "tuned", "tuned/default",
+                    "space: schedules, best", "tuned knobs"], kernels),
+             "", "Whole fixed-compute inference (all layers; tuned project verified against the golden model):", "",
+             table(["artifact", "steps", "naive", "default", "tuned", "tuned/default", "tuned 0 LSB (runs)"], whole)]
     if "search" in s:
         lines += ["", f"Search: {json.dumps(s['search'])}"]
     return "\n".join(lines) + "\n"

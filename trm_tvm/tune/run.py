@@ -171,14 +171,20 @@ def whole_inference(artifact: Path, board: str, kernels: str, level: str, out: P
             "by_function": {fn: k["cycles"]["value"] for fn, k in p["kernels"].items()}}
 
 
+def level_cells(row: dict) -> list[str]:
+    """A kernel row's naive, default and tuned cost (or the error that level hit) and tuned/default."""
+    cells = [fmt(row[lv]) if "value" in row[lv] else f"error: {row[lv]['error']}" for lv in ("naive", "default", "tuned")]
+    ratio = (f"{row['tuned']['value'] / row['default']['value']:.3f}"
+             if "value" in row["tuned"] and "value" in row["default"] else "n/a")
+    return [*cells, ratio]
+
+
+def knobs_cell(knobs: dict | None) -> str:
+    return json.dumps(knobs) if knobs else "(no record: default)"
+
+
 def summary_md(s: dict) -> str:
-    kernels = []
-    for r in s["kernels"]:
-        cells = [fmt(r[lv]) if "value" in r[lv] else f"error: {r[lv]['error']}" for lv in ("naive", "default", "tuned")]
-        ratio = (f"{r['tuned']['value'] / r['default']['value']:.3f}"
-                 if "value" in r["tuned"] and "value" in r["default"] else "n/a")
-        knobs = json.dumps(r["tuned_knobs"]) if r["tuned_knobs"] else "(no record: default)"
-        kernels.append([r["kernel"], r["calls"], *cells, ratio, knobs])
+    kernels = [[r["kernel"], r["calls"], *level_cells(r), knobs_cell(r["tuned_knobs"])] for r in s["kernels"]]
     lines = [f"## {s['board']}: per kernel (one self-test call each, timing plugin; cycles modeled)", "",
              table(["kernel", "calls/inference", "naive", "default", "tuned", "tuned/default", "tuned knobs"], kernels)]
     if s["whole"]:
