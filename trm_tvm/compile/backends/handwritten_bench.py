@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from trm_tvm import markdown
 from trm_tvm.boards import Board, load_board
 from trm_tvm.compile.backends import handwritten
 from trm_tvm.errors import UserError, atomic_write_text, cli_main
@@ -267,13 +268,11 @@ def bench_board(board: Board, work: Path, shapes=MODEL_SHAPES) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| board | kernel | tokens x n_in x n_out | MACs | instructions | instructions/MAC | cycles/MAC |\n"
-            "|---|---|---|---|---|---|---|\n")
     probe = lambda r: " (probe)" if (r["tokens"], r["n_in"], r["n_out"]) == PROBE_SHAPE else ""  # noqa: E731
-    return head + "".join(
-        f"| {r['board']} | {r['kernel']} | {r['tokens']}x{r['n_in']}x{r['n_out']}{probe(r)} | {r['macs']} | "
-        f"{fmt(r['instructions'])} | {fmt(r['instructions_per_mac'])} | {fmt(r['cycles_per_mac'])} |\n"
-        for r in rows)
+    return markdown.table(
+        ["board", "kernel", "tokens x n_in x n_out", "MACs", "instructions", "instructions/MAC", "cycles/MAC"],
+        [[r["board"], r["kernel"], f"{r['tokens']}x{r['n_in']}x{r['n_out']}{probe(r)}", r["macs"],
+          fmt(r["instructions"]), fmt(r["instructions_per_mac"]), fmt(r["cycles_per_mac"])] for r in rows]) + "\n"
 
 
 HEADER = """# Hand-written linear kernels at the model's shapes
