@@ -1,8 +1,6 @@
 """compile_artifact: artifact + board + kernel back end -> build directory (docs/build-dir.md)."""
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -118,15 +116,6 @@ def compile_when_changed(artifact, board: str, kernels: str, build: Path, schedu
         shutil.rmtree(build, ignore_errors=True)
         os.replace(fresh, build)
     return True
-
-
-def build_fingerprint(build: Path) -> str:
-    """A digest of a build directory's content without its run provenance: equal for identical compiles."""
-    h = hashlib.sha256()
-    for key, value in _build_content(build).items():
-        data = value if isinstance(value, bytes) else json.dumps(value, sort_keys=True).encode()
-        h.update(f"{key}\0{len(data)}\0".encode() + data)
-    return h.hexdigest()
 
 
 def _build_content(build: Path) -> dict[str, Any]:

@@ -15,6 +15,7 @@ reports DWT cycles per self-test batch instead (measured).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -29,7 +30,7 @@ from trm_tvm import project as proj
 from trm_tvm import rpc
 from trm_tvm.boards import load_board
 from trm_tvm.errors import atomic_write_text
-from trm_tvm.jsonio import read_json, write_json
+from trm_tvm.jsonio import REPO_ROOT, read_json, write_json
 from trm_tvm.project import selftest
 from trm_tvm.provenance import figure
 
@@ -105,34 +106,46 @@ _fresh_bases: dict[tuple[str, Path], Path] = {}
 _fresh_bases_lock = threading.Lock()
 
 
+def sources_fingerprint() -> str:
+    """A digest of everything a base build is made from: the package's code and the project templates."""
+    h = hashlib.sha256()
+    files = sorted([*(REPO_ROOT / "trm_tvm").rglob("*.py"), *(REPO_ROOT / "project_templates").rglob("*")])
+    for f in files:
+        if f.is_file():
+            data = f.read_bytes()
+            h.update(f"{f.relative_to(REPO_ROOT)}\0{len(data)}\0".encode() + data)
+    return h.hexdigest()
+
+
 def base_build_dir(board: str, cache: Path) -> Path:
     """A tiny reference-kernel model's build directory: the host of the self-test table.
 
-    Compiled once per process (seconds) and kept under its content's fingerprint, so that a cache from an older
-    checkout never hosts today's candidates. Threads of an RPC worker share it under a lock; processes sharing the
-    cache (forked RPC sessions) each build in a private directory and rename it into place, never touching a base
-    another process may be copying."""
-    from trm_tvm.compile.driver import build_fingerprint, compile_artifact
+    Kept under the fingerprint of the sources it is compiled from, so that a cache from an older checkout is never
+    reused, while forked RPC sessions of the same checkout reuse it without compiling (seconds per batch). Threads
+    of an RPC worker share it under a lock; processes build in a private directory and rename it into place, never
+    touching a base another process may be copying."""
+    from trm_tvm.compile.driver import compile_artifact
     from trm_tvm.quant.fixtures import random_artifact
 
     with _fresh_bases_lock:
         if (board, cache) in _fresh_bases:
             return _fresh_bases[board, cache]
-        cache.mkdir(parents=True, exist_ok=True)
-        art = cache / "base-artifact.npz"
-        if not art.is_file():
-            random_artifact(hidden=8, tokens=4, seed=3)[0].save(art)   # an atomic write: racing saves are harmless
-        private = Path(tempfile.mkdtemp(prefix=f".base-{board}.", dir=cache))
-        try:
-            compile_artifact(art, board, "reference", private / "build")
-            out = cache / f"base-{board}-{build_fingerprint(private / 'build')[:16]}"
+        out = cache / f"base-{board}-{sources_fingerprint()[:16]}"
+        if not (out / "build.json").is_file():
+            cache.mkdir(parents=True, exist_ok=True)
+            art = cache / "base-artifact.npz"
+            if not art.is_file():
+                random_artifact(hidden=8, tokens=4, seed=3)[0].save(art)   # an atomic write: racing saves are harmless
+            private = Path(tempfile.mkdtemp(prefix=f".base-{board}.", dir=cache))
             try:
-                os.rename(private / "build", out)
-            except OSError:              # this fingerprint is already there (another process, or an earlier run)
-                if not (out / "build.json").is_file():
-                    raise
-        finally:
-            shutil.rmtree(private, ignore_errors=True)
+                compile_artifact(art, board, "reference", private / "build")
+                try:
+                    os.rename(private / "build", out)
+                except OSError:          # another process renamed its identical base first
+                    if not (out / "build.json").is_file():
+                        raise
+            finally:
+                shutil.rmtree(private, ignore_errors=True)
         _fresh_bases[board, cache] = out
         return out
 
