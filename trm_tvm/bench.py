@@ -29,7 +29,7 @@ from trm_tvm.boards import load_board
 from trm_tvm.compile.backends import KERNELS
 from trm_tvm.compile.driver import compile_artifact
 from trm_tvm.compile.strategies import LEVELS
-from trm_tvm.errors import UserError, cli_main
+from trm_tvm.errors import UserError, atomic_write_text, cli_main
 from trm_tvm.jsonio import read_json, run_info, write_json
 from trm_tvm.markdown import table
 from trm_tvm.provenance import figure, fmt
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                                         limits[board], out, a.profile, log))
                     rows[-1]["schedule"] = sched
                     write_json(results_path, {"rows": rows, "provenance": run_info()})
-    (out / "summary.md").write_text(summary_md(rows))
+    atomic_write_text(out / "summary.md", summary_md(rows))
     exact = all(m["all_bit_exact"] for r in rows for m in r["modes"].values())
     n = sum(m["checked"] for r in rows for m in r["modes"].values())
     print(f"{len(rows)} builds, {n} inferences checked, {'all bit-exact' if exact else 'MISMATCHES'} vs golden "

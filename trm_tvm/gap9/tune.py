@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from trm_tvm.errors import atomic_write_text
 from trm_tvm.gap9 import cycles, functional, project, selftest, space
 from trm_tvm.gap9.board import Gap9Board, load_gap9
 from trm_tvm.gap9.space import Gap9Task
@@ -151,7 +152,7 @@ def tune(artifacts: list[Path], *, trials: int = TRIALS, per_iter: int = PER_ITE
                          "rejected_candidates": measurer.rejected, "build_and_run_s": round(measurer.build_s, 1),
                          "wall_s": round(time.monotonic() - t_start, 1)}
     write_json(out / "summary.json", {**summary, "provenance": run_info()})
-    (out / "summary.md").write_text(summary_md(summary))
+    atomic_write_text(out / "summary.md", summary_md(summary))
     log(summary_md(summary))
     return summary
 

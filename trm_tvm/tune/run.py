@@ -23,7 +23,7 @@ import tvm
 from trm_tvm.boards import load_board
 from trm_tvm.compile import strategies
 from trm_tvm.compile.strategies import linear
-from trm_tvm.errors import UserError
+from trm_tvm.errors import UserError, atomic_write_text
 from trm_tvm.jsonio import run_info, write_json
 from trm_tvm.markdown import table
 from trm_tvm.provenance import fmt
@@ -96,7 +96,7 @@ def tune(board_name: str, artifacts: list[Path], *, trials: int = TRIALS, budget
                          "firmware_builds": measurer.batches, "build_and_measure_s": round(measurer.build_s, 1),
                          "wall_s": round(time.monotonic() - t_start, 1)}
     write_json(out / "summary.json", {**summary, "provenance": run_info()})
-    (out / "summary.md").write_text(summary_md(summary))
+    atomic_write_text(out / "summary.md", summary_md(summary))
     log(summary_md(summary))
     return summary
 
