@@ -201,3 +201,57 @@ def test_int_matmul_is_exact_integer_arithmetic():
         assert np.array_equal(spec.int_matmul(a, w), a.astype(np.int64) @ w.astype(np.int64).T)
     big = np.full((1, 3), 2 ** 40)                      # beyond the float64 bound: the int64 path
     assert spec.int_matmul(big, np.full((1, 3), 2 ** 12))[0, 0] == 3 * 2 ** 52
+
+
+# -- the shift-32 encoding of linear multipliers -----------------------------------------------------------------
+def test_shift32_encoding_is_accurate_where_it_applies():
+    m = np.concatenate([10.0 ** rng.uniform(-5, -0.31, 2000), -(10.0 ** rng.uniform(-5, -0.31, 200))])
+    M, sh = spec.encode_multiplier_shift32(m)
+    at32 = sh == 32
+    assert at32.all()                                     # 1e-5 * 2^32 > 2^15 and |m| < 0.49 < 2^31 / 2^32
+    assert np.all(np.abs(M.astype(np.int64)) >= spec.SHIFT32_MIN_MULT) and np.all(np.sign(M) == np.sign(m))
+    # round half up of |m| * 2^32: within half an LSB, so a relative error <= 2^-16 at the smallest M
+    err = np.abs(spec.decode_multiplier(M, sh) - m)
+    assert np.all(err <= 2.0 ** -33) and np.all(err <= np.abs(m) * 2.0 ** -16)
+
+
+def test_shift32_rq_equals_the_rounded_high_word():
+    """sh = 32: (v*M + 2^31) >> 32, what SMMULR / VRMULH compute, exact for every int32 v and M."""
+    vs = rng.integers(-2 ** 31, 2 ** 31, 3000)
+    Ms = rng.integers(-2 ** 31 + 1, 2 ** 31, 3000)
+    got = spec.rq(vs, Ms, 32)
+    assert all(int(g) == exact_rq(v, M, 32) for g, v, M in zip(got[:500], vs, Ms))
+    assert np.all(np.abs(got) <= 2 ** 30) and np.array_equal(got, (vs * Ms + 2 ** 31) >> 32)
+
+
+def test_shift32_falls_back_to_the_normalised_encoding():
+    small = 2.0 ** -17 * 0.999                            # fewer than 16 bits at shift 32
+    big = 0.5                                             # 2^31 does not fit int32
+    just_below = (2 ** 31 - 1) / 2.0 ** 32                # the largest M that fits
+    edge_low = 2.0 ** -17                                 # exactly 2^15
+    rounds_up_to_2_31 = (2 ** 31 - 0.5) / 2.0 ** 32       # round half up gives 2^31: falls back
+    m = np.array([0.0, small, big, just_below, edge_low, rounds_up_to_2_31, -big, -just_below, 3.0, 1e-20])
+    M, sh = spec.encode_multiplier_shift32(m)
+    Mn, shn = spec.encode_multiplier(m)
+    at32 = [False, False, False, True, True, False, False, True, False, False]
+    assert (sh == 32).tolist() == at32
+    assert np.array_equal(M[~np.array(at32)], Mn[~np.array(at32)]) and np.array_equal(sh[~np.array(at32)],
+                                                                                       shn[~np.array(at32)])
+    assert M[3] == 2 ** 31 - 1 and M[4] == 2 ** 15 and M[7] == -(2 ** 31 - 1)
+    assert (int(M[0]), int(sh[0])) == (0, 1) and (int(M[-1]), int(sh[-1])) == (0, 1)
+    with pytest.raises(ValueError):
+        spec.encode_multiplier_shift32([2.0 ** 31])
+    with pytest.raises(ValueError):
+        spec.encode_multiplier_shift32([float("nan")])
+
+
+def test_shift32_linear_outputs_track_the_normalised_ones():
+    """Same real multiplier, two encodings: int8 outputs of a linear layer differ only at rounding ties that
+    the 16+-bit multiplier moves, i.e. by at most 1 LSB and rarely."""
+    a = rng.integers(-128, 128, (64, 48)).astype(np.int8)
+    w = rng.integers(-127, 128, (32, 48)).astype(np.int8)
+    m = 10.0 ** rng.uniform(-4, -3, 32)
+    n = spec.linear_s8(a, w, np.zeros(32, np.int32), *spec.encode_multiplier(m))
+    s = spec.linear_s8(a, w, np.zeros(32, np.int32), *spec.encode_multiplier_shift32(m))
+    diff = np.abs(n.astype(np.int64) - s)
+    assert diff.max() <= 1 and diff.mean() < 0.01

@@ -1,6 +1,7 @@
 """Quantise a trained TRM into an integer artifact, check its accuracy, or make a random-weight one.
 
     python -m trm_tvm.quantize run --checkpoint checkpoints/ecg/model.pt --recipe qat/w8a8.yaml --out artifacts/ecg_w8a8.npz [--eval]
+        [--linear-multipliers shift32]
     python -m trm_tvm.quantize eval --checkpoint checkpoints/ecg/model.pt --artifact artifacts/ecg_w8a8.npz [--json out.json]
     python -m trm_tvm.quantize mixed --checkpoint checkpoints/ecg/model.pt --budget-kb 20 --out artifacts/ecg_mixed.npz --json reports/quant/ecg/mixed.json
     python -m trm_tvm.quantize sweep --checkpoint checkpoints/ecg/model.pt [more seeds] --out reports/quant/ecg [--qat [w4a8 ...]]
@@ -25,7 +26,7 @@ from trm_tvm.jsonio import REPO_ROOT, run_info, write_json
 
 
 
-def load_recipe(path: str | Path, method: str | None = None):
+def load_recipe(path: str | Path, method: str | None = None, linear_multipliers: str | None = None):
     from trm_tvm.config import from_dict, load_yaml_mapping
     from trm_tvm.quant.ptq import QuantConfig
 
@@ -34,6 +35,12 @@ def load_recipe(path: str | Path, method: str | None = None):
     qc = from_dict(QuantConfig, data, where=path.name)
     if method:
         qc = dataclasses.replace(qc, method=method)
+    if linear_multipliers:
+        from trm_tvm.quant.spec import LINEAR_MULTIPLIER_ENCODINGS
+        if linear_multipliers not in LINEAR_MULTIPLIER_ENCODINGS:
+            raise UserError(f"--linear-multipliers {linear_multipliers!r} is not a multiplier encoding",
+                            f"use one of {', '.join(LINEAR_MULTIPLIER_ENCODINGS)}")
+        qc = dataclasses.replace(qc, linear_multipliers=linear_multipliers)
     try:
         qc.check()
     except ValueError as e:
@@ -84,7 +91,7 @@ def _rel(p: str | Path) -> str:
 def cmd_run(a) -> int:
     from trm_tvm.quant.ptq import quantise
 
-    qc = load_recipe(a.recipe, a.method)
+    qc = load_recipe(a.recipe, a.method, a.linear_multipliers)
     if a.calib_samples:
         qc = dataclasses.replace(qc, calib_samples=a.calib_samples)
     if a.per_tensor:
@@ -336,6 +343,8 @@ def main(argv=None) -> int:
     r.add_argument("--out", required=True, help="artifact path (.npz)")
     r.add_argument("--calib-samples", type=int, default=0, help="override the recipe's calibration sample count")
     r.add_argument("--method", choices=("ptq", "qat"), help="override the recipe's method")
+    r.add_argument("--linear-multipliers", metavar="ENCODING",
+                   help="override the recipe's linear_multipliers: normalised | shift32 (sh = 32 where precise)")
     r.add_argument("--per-tensor", action="store_true", help="one weight scale per tensor instead of the recipe's")
     r.add_argument("--qat-minutes", type=float, default=0, help="override the recipe's QAT wall-time budget")
     r.add_argument("--no-deep-supervision", action="store_true",

@@ -55,7 +55,7 @@ class Artifact:
         return self.header["schedule"]["calls"]
 
     @property
-    def numerics(self) -> dict[str, int]:
+    def numerics(self) -> dict:
         return self.header["numerics"]
 
     @property
@@ -149,6 +149,8 @@ def _validate(art: Artifact) -> None:
     nm = h["numerics"]
     _need(nm.get("act_bits") in (4, 8) and nm.get("state_bits") in (4, 8, 16),
           f"numerics act_bits/state_bits {nm.get('act_bits')}/{nm.get('state_bits')} not in 4|8 / 4|8|16")
+    _need(nm.get("linear_multipliers", "normalised") in ("normalised", "shift32"),
+          f"numerics linear_multipliers {nm.get('linear_multipliers')!r} not normalised|shift32")
     _validate_tensors(art)
     shapes = _validate_graph(art, dims)
     _validate_schedule(art, dims, shapes)

@@ -35,6 +35,7 @@ class QuantConfig:
     act_observer: str = "percentile"         # minmax | percentile | mse
     percentile: float = 99.99
     state_scale_mode: str = "shared"         # shared | per_step
+    linear_multipliers: str = "normalised"   # normalised | shift32: the (M, sh) encoding of `linear` nodes
     calib_samples: int = 256
     calib_batch: int = 64
     seed: int = 0
@@ -63,6 +64,8 @@ class QuantConfig:
             (self.state_scale_mode in ("shared", "per_step"),
              f"state_scale_mode {self.state_scale_mode!r} not shared|per_step"),
             (self.method in ("ptq", "qat"), f"method {self.method!r} not ptq|qat"),
+            (self.linear_multipliers in spec.LINEAR_MULTIPLIER_ENCODINGS,
+             f"linear_multipliers {self.linear_multipliers!r} not {'|'.join(spec.LINEAR_MULTIPLIER_ENCODINGS)}"),
             (0 < self.percentile <= 100, "percentile must be in (0, 100]"),
         ]
         for ok, msg in problems:
@@ -173,7 +176,9 @@ class _Builder:
 
     def linear(self, op: str, name: str, inp: str, out: str, w: np.ndarray, bias: np.ndarray | None,
                s_in: float, s_out: float, rows_shape: tuple, out_dtype: str) -> dict:
-        """A linear / head node: quantised weights (packed when 4-bit), int32 bias, per-channel (M, sh)."""
+        """A linear / head node: quantised weights (packed when 4-bit), int32 bias, per-channel (M, sh) -- the
+        recipe's `linear_multipliers` encoding for `linear` nodes; heads (int16 logits, one row per supervision
+        step) always normalised: 16-bit outputs want the full 31-bit multiplier, and they cost nothing to requantise."""
         bits = self.qc.bits_for(f"{name}.weight")
         q, s_w = quantise_weight(w, bits, self.qc.per_channel, self.qc.weight_observer)
         n_out, n_in = w.shape
@@ -189,10 +194,11 @@ class _Builder:
             b_int = np.clip(np.floor(bias / (s_in * s_w) + 0.5), -limit, limit).astype(np.int64)
             node["bias"] = self.tensor(f"{name}.bias", b_int.astype(np.int32), "biases")
         m = s_in * s_w / s_out
-        worst = (np.abs(b_int) + row_abs) * np.abs(m)
+        encode = spec.LINEAR_MULTIPLIER_ENCODINGS[self.qc.linear_multipliers if op == "linear" else "normalised"]
+        M, sh = encode(m)
+        worst = (np.abs(b_int) + row_abs) * np.abs(spec.decode_multiplier(M, sh))
         if worst.max() >= 2 ** 31:
             raise ValueError(f"{name}: multiplier {m.max():g} could overflow int32 in rq (quantiser bug)")
-        M, sh = spec.encode_multiplier(m)
         node["mult"] = self.tensor(f"{name}.mult", M, "multipliers")
         node["shift"] = self.tensor(f"{name}.shift", sh, "multipliers")
         self.act(out, (*rows_shape, n_out), out_dtype, s_out)
@@ -351,7 +357,7 @@ def build(params: Params, dims: Dims, scales: Scales, qc: QuantConfig, halt_thre
     header = {
         "format": FORMAT, "version": VERSION, "precision": qc.name,
         "dims": dims.to_dict(),
-        "numerics": {"act_bits": ab, "state_bits": sb},
+        "numerics": {"act_bits": ab, "state_bits": sb, "linear_multipliers": qc.linear_multipliers},
         "io": {"input_kind": dims.input_kind, "input_shape": list(dims.input_shape),
                "input_dtype": "int8" if dims.input_kind == "series" else "uint8", "input_scale": s_in,
                "classes": dims.classes, "per_token": dims.per_token,

@@ -6,8 +6,8 @@ leading batch axes so the golden model can run many inferences at once. Intermed
 kernels hold a value in int32, `_check_i32` raises `SpecViolation` instead of silently disagreeing with a C
 wrap-around (the quantiser's bounds make that unreachable; the check catches quantiser bugs).
 
-Only the quantiser-side helpers at the bottom (`encode_multiplier`, `add_multipliers`, `residual_multipliers`,
-`silu_lut`, `eps_int`) and the host-side ones (`quantize_input`, `q_threshold`) use floats: they turn real scales
+Only the quantiser-side helpers at the bottom (`encode_multiplier`, `encode_multiplier_shift32`, `add_multipliers`,
+`residual_multipliers`, `silu_lut`, `eps_int`) and the host-side ones (`quantize_input`, `q_threshold`) use floats: they turn real scales
 into the integers the device then uses.
 """
 from __future__ import annotations
@@ -249,6 +249,27 @@ def encode_multiplier(m) -> tuple[np.ndarray, np.ndarray]:
     M = np.where(tiny, 0, np.where(m < 0, -M, M))
     sh = np.where(tiny, 1, sh)
     return M.astype(np.int32), sh.astype(np.int32)
+
+
+SHIFT32_MIN_MULT = 2 ** 15       # shift-32 multipliers keep >= 16 bits: relative error <= 2^-16 (docs/integer-spec.md)
+
+
+def encode_multiplier_shift32(m) -> tuple[np.ndarray, np.ndarray]:
+    """Real multipliers m -> (M, sh) with sh = 32 where it is valid and precise, else `encode_multiplier`'s.
+
+    M = round_half_up(|m| * 2^32) (sign into M) when that is in [SHIFT32_MIN_MULT, 2^31): rq at shift 32 is the
+    rounded high word of v*M, one SMMULR (VRMULH) on Arm. Larger |m| would not fit int32; smaller would keep
+    fewer than 16 bits of m: those channels (and m == 0) take the normalised encoding.
+    """
+    m = np.asarray(m, dtype=np.float64)
+    M_norm, sh_norm = encode_multiplier(m)             # also refuses non-finite and too-large m
+    M32 = _round_half_up(np.abs(m) * 2.0 ** 32)
+    fits = (M32 >= SHIFT32_MIN_MULT) & (M32 < 2 ** 31)
+    M = np.where(fits, np.where(m < 0, -M32, M32), M_norm)
+    return M.astype(np.int32), np.where(fits, 32, sh_norm).astype(np.int32)
+
+
+LINEAR_MULTIPLIER_ENCODINGS = {"normalised": encode_multiplier, "shift32": encode_multiplier_shift32}
 
 
 def decode_multiplier(M, sh) -> np.ndarray:
