@@ -174,6 +174,32 @@ def test_backend_picks_variant_by_board():
     assert handwritten.kernel("linear_s8", m4) == "trm_linear_s8_dsp"
     assert handwritten.kernel("rmsnorm_s32", m4) == "trm_rmsnorm_s32_dsp"
     assert handwritten.kernel("transpose_s8", m4) == "trm_transpose_s8_ref"
-    assert handwritten.scratch_bytes("linear_s8", m4, 16, 48, 96) == 2 * 48 * 17 + 36 + 3
+    assert handwritten.scratch_bytes("linear_s8", m4, 16, 48, 96) == 2 * 48 * 17 + 4 * 14 + 4 + 3
     assert handwritten.scratch_bytes("linear_s8", load_board("cortex-m55"), 17, 48, 96) == 4 * 20 + 3
     assert handwritten.scratch_bytes("linear_s4", load_board("cortex-m55"), 17, 48, 96) == 4 * 20 + 3
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("packed_s4", [False, True], ids=["s8", "s4"])
+def test_linear_tile_k_lengths(lib, variant, packed_s4):
+    """The mve 4-token x 2-channel tile's k lengths (16..96, one asm loop each on the core): token tails, odd
+    channel counts, pairs falling back to the rolled code (a shift < 32 or M = INT32_MIN in the pair), shifts 32
+    and 62, extreme activations and weights, no bias."""
+    rng = np.random.default_rng(140 + 2 * packed_s4 + (variant == "mve"))
+    i = 0
+    for n_in in (16, 32, 48, 64, 80, 96):
+        for tokens in (4, 5, 7, 8, 11, 12):
+            for n_out in (1, 2, 3, 6, 7):
+                a, w, bias, mult, sh = model_case(rng, tokens, n_in, n_out, packed_s4)
+                if i % 5 == 0:  # the largest sums
+                    a[:] = rng.choice(np.array([-128, 127], np.int8), size=a.shape)
+                    w[:] = rng.choice(np.array([-8, 7] if packed_s4 else [-128, 127], np.int8), size=w.shape)
+                odd = rng.random(n_out) < 0.2
+                sh[odd] = rng.choice(np.array([31, 32, 62]), size=int(odd.sum()))
+                mult[odd & (sh == 62)] = np.iinfo(np.int32).min
+                mult[rng.random(n_out) < 0.3] *= -1
+                want, wk = want_linear(a, w, None if i % 7 == 0 else bias, mult, sh, packed_s4)
+                got = call_linear(lib, variant, a, wk, None if i % 7 == 0 else bias, mult, sh, packed_s4,
+                                  offset=i % 4)
+                np.testing.assert_array_equal(got, want, err_msg=f"{tokens}x{n_in}x{n_out} shifts {sh}")
+                i += 1

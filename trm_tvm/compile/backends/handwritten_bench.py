@@ -123,9 +123,14 @@ class Prng:
 
     def requant(self, n_out: int, base: int):
         mult, shift = np.zeros(n_out, np.int64), np.zeros(n_out, np.int64)
+        at32 = self.range(0, 2) == 0
         for o in range(n_out):
             kind = self.range(0, 7)
-            if kind == 0:
+            if at32 and kind != 0:
+                sh = base + self.range(-1, 2)
+                m = self.range(1 << 30, 0x7FFFFFFF) >> max(sh - 32, 0)
+                mult[o], shift[o] = (-m if kind == 1 else m), 32
+            elif kind == 0:
                 p = self.range(0, 3)
                 mult[o], shift[o] = 1 << p, p + self.range(1, 3)
             else:
@@ -227,6 +232,9 @@ def check_ops_selftest(output: str, cases: int, seed: int = SEED) -> dict:
 
 # -- bench -----------------------------------------------------------------------------------------------------------
 MARKS = ("trm_bench_begin", "trm_bench_end")
+# every row's real multiplier is 2^-10 (selftest/main.c); the hand-written kernels run it in both encodings: the
+# spec's (M in [2^30, 2^31)) and the one with sh fixed at 32, which the dsp kernels requantise with one SMMULR
+MULTIPLIERS = {False: "M=2^30, sh=40", True: "M=2^22, sh=32"}
 
 
 def bench_board(board: Board, work: Path, shapes=MODEL_SHAPES) -> list[dict]:
@@ -256,8 +264,10 @@ def bench_board(board: Board, work: Path, shapes=MODEL_SHAPES) -> list[dict]:
             raise RuntimeError(f"{name} {shape}: plugin {n} vs SysTick {systick_n:.1f} instructions")
         macs = math.prod(shape)
         cyc = timing.cycles(kernel_row, board)
-        kernel = f"trm_linear_{name[:2]}_{handwritten.variant(board) if name.endswith('hw') else 'ref'}"
-        rows.append({"board": board.name, "kernel": kernel, "tokens": shape[0], "n_in": shape[1],
+        dtype, impl, *sh32 = name.split("_")  # s8_hw, s8_hw_s32 (the same multipliers encoded at sh = 32), s8_ref
+        kernel = f"trm_linear_{dtype}_{handwritten.variant(board) if impl == 'hw' else 'ref'}"
+        rows.append({"board": board.name, "kernel": kernel + (" (sh=32)" if sh32 else ""),
+                     "multipliers": MULTIPLIERS[bool(sh32)], "tokens": shape[0], "n_in": shape[1],
                      "n_out": shape[2], "macs": macs,
                      "instructions": timing.instructions(kernel_row),
                      "instructions_per_mac": figure(n / macs, "instructions/MAC", "emulated",
@@ -270,8 +280,9 @@ def bench_board(board: Board, work: Path, shapes=MODEL_SHAPES) -> list[dict]:
 def table(rows: list[dict]) -> str:
     probe = lambda r: " (probe)" if (r["tokens"], r["n_in"], r["n_out"]) == PROBE_SHAPE else ""  # noqa: E731
     return markdown.table(
-        ["board", "kernel", "tokens x n_in x n_out", "MACs", "instructions", "instructions/MAC", "cycles/MAC"],
-        [[r["board"], r["kernel"], f"{r['tokens']}x{r['n_in']}x{r['n_out']}{probe(r)}", r["macs"],
+        ["board", "kernel", "multipliers", "tokens x n_in x n_out", "MACs", "instructions", "instructions/MAC",
+         "cycles/MAC"],
+        [[r["board"], r["kernel"], r["multipliers"], f"{r['tokens']}x{r['n_in']}x{r['n_out']}{probe(r)}", r["macs"],
           fmt(r["instructions"]), fmt(r["instructions_per_mac"]), fmt(r["cycles_per_mac"])] for r in rows]) + "\n"
 
 
@@ -282,7 +293,10 @@ signature. **emulated**: instructions executed on QEMU, counted by the trm_tvm.m
 against SysTick under `-icount`. **modeled**: cycles from the board's `timing_model` (boards/*.yaml) applied to
 the per-class counts, with code fetched from flash (wait states per the board) and operands in RAM.
 Shapes: tokens x n_in x n_out of the ECG model (hidden 48, H 96, L 16 or 32; token mixing runs on the transpose:
-48 rows of L features, Ht = 2L); (probe) is the shape of the earlier probe quoted below.
+48 rows of L features, Ht = 2L); (probe) is the shape of the earlier probe quoted below. Every row's multiplier is
+2^-10, encoded as the spec's quantiser does (M=2^30, sh=40) and, for the hand-written kernels, also with the shift
+fixed at 32 (M=2^22, sh=32; kernel marked "(sh=32)"): the same real multiplier and outputs, requantised with one
+SMMULR instead of SMMLA + ASR on the DSP cores.
 
 """
 ANCHORS = """

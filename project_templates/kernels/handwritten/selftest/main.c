@@ -82,11 +82,18 @@ static int8_t value(int extreme, int lo, int hi) { return (int8_t)(extreme ? (ne
 static int bit_length(uint32_t v) { return v ? 32 - __builtin_clz(v) : 0; }
 
 /* per-channel (M, sh) around +-200 output, with rounding ties (M = 2^p, small sh), negative multipliers and
- * shifts 31-33 (mostly saturating) */
+ * shifts 31-33 (mostly saturating); in a third of the calls the rows carry the same multipliers encoded at sh = 32
+ * (the dsp kernels' SMMULR runs of rows), every 8th row still a tie with a small shift (a run ends there) */
 static void requant(int32_t *mult, int32_t *shift, int n_out, int base) {
+  int at32 = range(0, 2) == 0;
   for (int o = 0; o < n_out; o++) {
     int kind = range(0, 7);
-    if (kind == 0) {
+    if (at32 && kind != 0) {
+      int sh = base + range(-1, 2);
+      mult[o] = range(1 << 30, 0x7FFFFFFF) >> (sh > 32 ? sh - 32 : 0);
+      if (kind == 1) mult[o] = -mult[o];
+      shift[o] = 32;
+    } else if (kind == 0) {
       int p = range(0, 3);
       mult[o] = 1 << p;
       shift[o] = p + range(1, 3);
@@ -220,7 +227,7 @@ static const int shapes[][3] = {TRM_BENCH_SHAPES};
 #define MAX_ELEMS 8192
 static int8_t a[MAX_ELEMS], w8[MAX_ELEMS], w4[MAX_ELEMS], out[MAX_ELEMS];
 static uint8_t w4p[MAX_ELEMS], scratch[2 * MAX_ELEMS + 64];
-static int32_t bias[256], mult[256], shift[256];
+static int32_t bias[256], mult[256], shift[256], mult32[256], shift32[256];
 
 /* the same call with an empty body: the measurement's own overhead */
 __attribute__((noinline)) static void empty_linear(const int8_t *in, const int8_t *w, const int32_t *b,
@@ -266,11 +273,15 @@ int main(void) {
     }
     for (int k = 0; k < tokens * n_in; k++) a[k] = (int8_t)range(-128, 127);
     for (int k = 0; k < n_out * n_in; k++) w8[k] = (int8_t)range(-128, 127), w4[k] = (int8_t)range(-8, 7);
-    for (int o = 0; o < n_out; o++) bias[o] = range(-1000, 1000), mult[o] = 1 << 30, shift[o] = 40;
+    /* the same real multiplier 2^-10 in two encodings: the spec's (M in [2^30, 2^31)) and with sh fixed at 32 */
+    for (int o = 0; o < n_out; o++)
+      bias[o] = range(-1000, 1000), mult[o] = 1 << 30, shift[o] = 40, mult32[o] = 1 << 22, shift32[o] = 32;
     pack_s4(w4, w4p, n_out, n_in);
     MEASURE("empty", empty_linear(a, w8, bias, mult, shift, out, tokens, n_in, n_out, scratch));
     MEASURE("s8_hw", HW(trm_linear_s8_)(a, w8, bias, mult, shift, out, tokens, n_in, n_out, scratch));
     MEASURE("s4_hw", HW(trm_linear_s4_)(a, w4p, bias, mult, shift, out, tokens, n_in, n_out, scratch));
+    MEASURE("s8_hw_s32", HW(trm_linear_s8_)(a, w8, bias, mult32, shift32, out, tokens, n_in, n_out, scratch));
+    MEASURE("s4_hw_s32", HW(trm_linear_s4_)(a, w4p, bias, mult32, shift32, out, tokens, n_in, n_out, scratch));
     MEASURE("s8_ref", trm_linear_s8_ref(a, w8, bias, mult, shift, out, tokens, n_in, n_out, 0));
     MEASURE("s4_ref", trm_linear_s4_ref(a, w4p, bias, mult, shift, out, tokens, n_in, n_out, 0));
   }
