@@ -214,7 +214,7 @@ STEPS: tuple[Step, ...] = tuple(
               + ",".join(ECG_ARTS) + " --kernels reference,tvm --modes halting --limit 200,cortex-m7=50,cortex-m33=50"
               " --out reports/bench/exactness-ecg",),
              ("reports/bench/exactness-ecg/results.json", "reports/bench/exactness-ecg/summary.md"), ECG_ARTS,
-             "commit 66642af message; results.json rows (boards, artifacts, kernels, inferences)"),
+             "the commit message that landed results.json (rerun 2026-11-26 at d157c7e); results.json rows (boards, artifacts, kernels, inferences)"),
         Step("bench:exactness-random-handwritten",
              ("python -m trm_tvm.bench --boards cortex-m4,cortex-m55 --artifacts random:w8a8,random:w4a8,random:mixed"
               " --kernels handwritten --modes halting --limit 200 --out reports/bench/exactness-random-handwritten",),
