@@ -133,63 +133,202 @@ TRM_INLINE void trm_mve_requant_column(const int32_t *acc, int32_t bias, trm_req
     for (int t = 0; t < tokens; t++) out[(size_t)t * n_out] = trm_requant(bias + acc[t], q);
 }
 
-/* One column for n_in = 16*CH (a literal: the token MLP's k lengths 16 and 32) and shift >= 32: per block of 4 tokens, CH x
- * (4 loads + 4 VMLADAVA) from the bias, the 4 sums moved into one vector, requantised and scattered into the
- * column -- no int32 sums in scratch, no separate requantisation loop. The row's CH chunks are the same for every
- * block (the compiler keeps them in vector registers). The 1-3 token tail through the rolled code. */
-TRM_INLINE void trm_mve_column_fixed(const uint8_t *row, int packed_s4, int ch, const int8_t *in, int tokens,
-                                     int32_t bias, trm_requant_t q, int8_t *out, int n_out, int32_t *acc) {
-  int n_in = 16 * ch, t = 0;
-  uint32x4_t offsets = vmulq_n_u32(vidupq_n_u32(0, 1), (uint32_t)n_out);
-  int32x4_t mult = vdupq_n_s32(q.mult);
-  int32_t s = q.shift - 32;
-  for (; t + 4 <= tokens; t += 4, in += 4 * n_in, out += 4 * n_out) {
-    const uint8_t *wp = row;
-    int8x16_t w = trm_mve_weights(&wp, packed_s4, 0, 16);
-    int32_t s0 = vmladavq_s8(vldrbq_s8(in), w), s1 = vmladavq_s8(vldrbq_s8(in + n_in), w);
-    int32_t s2 = vmladavq_s8(vldrbq_s8(in + 2 * n_in), w), s3 = vmladavq_s8(vldrbq_s8(in + 3 * n_in), w);
-    _Pragma("GCC unroll 8") for (int c = 1; c < ch; c++) {
-      w = trm_mve_weights(&wp, packed_s4, 0, 16);
-      s0 = vmladavaq_s8(s0, vldrbq_s8(in + 16 * c), w);
-      s1 = vmladavaq_s8(s1, vldrbq_s8(in + n_in + 16 * c), w);
-      s2 = vmladavaq_s8(s2, vldrbq_s8(in + 2 * n_in + 16 * c), w);
-      s3 = vmladavaq_s8(s3, vldrbq_s8(in + 3 * n_in + 16 * c), w);
+/* ---- the 4 x 2 register tile: n_in = 16*CH, CH 1..6 (the model's k lengths) ----------------------------------
+ * Channels o, o+1 x blocks of 4 tokens: per 16-k chunk 2 weight loads, 4 activation loads, 8 VMLADAVA (each
+ * activation vector serves both channels, each weight vector 4 tokens); the chunk loop is unrolled, the 8 sums
+ * sit in the 8 even registers VMLADAVA accepts (r0-r12, lr). Requantisation of 4 tokens of a channel: VMOV of
+ * two sums per instruction into a vector, VADD bias, VQDMULH by M (floor(v*M / 2^31)), VRSHL by 31 - sh
+ * (round half up at bit sh: exact for sh >= 32, rounding composes with the floor), VQSHL #24 / VSHR #24 (sat8),
+ * one VSTRB scatter into the column. Packed int4 weights are unpacked times 16 (two shifts, no sign shift: the
+ * nibble stays in the top of its byte) and the sums divided by 16 (exact) before the bias. */
+typedef struct {
+  /* one LDM into r0, r2, ..., r12, lr once the sums have left them */
+  int32_t bias0, mult0, nshift0, bias1, mult1, nshift1; /* nshift = 31 - sh, VRSHL's count */
+  int32_t out_step;                                     /* 4 * n_out */
+  const int8_t *pb_end;                                 /* pb after the last block */
+  int32_t sums[8]; /* the asm's 8 sums, token-major: one STM, then VLD20/VLD21 de-interleave the 2 channels */
+} trm_mve_pair_t;
+
+TRM_INLINE int trm_mve_pair_ok(const int32_t *mult, const int32_t *shift, int o) {
+  return shift[o] >= 32 && shift[o] <= 62 && mult[o] != INT32_MIN;
+}
+
+/* Weight chunk j of a row at w: 16 int8, or 8 packed bytes unpacked times 16 (lane 2i = low nibble << 4 of byte i,
+ * lane 2i+1 = its high nibble in place) */
+TRM_INLINE int8x16_t trm_mve_weights16(const uint8_t *w, int packed_s4) {
+  if (!packed_s4) return vldrbq_s8((const int8_t *)w);
+  int8x16_t x = vreinterpretq_s8_u16(vshlq_n_u16(vldrbq_u16(w), 4));
+  return vshlq_s8(x, vreinterpretq_s8_u16(vdupq_n_u16(0x0400)));
+}
+
+/* 4 sums of one channel -> 4 output bytes of its column */
+TRM_INLINE void trm_mve_rq_column4(int32x4_t v, int packed_s4, int32_t bias, int32_t mult, int32_t nshift,
+                                   int8_t *out, uint32x4_t offsets) {
+  if (packed_s4) v = vshrq_n_s32(v, 4);
+  int32x4_t r = vrshlq_n_s32(vqdmulhq_n_s32(vaddq_n_s32(v, bias), mult), nshift);
+  vstrbq_scatter_offset_s32(out, offsets, vshrq_n_s32(vqshlq_n_s32(r, 24), 24));
+}
+
+TRM_INLINE int32x4_t trm_mve_vec4(int32_t a, int32_t b, int32_t c, int32_t d) {
+  return vsetq_lane_s32(d, vsetq_lane_s32(c, vsetq_lane_s32(b, vdupq_n_s32(a), 1), 2), 3);
+}
+
+/* Every 4-token block of one channel pair in plain C: on the host the asm's twin (same instructions, emulated).
+ * pa points at token 1 of the first block, pb at token 3 (the asm's base registers). */
+TRM_INLINE void trm_mve_pair_blocks_c(const int8_t *pa, const int8_t *pb, const uint8_t *w, int packed_s4, int ch,
+                                      const trm_mve_pair_t *p, int8_t *out, uint32x4_t offsets) {
+  int n_in = 16 * ch, row = packed_s4 ? 8 * ch : n_in;
+  do {
+    int32_t s[8] = {0};
+    for (int j = 0; j < ch; j++) {
+      const uint8_t *wj = w + j * (row / ch);
+      int8x16_t w0 = trm_mve_weights16(wj, packed_s4), w1 = trm_mve_weights16(wj + row, packed_s4);
+      const int8_t *a[4] = {pa - n_in, pa, pb - n_in, pb};
+      for (int t = 0; t < 4; t++) {
+        int8x16_t x = vldrbq_s8(a[t] + 16 * j);
+        s[2 * t] = vmladavaq_s8(s[2 * t], x, w0);
+        s[2 * t + 1] = vmladavaq_s8(s[2 * t + 1], x, w1);
+      }
     }
-    int32x4_t v = vsetq_lane_s32(s3, vsetq_lane_s32(s2, vsetq_lane_s32(s1, vdupq_n_s32(s0), 1), 2), 3);
-    vstrbq_scatter_offset_s32(out, offsets, trm_mve_requant4_narrow(vaddq_n_s32(v, bias), mult, q.round, s));
-  }
-  if (t < tokens) {
-    trm_mve_row_sums(row, packed_s4, 0, in, tokens - t, n_in, acc);
-    trm_mve_requant_loop(acc, bias, q, out, tokens - t, n_out, s == 0);
+    trm_mve_rq_column4(trm_mve_vec4(s[0], s[2], s[4], s[6]), packed_s4, p->bias0, p->mult0, p->nshift0, out,
+                       offsets);
+    trm_mve_rq_column4(trm_mve_vec4(s[1], s[3], s[5], s[7]), packed_s4, p->bias1, p->mult1, p->nshift1, out + 1,
+                       offsets);
+    out += p->out_step, pa += 4 * n_in, pb += 4 * n_in;
+  } while (pb != p->pb_end);
+}
+
+#if defined(__ARM_FEATURE_MVE)
+/* The same as one asm statement per (CH, int4), generated from one template: the block loop with nothing spilled
+ * -- q0/q1 the weight chunks (then the two sum vectors), q2/q3 activations, q5 the int4 lane shifts, the column
+ * offsets in two more; r0-r12/lr even the sums (then the pair's words by one LDM), pa/pb/w/out/p odd. Weight
+ * offsets are immediates (+-127 bytes: the row pointer is biased by `wbias` for CH > 4); activations stream with
+ * writeback: token 0/2 at [pa/pb, #-n_in], token 1/3 at [pa/pb], #16. */
+#define TRM_MVE_W_S8(Q, OFF) "vldrb.8 " Q ", [%[w], #(" OFF ")]\n\t"
+#define TRM_MVE_W_S4(Q, OFF) "vldrb.u16 " Q ", [%[w], #(" OFF ")]\n\tvshl.i16 " Q ", " Q ", #4\n\tvshl.s8 " Q ", " Q ", q5\n\t"
+#define TRM_MVE_SETUP_S8 ""
+#define TRM_MVE_SETUP_S4 "vmov.i16 q5, #0x0400\n\t"
+#define TRM_MVE_DIV16_S8 ""
+#define TRM_MVE_DIV16_S4 "vshr.s32 q0, q0, #4\n\tvshr.s32 q1, q1, #4\n\t"
+#define TRM_MVE_TILE_CHUNK(OP, DT)                                                                               \
+  TRM_MVE_W_##DT("q0", "trm_j*%c[wstep] + %c[row] - %c[wbias]") TRM_MVE_W_##DT("q1", "trm_j*%c[wstep] - %c[wbias]") \
+  "vldrb.8 q2, [%[pa], #-%c[n]]\n\t" OP " r0, q2, q1\n\t" OP " r2, q2, q0\n\t"                                 \
+  "vldrb.8 q3, [%[pa]], #16\n\t" OP " r4, q3, q1\n\t" OP " r6, q3, q0\n\t"                                     \
+  "vldrb.8 q2, [%[pb], #-%c[n]]\n\t" OP " r8, q2, q1\n\t" OP " r10, q2, q0\n\t"                                \
+  "vldrb.8 q3, [%[pb]], #16\n\t" OP " r12, q3, q1\n\t" OP " lr, q3, q0\n\t.set trm_j, trm_j + 1\n\t"
+#define TRM_MVE_RQ_ASM(Q, B, M, S, OFFS)                                                                         \
+  "vadd.i32 " Q ", " Q ", " B "\n\tvqdmulh.s32 " Q ", " Q ", " M "\n\tvrshl.s32 " Q ", " S "\n\t"                 \
+  "vqshl.s32 " Q ", " Q ", #24\n\tvshr.s32 " Q ", " Q ", #24\n\tvstrb.32 " Q ", [%[out], %q[" OFFS "]]\n\t"
+/* chunks 1..CH-1, written out (not .rept: GCC sizes an asm statement by its lines, for the literal pools) */
+#define TRM_MVE_REP_1(X)
+#define TRM_MVE_REP_2(X) X
+#define TRM_MVE_REP_3(X) X X
+#define TRM_MVE_REP_4(X) X X X
+#define TRM_MVE_REP_5(X) X X X X
+#define TRM_MVE_REP_6(X) X X X X X
+#define TRM_MVE_TILE_ASM(OUT, CH, DT, ROW, WSTEP, WBIAS)                                                              \
+  __asm__ volatile(                                                                                              \
+      TRM_MVE_SETUP_##DT "1:\n\t.set trm_j, 0\n\t" TRM_MVE_TILE_CHUNK("vmladav.s8", DT)                          \
+      TRM_MVE_REP_##CH(TRM_MVE_TILE_CHUNK("vmladava.s8", DT))                                                  \
+      "stm %[p], {r0, r2, r4, r6, r8, r10, r12, lr}\n\tvld20.32 {q0, q1}, [%[p]]\n\tvld21.32 {q0, q1}, [%[p]]\n\t" \
+      TRM_MVE_DIV16_##DT "ldmdb %[p], {r0, r2, r4, r6, r8, r10, r12, lr}\n\t"                                     \
+      TRM_MVE_RQ_ASM("q0", "r0", "r2", "r4", "o0") TRM_MVE_RQ_ASM("q1", "r6", "r8", "r10", "o1")                 \
+      "add %[out], %[out], r12\n\tadd %[pa], %[pa], #3*%c[n]\n\tadd %[pb], %[pb], #3*%c[n]\n\t"                  \
+      "cmp %[pb], lr\n\tbne 1b\n\t"                                                                              \
+      : [pa] "+r"(pa), [pb] "+r"(pb), [out] "+r"(OUT)                                                            \
+      : [w] "r"(w + (WBIAS)), [p] "r"(p->sums), [o0] "w"(offsets), [o1] "w"(offsets1), [n] "i"(16 * (CH)),             \
+        [row] "i"(ROW), [wstep] "i"(WSTEP), [wbias] "i"(WBIAS)                                                   \
+      : "r0", "r2", "r4", "r6", "r8", "r10", "r12", "lr", "q0", "q1", "q2", "q3", "q5", "memory", "cc")
+#define TRM_MVE_TILE_CASE(CH)                                                                                    \
+  case CH:                                                                                                       \
+    if (packed_s4)                                                                                               \
+      TRM_MVE_TILE_ASM(po, CH, S4, 8 * (CH), 8, 0);                                                              \
+    else                                                                                                         \
+      TRM_MVE_TILE_ASM(po, CH, S8, 16 * (CH), 16, (CH) > 4 ? 16 * ((CH) - 1) : 0);                               \
+    break;
+#endif
+
+/* Channel o by the rolled code (4-token blocks of one row chunk, sums in scratch, then a requantisation loop),
+ * tokens [t0, t1) */
+__attribute__((noinline)) static void trm_mve_column(const int8_t *in, const uint8_t *row, int packed_s4,
+                                                     const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                                                     int o, int8_t *out, int t0, int t1, int n_in, int n_out,
+                                                     int32_t *acc) {
+  if (t1 <= t0) return;
+  in += (size_t)t0 * n_in;
+  out += (size_t)t0 * n_out + o;
+  if (n_in % 16)
+    trm_mve_row_sums(row, packed_s4, 1, in, t1 - t0, n_in, acc);
+  else
+    trm_mve_row_sums(row, packed_s4, 0, in, t1 - t0, n_in, acc);
+  trm_mve_requant_column(acc, bias ? bias[o] : 0, trm_requant_init(mult, shift, o), out, t1 - t0, n_out);
+}
+
+/* Tokens [0, 4*blocks) of every channel pair, n_in = 16*ch (ch a literal after inlining): the tile where both
+ * channels' shifts allow it, else the rolled code */
+__attribute__((noinline)) static void trm_mve_pairs(const int8_t *in, const uint8_t *w, int packed_s4, int ch, const int32_t *bias,
+                              const int32_t *mult, const int32_t *shift, int8_t *out, int n_out, int blocks,
+                              int32_t *acc) {
+  int n_in = 16 * ch, row = packed_s4 ? 8 * ch : n_in;
+  const int8_t *pa0 = in + n_in, *pb0 = in + 3 * n_in; /* tokens 1 and 3 of the first block */
+  uint32x4_t offsets = vmulq_n_u32(vidupq_n_u32(0, 1), (uint32_t)n_out);
+  trm_mve_pair_t pair = {0, 0, 0, 0, 0, 0, 4 * n_out, pb0 + (size_t)blocks * 4 * n_in, {0}};
+  const trm_mve_pair_t *p = &pair;
+#if defined(__ARM_FEATURE_MVE)
+  uint32x4_t offsets1 = vaddq_n_u32(offsets, 1);
+#endif
+  for (int o = 0; o + 2 <= n_out; o += 2, w += 2 * row) {
+    if (!trm_mve_pair_ok(mult, shift, o) || !trm_mve_pair_ok(mult, shift, o + 1)) {
+      trm_mve_column(in, w, packed_s4, bias, mult, shift, o, out, 0, 4 * blocks, n_in, n_out, acc);
+      trm_mve_column(in, w + row, packed_s4, bias, mult, shift, o + 1, out, 0, 4 * blocks, n_in, n_out, acc);
+      continue;
+    }
+    pair.bias0 = bias ? bias[o] : 0, pair.mult0 = mult[o], pair.nshift0 = 31 - shift[o];
+    pair.bias1 = bias ? bias[o + 1] : 0, pair.mult1 = mult[o + 1], pair.nshift1 = 31 - shift[o + 1];
+    const int8_t *pa = pa0, *pb = pb0;
+    int8_t *po = out + o;
+#if defined(__ARM_FEATURE_MVE)
+    switch (ch) { /* a constant here: one case survives */
+      TRM_MVE_TILE_CASE(1)
+      TRM_MVE_TILE_CASE(2)
+      TRM_MVE_TILE_CASE(3)
+      TRM_MVE_TILE_CASE(4)
+      TRM_MVE_TILE_CASE(5)
+      TRM_MVE_TILE_CASE(6)
+      default: break;
+    }
+#else
+    trm_mve_pair_blocks_c(pa, pb, w, packed_s4, ch, p, po, offsets);
+#endif
   }
 }
 
-#define TRM_MVE_COLUMN_CASE(CH) \
-  case CH: trm_mve_column_fixed(w, packed_s4, CH, in, tokens, b, q, out + o, n_out, acc); break;
+#define TRM_MVE_PAIRS_CASE(CH) \
+  case CH: trm_mve_pairs(in, w, packed_s4, CH, bias, mult, shift, out, n_out, blocks, acc); break;
 
+/* Every k length: the 4 x 2 tile over the 4-token blocks of n_in = 16..96 (multiples of 16), the rolled code for
+ * the rest (token tail, odd last channel, other lengths) */
 TRM_INLINE void trm_mve_linear(const int8_t *in, const uint8_t *w, int packed_s4, const int32_t *bias,
                                const int32_t *mult, const int32_t *shift, int8_t *out, int tokens, int n_in,
                                int n_out, void *scratch) {
   size_t row_bytes = packed_s4 ? (size_t)(n_in + 1) / 2 : (size_t)n_in;
   int32_t *acc = (int32_t *)(((uintptr_t)scratch + 3) & ~(uintptr_t)3);
-  for (int o = 0; o < n_out; o++, w += row_bytes) {
-    trm_requant_t q = trm_requant_init(mult, shift, o);
-    int32_t b = bias ? bias[o] : 0;
-    if ((n_in == 16 || n_in == 32) && q.shift >= 32 && q.shift <= 56) { /* longer rows: the rolled k loop is faster (8 vector
-                                                         * registers cannot hold 3+ weight chunks and 4 tokens) */
-      switch (n_in / 16) {
-        TRM_MVE_COLUMN_CASE(1)
-        TRM_MVE_COLUMN_CASE(2)
-        default: break;
-      }
-      continue;
+  int blocks = tokens / 4, paired = n_out & ~1, t0 = 0;
+  if (n_in % 16 == 0 && n_in >= 16 && n_in <= 96 && blocks > 0 && paired > 0) {
+    switch (n_in / 16) {
+      TRM_MVE_PAIRS_CASE(1)
+      TRM_MVE_PAIRS_CASE(2)
+      TRM_MVE_PAIRS_CASE(3)
+      TRM_MVE_PAIRS_CASE(4)
+      TRM_MVE_PAIRS_CASE(5)
+      TRM_MVE_PAIRS_CASE(6)
+      default: break;
     }
-    if (n_in % 16)
-      trm_mve_row_sums(w, packed_s4, 1, in, tokens, n_in, acc);
-    else
-      trm_mve_row_sums(w, packed_s4, 0, in, tokens, n_in, acc);
-    trm_mve_requant_column(acc, b, q, out + o, tokens, n_out);
+    t0 = 4 * blocks;
   }
+  for (int o = t0 < tokens ? 0 : paired; o < n_out; o++)
+    trm_mve_column(in, w + o * row_bytes, packed_s4, bias, mult, shift, o, out, o < paired ? t0 : 0, tokens, n_in,
+                   n_out, acc);
 }
 
 void trm_linear_s8_mve(const int8_t *in, const int8_t *w, const int32_t *bias, const int32_t *mult,

@@ -295,6 +295,16 @@ TRM_INLINE int32x4_t vqshlq_s32(int32x4_t a, int32x4_t n) {
   for (int i = 0; i < 4; i++) a.v[i] = trm_qshl32(a.v[i], n.v[i]);
   return a;
 }
+TRM_INLINE int32x4_t vqshlq_n_s32(int32x4_t a, int n) { return vqshlq_r_s32(a, n); }
+/* high word of the doubled product, floor(a*b / 2^31); saturates only for INT32_MIN * INT32_MIN (the kernels
+ * never pass INT32_MIN as b) */
+TRM_INLINE int32x4_t vqdmulhq_n_s32(int32x4_t a, int32_t b) {
+  for (int i = 0; i < 4; i++) {
+    int64_t x = ((int64_t)a.v[i] * b) >> 31;
+    a.v[i] = x > INT32_MAX ? INT32_MAX : (int32_t)x;
+  }
+  return a;
+}
 TRM_INLINE int32x4_t vshrq_n_s32(int32x4_t a, int n) {
   for (int i = 0; i < 4; i++) a.v[i] >>= n;
   return a;
