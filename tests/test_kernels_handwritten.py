@@ -158,6 +158,36 @@ def test_linear_every_requantisation_path(lib, variant, packed_s4):
         np.testing.assert_array_equal(got, want, err_msg=f"shifts {sh} mults {mult}")
 
 
+def shift32(rng, mult, sh, keep=0.2):
+    """The same multipliers mostly re-encoded at sh = 32 (M >> (sh - 32)): runs of sh = 32 rows, broken by the rows
+    kept as they were (sh >= 33, and the ties' small shifts)."""
+    to32 = (sh > 32) & (rng.random(sh.size) >= keep)
+    mult, sh = mult.astype(np.int64), sh.astype(np.int64)
+    mult[to32] = mult[to32] >> (sh[to32] - 32)
+    sh[to32] = 32
+    return mult.astype(np.int32), sh.astype(np.int32)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("packed_s4", [False, True], ids=["s8", "s4"])
+def test_linear_shift32_runs(lib, variant, packed_s4):
+    """Rows at sh = 32 (the dsp kernels' SMMULR runs, in asm on the core) at every unrolled k length, every token
+    tail (1-3 tokens after the full blocks, and fewer than one block), runs broken by other shifts, with and
+    without bias, every int8 buffer offset 0-3."""
+    rng = np.random.default_rng(140 + 2 * packed_s4 + (variant == "mve"))
+    for tokens in range(1, 14):
+        for n_in in (16, 32, 48, 64, 96):
+            n_out = int(rng.integers(1, 20))
+            a, w, bias, mult, sh = model_case(rng, tokens, n_in, n_out, packed_s4)
+            mult, sh = shift32(rng, mult, sh, keep=[0.0, 0.2, 0.5][tokens % 3])
+            if tokens % 2:
+                bias = None
+            want, wk = want_linear(a, w, bias, mult, sh, packed_s4)
+            got = call_linear(lib, variant, a, wk, bias, mult, sh, packed_s4, offset=(tokens + n_in // 16) % 4)
+            np.testing.assert_array_equal(got, want, err_msg=f"{tokens}x{n_in}x{n_out} shifts {sh}")
+            np.testing.assert_array_equal(got, ref_linear(lib, a, wk, bias, mult, sh, packed_s4))
+
+
 def test_scratch_size_matches_c(lib):
     """The executor's arena plan (Python) and the kernels (C) agree on the scratch size."""
     for variant in VARIANTS:

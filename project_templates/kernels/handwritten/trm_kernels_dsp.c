@@ -371,7 +371,7 @@ TRM_INLINE uint32_t *trm_align4(void *p) { return (uint32_t *)(((uintptr_t)p + 3
     int left = tokens % TRM_DSP_TOKENS, full = tokens - left;                                                 \
     uint32_t *w0 = wrow + 4 * ((CH) - 1), *act = wrow + 4 * (CH) + 1;                                         \
     if (FAST && full) TRM_DSP_ACTIVATIONS(CH, in, act, full);                                                 \
-    trm_widen_activations(in, act, FAST ? full : 0, tokens, N, CH);                                           \
+    if (!FAST || left) trm_widen_activations(in, act, FAST ? full : 0, tokens, N, CH);                        \
     trm_dsp_rows_t *s = TRM_DSP_ROWS_AT(wrow);                                                                \
     s->bias_o = 0;                                                                                            \
     wrow[4 * (CH)] = 0; /* the int4 rows' start value */                                                      \
