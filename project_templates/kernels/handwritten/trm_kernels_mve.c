@@ -236,7 +236,7 @@ TRM_INLINE void trm_mve_pair_blocks_c(const int8_t *pa, const int8_t *pb, const 
       "add %[out], %[out], r12\n\tadd %[pa], %[pa], #3*%c[n]\n\tadd %[pb], %[pb], #3*%c[n]\n\t"                  \
       "cmp %[pb], lr\n\tbne 1b\n\t"                                                                              \
       : [pa] "+r"(pa), [pb] "+r"(pb), [out] "+r"(OUT)                                                            \
-      : [w] "r"(w + (WBIAS)), [p] "r"(p->sums), [o0] "w"(offsets), [o1] "w"(offsets1), [n] "i"(16 * (CH)),             \
+      : [w] "l"(w + (WBIAS)), [p] "r"(p->sums), [o0] "w"(offsets), [o1] "w"(offsets1), [n] "i"(16 * (CH)),             \
         [row] "i"(ROW), [wstep] "i"(WSTEP), [wbias] "i"(WBIAS)                                                   \
       : "r0", "r2", "r4", "r6", "r8", "r10", "r12", "lr", "q0", "q1", "q2", "q3", "q5", "memory", "cc")
 #define TRM_MVE_TILE_CASE(CH)                                                                                    \
@@ -266,7 +266,7 @@ __attribute__((noinline)) static void trm_mve_column(const int8_t *in, const uin
 
 /* Tokens [0, 4*blocks) of every channel pair, n_in = 16*ch (ch a literal after inlining): the tile where both
  * channels' shifts allow it, else the rolled code */
-__attribute__((noinline)) static void trm_mve_pairs(const int8_t *in, const uint8_t *w, int packed_s4, int ch, const int32_t *bias,
+TRM_INLINE void trm_mve_pairs(const int8_t *in, const uint8_t *w, int packed_s4, int ch, const int32_t *bias,
                               const int32_t *mult, const int32_t *shift, int8_t *out, int n_out, int blocks,
                               int32_t *acc) {
   int n_in = 16 * ch, row = packed_s4 ? 8 * ch : n_in;
@@ -303,8 +303,22 @@ __attribute__((noinline)) static void trm_mve_pairs(const int8_t *in, const uint
   }
 }
 
-#define TRM_MVE_PAIRS_CASE(CH) \
-  case CH: trm_mve_pairs(in, w, packed_s4, CH, bias, mult, shift, out, n_out, blocks, acc); break;
+/* one function per (k length, int4): ch and packed_s4 are constants inside (and a small function keeps the
+ * asm's 13 registers allocatable) */
+#define TRM_MVE_PAIRS_FN(CH, S4)                                                                                 \
+  __attribute__((noinline)) static void trm_mve_pairs_##CH##_##S4(                                                \
+      const int8_t *in, const uint8_t *w, const int32_t *bias, const int32_t *mult, const int32_t *shift,         \
+      int8_t *out, int n_out, int blocks, int32_t *acc) {                                                         \
+    trm_mve_pairs(in, w, S4, CH, bias, mult, shift, out, n_out, blocks, acc);                                     \
+  }
+TRM_MVE_PAIRS_FN(1, 0) TRM_MVE_PAIRS_FN(2, 0) TRM_MVE_PAIRS_FN(3, 0)
+TRM_MVE_PAIRS_FN(4, 0) TRM_MVE_PAIRS_FN(5, 0) TRM_MVE_PAIRS_FN(6, 0)
+TRM_MVE_PAIRS_FN(1, 1) TRM_MVE_PAIRS_FN(2, 1) TRM_MVE_PAIRS_FN(3, 1)
+TRM_MVE_PAIRS_FN(4, 1) TRM_MVE_PAIRS_FN(5, 1) TRM_MVE_PAIRS_FN(6, 1)
+#define TRM_MVE_PAIRS_CASE(CH)                                                                                   \
+  case CH:                                                                                                       \
+    (packed_s4 ? trm_mve_pairs_##CH##_1 : trm_mve_pairs_##CH##_0)(in, w, bias, mult, shift, out, n_out, blocks, acc); \
+    break;
 
 /* Every k length: the 4 x 2 tile over the 4-token blocks of n_in = 16..96 (multiples of 16), the rolled code for
  * the rest (token tail, odd last channel, other lengths) */
