@@ -176,14 +176,14 @@ __attribute__((noinline)) static void trm_column_any(const uint32_t *w0, const u
 /* ---- the row runs ------------------------------------------------------------------------------------------ */
 
 /* The words right below the row's chunks in scratch. The top 8 are what every block reads (one LDMDB); the row
- * loop reads the 13 below the chunks in one LDMDB into r0-r11, lr (this order) and the run's end on its own. */
+ * loop reads the 13 below the chunks in one LDMDB into r0-r11, lr (this order) and `reset` on its own. */
 typedef struct {
-  const int32_t *shift_end;   /* the run stops at this row's shift ... */
-  const int32_t *shift;       /* r0: ... or at the first row whose shift takes another path */
-  const int32_t *bias;        /* r1: next row's bias (NULL: none) */
-  const int32_t *mult;        /* r2: next row's M */
-  const void *w;              /* r3: next row's weights */
-  int32_t reset;              /* r4: sh = 32: -full * n_out (x at a row's start); sh >= 33: full * n_out - 1 */
+  int32_t reset;              /* sh = 32: -full * n_out (x at a row's start); sh >= 33: full * n_out - 1 */
+  const int32_t *shift_end;   /* r0: the run stops at this row's shift ... */
+  const int32_t *shift;       /* r1: ... or at the first row whose shift takes another path */
+  const int32_t *bias;        /* r2: next row's bias (NULL: none) */
+  const int32_t *mult;        /* r3: next row's M */
+  const void *w;              /* r4: next row's weights */
   int32_t mult_o;             /* r5: this row's M */
   union {
     struct {                  /* sh = 32: token j of the block at base[j][x], x += step up to 0 */
@@ -201,7 +201,7 @@ typedef struct {
 } trm_dsp_rows_t;
 
 #if defined(__ARM_FEATURE_DSP)
-_Static_assert(sizeof(trm_dsp_rows_t) == 4 * TRM_DSP_ROW_WORDS, "the row words: 13 for one LDMDB + the run's end");
+_Static_assert(sizeof(trm_dsp_rows_t) == 4 * TRM_DSP_ROW_WORDS, "the row words: 13 for one LDMDB + reset");
 #define TRM_DSP_ROWS_AT(wrow) ((trm_dsp_rows_t *)(wrow) - 1)
 
 /* One run of rows for one CH (a literal: chunks per row), DOT_SHIFT (0 int8, 4 int4 weights) and RQ (32: the
@@ -232,34 +232,37 @@ _Static_assert(sizeof(trm_dsp_rows_t) == 4 * TRM_DSP_ROW_WORDS, "the row words: 
 #define TRM_DSP_STORE_33                                                                                      \
   "strb r0, [r9]\n\tstrb r1, [r9, r5]\n\tstrb r6, [r9, r5, lsl #1]\n\tstrb r7, [r9, r8]\n\t"                 \
   "add r9, r9, r5, lsl #2\n\tstr r9, [r12, #-12]\n\tcmp lr, r10\n\tbne 1b\n\t"
-/* a row's output pointers (row words in r0-r11, lr; r11 / r7 free): sh = 32: bases + 1, x = reset; sh >= 33:
- * out back to the next row, round and shift from the shift in r7 */
+/* a row's output pointers (row words in r0-r11, lr; r11 / r6, r7 free): sh = 32: bases + 1, x = reset;
+ * sh >= 33: out back to the next row, round and shift from the shift in r7 */
 #define TRM_DSP_SH_32 "r11"
 #define TRM_DSP_SH_33 "r7"
-#define TRM_DSP_SETUP_32 "add r6, r6, #1\n\tadd r7, r7, #1\n\tadd r8, r8, #1\n\tadd r9, r9, #1\n\tmov r11, r4\n\t"
-#define TRM_DSP_SETUP_33 "sub r10, r10, r4\n\tsub r7, r7, #32\n\tmovs r6, #1\n\tlsl r6, r6, r7\n\tlsr r6, r6, #1\n\t"
+#define TRM_DSP_SETUP_32                                                                                      \
+  "add r6, r6, #1\n\tadd r7, r7, #1\n\tadd r8, r8, #1\n\tadd r9, r9, #1\n\tldr r11, [r12, #-56]\n\t"
+#define TRM_DSP_SETUP_33                                                                                      \
+  "ldr r6, [r12, #-56]\n\tsub r10, r10, r6\n\tsub r7, r7, #32\n\tmovs r6, #1\n\tlsl r6, r6, r7\n\t"         \
+  "lsr r6, r6, #1\n\t"
 #define TRM_DSP_TAKE_32 "cmp r11, #32\n\tbeq 2b\n\t"
 #define TRM_DSP_TAKE_33 "cmp r7, #33\n\tbge 2b\n\t"
-/* int8 row (r3: past its 8*CH bytes, any alignment) -> chunks at r12 upwards from chunk CH-1, two per STM; the
+/* int8 row (r4: past its 8*CH bytes, any alignment) -> chunks at r12 upwards from chunk CH-1, two per STM; the
  * last STM also stores lr (the bias) as the start value after chunk 0 */
 #define TRM_DSP_WIDEN_PAIR_S8                                                                                 \
-  "ldr r5, [r3, #(trm_c*8-trm_ch*8)]\n\tldr r7, [r3, #(trm_c*8+4-trm_ch*8)]\n\t"                             \
-  "ldr r0, [r3, #(trm_c*8+8-trm_ch*8)]\n\tldr r2, [r3, #(trm_c*8+12-trm_ch*8)]\n\t"                          \
+  "ldr r5, [r4, #(trm_c*8-trm_ch*8)]\n\tldr r7, [r4, #(trm_c*8+4-trm_ch*8)]\n\t"                             \
+  "ldr r0, [r4, #(trm_c*8+8-trm_ch*8)]\n\tldr r2, [r4, #(trm_c*8+12-trm_ch*8)]\n\t"                          \
   "sxtb16 r6, r5, ror #8\n\tsxtb16 r5, r5\n\tsxtb16 r8, r7, ror #8\n\tsxtb16 r7, r7\n\t"                     \
-  "sxtb16 r1, r0, ror #8\n\tsxtb16 r0, r0\n\tsxtb16 r4, r2, ror #8\n\tsxtb16 r2, r2\n\t"
+  "sxtb16 r1, r0, ror #8\n\tsxtb16 r0, r0\n\tsxtb16 r3, r2, ror #8\n\tsxtb16 r2, r2\n\t"
 #define TRM_DSP_WIDEN_ROW_0                                                                                   \
   ".if trm_ch == 2\n\t.set trm_c, 0\n\t" TRM_DSP_WIDEN_PAIR_S8                                               \
-  "stmia r12, {r0, r1, r2, r4, r5, r6, r7, r8, lr}\n\t"                                                     \
+  "stmia r12, {r0, r1, r2, r3, r5, r6, r7, r8, lr}\n\t"                                                     \
   ".else\n\tmov r9, r12\n\t.set trm_c, trm_ch-2\n\t.rept trm_ch/2-1\n\t" TRM_DSP_WIDEN_PAIR_S8               \
-  "stmia r9!, {r0, r1, r2, r4, r5, r6, r7, r8}\n\t.set trm_c, trm_c-2\n\t.endr\n\t" TRM_DSP_WIDEN_PAIR_S8    \
-  "stmia r9, {r0, r1, r2, r4, r5, r6, r7, r8, lr}\n\t.endif\n\t"
-/* packed int4 row (r3: past its 4*CH bytes) -> chunks at r12 upwards, values times 16; start value stays 0 */
+  "stmia r9!, {r0, r1, r2, r3, r5, r6, r7, r8}\n\t.set trm_c, trm_c-2\n\t.endr\n\t" TRM_DSP_WIDEN_PAIR_S8    \
+  "stmia r9, {r0, r1, r2, r3, r5, r6, r7, r8, lr}\n\t.endif\n\t"
+/* packed int4 row (r4: past its 4*CH bytes) -> chunks at r12 upwards, values times 16; start value stays 0 */
 #define TRM_DSP_WIDEN_ROW_4                                                                                   \
   "mov r9, r12\n\t.set trm_c, trm_ch-1\n\t.rept trm_ch\n\t"                                                  \
-  "ldr r0, [r3, #(trm_c*4-trm_ch*4)]\n\tlsl r1, r0, #4\n\tand r1, r1, #0xF0F0F0F0\n\t"                       \
+  "ldr r0, [r4, #(trm_c*4-trm_ch*4)]\n\tlsl r1, r0, #4\n\tand r1, r1, #0xF0F0F0F0\n\t"                       \
   "and r0, r0, #0xF0F0F0F0\n\tsxtb16 r5, r1\n\tsxtb16 r6, r1, ror #8\n\tsxtb16 r7, r0\n\t"                    \
   "sxtb16 r8, r0, ror #8\n\tpkhbt r0, r5, r6, lsl #16\n\tpkhbt r1, r7, r8, lsl #16\n\t"                       \
-  "pkhtb r2, r6, r5, asr #16\n\tpkhtb r4, r8, r7, asr #16\n\tstmia r9!, {r0, r1, r2, r4}\n\t"                 \
+  "pkhtb r2, r6, r5, asr #16\n\tpkhtb r3, r8, r7, asr #16\n\tstmia r9!, {r0, r1, r2, r3}\n\t"                 \
   ".set trm_c, trm_c-1\n\t.endr\n\t"
 #define TRM_DSP_ROW_BYTES_0 "trm_ch*8"
 #define TRM_DSP_ROW_BYTES_4 "trm_ch*4"
@@ -268,11 +271,11 @@ _Static_assert(sizeof(trm_dsp_rows_t) == 4 * TRM_DSP_ROW_WORDS, "the row words: 
     register uint32_t *w_ __asm__("r12") = (wrow);                                                            \
     __asm__ volatile(                                                                                         \
         ".set trm_ch, " #CH "\n\t"                                                                            \
-        "ldmdb r12, {r0-r11, lr}\n\tldr " TRM_DSP_SH_##RQ ", [r0], #4\n"                                      \
+        "ldmdb r12, {r0-r11, lr}\n\tldr " TRM_DSP_SH_##RQ ", [r1], #4\n"                                      \
         "2:\n\t"                                                                                              \
-        "cbz r1, 4f\n\tldr lr, [r1], #4\n"                                                                    \
+        "cbz r2, 4f\n\tldr lr, [r2], #4\n"                                                                    \
         "4:\n\t"                                                                                              \
-        "ldr r5, [r2], #4\n\tadd r3, r3, #(" TRM_DSP_ROW_BYTES_##DOT_SHIFT ")\n\t" TRM_DSP_SETUP_##RQ         \
+        "ldr r5, [r3], #4\n\tadd r4, r4, #(" TRM_DSP_ROW_BYTES_##DOT_SHIFT ")\n\t" TRM_DSP_SETUP_##RQ         \
         "stmdb r12, {r0-r11, lr}\n\t" TRM_DSP_WIDEN_ROW_##DOT_SHIFT                                           \
         "add lr, r12, #(trm_ch*16+4)\n"                                                                       \
         "1:\n\t"                                                                                              \
@@ -281,8 +284,8 @@ _Static_assert(sizeof(trm_dsp_rows_t) == 4 * TRM_DSP_ROW_WORDS, "the row words: 
         "ldmdb r12, {r2, r3, r4, r5, r8, r9, r10, r11}\n\t"                                                   \
         TRM_DSP_OUT("r0", DOT_SHIFT, RQ) TRM_DSP_OUT("r1", DOT_SHIFT, RQ)                                     \
         TRM_DSP_OUT("r6", DOT_SHIFT, RQ) TRM_DSP_OUT("r7", DOT_SHIFT, RQ) TRM_DSP_STORE_##RQ                  \
-        "ldmdb r12, {r0-r11, lr}\n\tldr " TRM_DSP_SH_##RQ ", [r12, #-56]\n\tcmp r0, " TRM_DSP_SH_##RQ "\n\t"   \
-        "beq 3f\n\tldr " TRM_DSP_SH_##RQ ", [r0], #4\n\t" TRM_DSP_TAKE_##RQ                                   \
+        "ldmdb r12, {r0-r11, lr}\n\tcmp r1, r0\n\tbeq 3f\n\tldr " TRM_DSP_SH_##RQ ", [r1], #4\n\t"             \
+        TRM_DSP_TAKE_##RQ                                                                                     \
         "3:\n\t"                                                                                              \
         : "+r"(w_)                                                                                            \
         :                                                                                                     \
