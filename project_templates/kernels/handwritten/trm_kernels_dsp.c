@@ -241,6 +241,9 @@ _Static_assert(sizeof(trm_dsp_rows_t) == 4 * TRM_DSP_ROW_WORDS, "the row words: 
 #define TRM_DSP_SETUP_33                                                                                      \
   "ldr r6, [r12, #-56]\n\tsub r10, r10, r6\n\tsub r7, r7, #32\n\tmovs r6, #1\n\tlsl r6, r6, r7\n\t"         \
   "lsr r6, r6, #1\n\t"
+/* a run's first row: sh = 32: bases 1-3 from base 0 and step = 4 * n_out */
+#define TRM_DSP_ENTRY_32 "add r7, r6, r10, lsr #2\n\tadd r8, r7, r10, lsr #2\n\tadd r9, r8, r10, lsr #2"
+#define TRM_DSP_ENTRY_33 ""
 #define TRM_DSP_TAKE_32 "cmp r11, #32\n\tbeq 2b\n\t"
 #define TRM_DSP_TAKE_33 "cmp r7, #33\n\tbge 2b\n\t"
 /* int8 row (r4: past its 8*CH bytes, any alignment) -> chunks at r12 upwards from chunk CH-1, two per STM; the
@@ -271,7 +274,7 @@ _Static_assert(sizeof(trm_dsp_rows_t) == 4 * TRM_DSP_ROW_WORDS, "the row words: 
     register uint32_t *w_ __asm__("r12") = (wrow);                                                            \
     __asm__ volatile(                                                                                         \
         ".set trm_ch, " #CH "\n\t"                                                                            \
-        "ldmdb r12, {r0-r11, lr}\n\tldr " TRM_DSP_SH_##RQ ", [r1], #4\n"                                      \
+        "ldmdb r12, {r0-r11, lr}\n\tldr " TRM_DSP_SH_##RQ ", [r1], #4\n\t" TRM_DSP_ENTRY_##RQ "\n"           \
         "2:\n\t"                                                                                              \
         "cbz r2, 4f\n\tldr lr, [r2], #4\n"                                                                    \
         "4:\n\t"                                                                                              \
@@ -317,6 +320,9 @@ _Static_assert(sizeof(trm_dsp_rows_t) == 4 * TRM_DSP_ROW_WORDS, "the row words: 
  * slots, so they live on the stack. */
 #define TRM_DSP_ROWS_AT(wrow) (&(trm_dsp_rows_t){0})
 #define TRM_DSP_TAKE_C(sh, RQ) ((RQ) == 32 ? (sh) == 32 : (sh) >= 33)
+#define TRM_DSP_ENTRY_C_32(s)                                                                                 \
+  for (int j_ = 1; j_ < 4; j_++) (s)->c.s32.base[j_] = (s)->c.s32.base[j_ - 1] + (s)->c.s32.step / 4
+#define TRM_DSP_ENTRY_C_33(s) (void)0
 #define TRM_DSP_SETUP_C_32(s, sh)                                                                             \
   for (int j_ = 0; j_ < 4; j_++) (s)->c.s32.base[j_]++;                                                      \
   (s)->c.s32.x = (s)->reset
@@ -345,6 +351,7 @@ _Static_assert(sizeof(trm_dsp_rows_t) == 4 * TRM_DSP_ROW_WORDS, "the row words: 
 #define TRM_DSP_RUN(CH, DOT_SHIFT, RQ, wrow, s)                                                               \
   do {                                                                                                        \
     int32_t sh_ = *(s)->shift++;                                                                              \
+    TRM_DSP_ENTRY_C_##RQ(s);                                                                                  \
     do {                                                                                                      \
       if ((s)->bias) (s)->bias_o = *(s)->bias++;                                                              \
       (s)->mult_o = *(s)->mult++;                                                                             \
@@ -371,36 +378,34 @@ TRM_INLINE uint32_t *trm_align4(void *p) { return (uint32_t *)(((uintptr_t)p + 3
  * the run left in scratch. Any other n_in takes the rolled loops (N = n_in, CH = chunks, FAST = 0). */
 #define TRM_DSP_ROWS(N, CH, FAST, WIDEN_ROW, ROW_BYTES, DOT_SHIFT)                                              \
   do {                                                                                                        \
-    int left = tokens % TRM_DSP_TOKENS, full = tokens - left;                                                 \
+    int left = tokens % TRM_DSP_TOKENS, full = FAST ? tokens - left : 0, e = full * n_out;                    \
     uint32_t *w0 = wrow + 4 * ((CH) - 1), *act = wrow + 4 * (CH) + 1;                                         \
-    if (FAST && full) TRM_DSP_ACTIVATIONS(CH, in, act, full);                                                 \
-    if (!FAST || left) trm_widen_activations(in, act, FAST ? full : 0, tokens, N, CH);                        \
+    if (full) TRM_DSP_ACTIVATIONS(CH, in, act, full);                                                         \
+    if (tokens != full) trm_widen_activations(in, act, full, tokens, N, CH);                                  \
     trm_dsp_rows_t *s = TRM_DSP_ROWS_AT(wrow);                                                                \
-    s->bias_o = 0;                                                                                            \
+    const int32_t *end = shift + n_out;                                                                       \
+    s->shift = shift, s->shift_end = end, s->bias = bias, s->mult = mult, s->w = w, s->bias_o = 0;            \
     wrow[4 * (CH)] = 0; /* the int4 rows' start value */                                                      \
-    for (int o = 0; o < n_out;) {                                                                             \
-      if (FAST && full && shift[o] >= 32) {                                                                   \
-        int32_t e = full * n_out;                                                                             \
-        s->shift = shift + o, s->shift_end = shift + (left ? o + 1 : n_out), s->bias = bias ? bias + o : NULL; \
-        s->mult = mult + o, s->w = w + (size_t)o * (ROW_BYTES);                                               \
-        if (shift[o] == 32) {                                                                                 \
-          s->reset = -e, s->c.s32.step = 4 * n_out;                                                           \
-          for (int j = 0; j < TRM_DSP_TOKENS; j++) s->c.s32.base[j] = out + o - 1 + j * n_out + e;            \
+    while (s->shift != end) { /* the runs advance the row pointers in s, the rolled rows here */             \
+      int o = (int)(s->shift - shift);                                                                        \
+      if (full && *s->shift >= 32) {                                                                          \
+        if (left) s->shift_end = s->shift + 1;                                                                \
+        if (*s->shift == 32) {                                                                                \
+          s->reset = -e, s->c.s32.base[0] = out + o - 1 + e, s->c.s32.step = 4 * n_out;                      \
           TRM_DSP_RUN(CH, DOT_SHIFT, 32, wrow, s);                                                            \
         } else {                                                                                              \
           s->reset = e - 1, s->c.high.out = out + o + e - 1, s->c.high.n_out = n_out;                         \
           s->c.high.n_out3 = 3 * n_out, s->c.high.a_end = act + (size_t)full * 4 * (CH);                      \
           TRM_DSP_RUN(CH, DOT_SHIFT, 33, wrow, s);                                                            \
         }                                                                                                     \
-        o = (int)(s->shift - shift);                                                                          \
         if (left)                                                                                             \
-          trm_column_any(w0, act, CH, full, tokens, bias ? bias[o - 1] : 0, trm_requant_init(mult, shift, o - 1), \
-                         out + o - 1, n_out, DOT_SHIFT);                                                      \
+          trm_column_any(w0, act, CH, full, tokens, bias ? bias[o] : 0, trm_requant_init(mult, shift, o),     \
+                         out + o, n_out, DOT_SHIFT);                                                          \
       } else {                                                                                                \
-        WIDEN_ROW(w + (size_t)o * (ROW_BYTES), w0, N, CH);                                                    \
+        WIDEN_ROW(s->w, w0, N, CH);                                                                           \
         trm_column_any(w0, act, CH, 0, tokens, bias ? bias[o] : 0, trm_requant_init(mult, shift, o), out + o,  \
                        n_out, DOT_SHIFT);                                                                     \
-        o++;                                                                                                  \
+        s->shift++, s->mult++, s->w = (const uint8_t *)s->w + (ROW_BYTES), s->bias += bias != NULL;          \
       }                                                                                                       \
     }                                                                                                         \
   } while (0)
