@@ -142,15 +142,33 @@ TRM_INLINE void trm_mve_requant_column(const int32_t *acc, int32_t bias, trm_req
  * one VSTRB scatter into the column. Packed int4 weights are unpacked times 16 (two shifts, no sign shift: the
  * nibble stays in the top of its byte) and the sums divided by 16 (exact) before the bias. */
 typedef struct {
-  /* one LDM into r0, r2, ..., r12, lr once the sums have left them */
-  int32_t bias0, mult0, nshift0, bias1, mult1, nshift1; /* nshift = 31 - sh, VRSHL's count */
+  /* the pair's words: one LDMDB into r0, r2, ..., r12, lr once the sums have left them */
+  int32_t bias0, bias1, mult0, mult1, nshift0, nshift1; /* nshift = 31 - sh, VRSHL's count */
   int32_t out_step;                                     /* 4 * n_out */
   const int8_t *pb_end;                                 /* pb after the last block */
-  int32_t sums[8]; /* the asm's 8 sums, token-major: one STM, then VLD20/VLD21 de-interleave the 2 channels */
-} trm_mve_pair_t;
+  int32_t sums[8]; /* the 8 sums, token-major: one STM, then VLD20/VLD21 de-interleave the 2 channels */
+  /* the pair loop (the asm's p points at sums; these at p + 32..) */
+  const int32_t *bias;   /* the next pair's biases (2 zeros without bias) */
+  int32_t bias_step;     /* 8, or 0 without bias */
+  const int32_t *mult, *shift;
+  int32_t out_next;      /* out after a pair's last block -> the next pair's column */
+  const int8_t *pb_start;
+  const uint8_t *w_end;  /* w after the last pair */
+} trm_mve_tile_t;
 
-TRM_INLINE int trm_mve_pair_ok(const int32_t *mult, const int32_t *shift, int o) {
-  return shift[o] >= 32 && shift[o] <= 62 && mult[o] != INT32_MIN;
+/* every channel of [0, n) can take the tile: shift in 32..62, M != INT32_MIN (VQDMULH saturates only there) */
+TRM_INLINE int trm_mve_tile_ok(const int32_t *mult, const int32_t *shift, int n) {
+  int32_t lo = INT32_MAX, hi = INT32_MIN, m = INT32_MAX;
+  int o = 0;
+  for (; o + 4 <= n; o += 4) {
+    int32x4_t s = vldrwq_s32(shift + o);
+    lo = vminvq_s32(lo, s), hi = vmaxvq_s32(hi, s), m = vminvq_s32(m, vldrwq_s32(mult + o));
+  }
+  for (; o < n; o++) {
+    lo = shift[o] < lo ? shift[o] : lo, hi = shift[o] > hi ? shift[o] : hi;
+    m = mult[o] < m ? mult[o] : m;
+  }
+  return lo >= 32 && hi <= 62 && m != INT32_MIN;
 }
 
 /* Weight chunk j of a row at w: 16 int8, or 8 packed bytes unpacked times 16 (lane 2i = low nibble << 4 of byte i,
@@ -173,37 +191,45 @@ TRM_INLINE int32x4_t trm_mve_vec4(int32_t a, int32_t b, int32_t c, int32_t d) {
   return vsetq_lane_s32(d, vsetq_lane_s32(c, vsetq_lane_s32(b, vdupq_n_s32(a), 1), 2), 3);
 }
 
-/* Every 4-token block of one channel pair in plain C: on the host the asm's twin (same instructions, emulated).
- * pa points at token 1 of the first block, pb at token 3 (the asm's base registers). */
-TRM_INLINE void trm_mve_pair_blocks_c(const int8_t *pa, const int8_t *pb, const uint8_t *w, int packed_s4, int ch,
-                                      const trm_mve_pair_t *p, int8_t *out, uint32x4_t offsets) {
+/* The pair loop in plain C: on the host the asm's twin (same steps, the instructions emulated). pa points at
+ * token 1 of the first block, pb at token 3 (the asm's base registers), wb at the first pair's rows + wbias. */
+TRM_INLINE void trm_mve_tile_c(const int8_t *pa, const int8_t *pb, const uint8_t *wb, int wbias, int packed_s4,
+                               int ch, trm_mve_tile_t *t, int8_t *out, uint32x4_t offsets) {
   int n_in = 16 * ch, row = packed_s4 ? 8 * ch : n_in;
   do {
-    int32_t s[8] = {0};
-    for (int j = 0; j < ch; j++) {
-      const uint8_t *wj = w + j * (row / ch);
-      int8x16_t w0 = trm_mve_weights16(wj, packed_s4), w1 = trm_mve_weights16(wj + row, packed_s4);
-      const int8_t *a[4] = {pa - n_in, pa, pb - n_in, pb};
-      for (int t = 0; t < 4; t++) {
-        int8x16_t x = vldrbq_s8(a[t] + 16 * j);
-        s[2 * t] = vmladavaq_s8(s[2 * t], x, w0);
-        s[2 * t + 1] = vmladavaq_s8(s[2 * t + 1], x, w1);
+    t->bias0 = t->bias[0], t->bias1 = t->bias[1], t->bias += t->bias_step / 4;
+    t->mult0 = t->mult[0], t->mult1 = t->mult[1], t->mult += 2;
+    t->nshift0 = 31 - t->shift[0], t->nshift1 = 31 - t->shift[1], t->shift += 2;
+    do {
+      int32_t s[8] = {0};
+      for (int j = 0; j < ch; j++) {
+        const uint8_t *wj = wb - wbias + j * (row / ch);
+        int8x16_t w0 = trm_mve_weights16(wj, packed_s4), w1 = trm_mve_weights16(wj + row, packed_s4);
+        const int8_t *a[4] = {pa - n_in, pa, pb - n_in, pb};
+        for (int k = 0; k < 4; k++) {
+          int8x16_t x = vldrbq_s8(a[k] + 16 * j);
+          s[2 * k] = vmladavaq_s8(s[2 * k], x, w0);
+          s[2 * k + 1] = vmladavaq_s8(s[2 * k + 1], x, w1);
+        }
       }
-    }
-    trm_mve_rq_column4(trm_mve_vec4(s[0], s[2], s[4], s[6]), packed_s4, p->bias0, p->mult0, p->nshift0, out,
-                       offsets);
-    trm_mve_rq_column4(trm_mve_vec4(s[1], s[3], s[5], s[7]), packed_s4, p->bias1, p->mult1, p->nshift1, out + 1,
-                       offsets);
-    out += p->out_step, pa += 4 * n_in, pb += 4 * n_in;
-  } while (pb != p->pb_end);
+      trm_mve_rq_column4(trm_mve_vec4(s[0], s[2], s[4], s[6]), packed_s4, t->bias0, t->mult0, t->nshift0, out,
+                         offsets);
+      trm_mve_rq_column4(trm_mve_vec4(s[1], s[3], s[5], s[7]), packed_s4, t->bias1, t->mult1, t->nshift1,
+                         out + 1, offsets);
+      out += t->out_step, pa += 4 * n_in, pb += 4 * n_in;
+    } while (pb != t->pb_end);
+    out += t->out_next, pb = t->pb_start, pa = pb - 2 * n_in, wb += 2 * row;
+  } while (wb != t->w_end);
 }
 
 #if defined(__ARM_FEATURE_MVE)
-/* The same as one asm statement per (CH, int4), generated from one template: the block loop with nothing spilled
- * -- q0/q1 the weight chunks (then the two sum vectors), q2/q3 activations, q5 the int4 lane shifts, the column
- * offsets in two more; r0-r12/lr even the sums (then the pair's words by one LDM), pa/pb/w/out/p odd. Weight
- * offsets are immediates (+-127 bytes: the row pointer is biased by `wbias` for CH > 4); activations stream with
- * writeback: token 0/2 at [pa/pb, #-n_in], token 1/3 at [pa/pb], #16. */
+/* The same as one asm statement per (CH, int4), generated from one template, nothing spilled: q0/q1 the weight
+ * chunks (then the two sum vectors), q2/q3 activations, q5 the int4 lane shifts, the column offsets in two more;
+ * r0-r12/lr even the sums (then the pair's words), pa/pb/w/out/p odd. Per pair (label 2) its biases, multipliers
+ * and shifts are copied from the arrays to the words before the sums (LDRD/STRD, 13 instructions); per block
+ * (label 1) the chunks, the requantisation and the loop. Weight offsets are immediates (+-127 bytes: the row pointer
+ * is biased by `wbias` for CH > 4); activations stream with writeback: token 0/2 at [pa/pb, #-n_in], token 1/3 at
+ * [pa/pb], #16. */
 #define TRM_MVE_W_S8(Q, OFF) "vldrb.8 " Q ", [%[w], #(" OFF ")]\n\t"
 #define TRM_MVE_W_S4(Q, OFF) "vldrb.u16 " Q ", [%[w], #(" OFF ")]\n\tvshl.i16 " Q ", " Q ", #4\n\tvshl.s8 " Q ", " Q ", q5\n\t"
 #define TRM_MVE_SETUP_S8 ""
@@ -226,27 +252,65 @@ TRM_INLINE void trm_mve_pair_blocks_c(const int8_t *pa, const int8_t *pb, const 
 #define TRM_MVE_REP_4(X) X X X
 #define TRM_MVE_REP_5(X) X X X X
 #define TRM_MVE_REP_6(X) X X X X X
-#define TRM_MVE_TILE_ASM(OUT, CH, DT, ROW, WSTEP, WBIAS)                                                              \
+#define TRM_MVE_TILE_ASM(CH, DT, ROW, WSTEP, WBIAS)                                                              \
   __asm__ volatile(                                                                                              \
-      TRM_MVE_SETUP_##DT "1:\n\t.set trm_j, 0\n\t" TRM_MVE_TILE_CHUNK("vmladav.s8", DT)                          \
-      TRM_MVE_REP_##CH(TRM_MVE_TILE_CHUNK("vmladava.s8", DT))                                                  \
+      TRM_MVE_SETUP_##DT "2:\n\t"                                                                                \
+      "ldrd r0, r2, [%[p], #32]\n\tldrd r4, r6, [r0]\n\tadd r0, r0, r2\n\tstr r0, [%[p], #32]\n\t"              \
+      "strd r4, r6, [%[p], #-32]\n\tldrd r0, r2, [%[p], #40]\n\tldrd r4, r6, [r0], #8\n\t"                       \
+      "ldrd r8, r10, [r2], #8\n\tstrd r0, r2, [%[p], #40]\n\trsb r8, r8, #31\n\trsb r10, r10, #31\n\t"           \
+      "strd r4, r6, [%[p], #-24]\n\tstrd r8, r10, [%[p], #-16]\n\t"                                              \
+      "1:\n\t.set trm_j, 0\n\t" TRM_MVE_TILE_CHUNK("vmladav.s8", DT)                                             \
+      TRM_MVE_REP_##CH(TRM_MVE_TILE_CHUNK("vmladava.s8", DT))                                                    \
       "stm %[p], {r0, r2, r4, r6, r8, r10, r12, lr}\n\tvld20.32 {q0, q1}, [%[p]]\n\tvld21.32 {q0, q1}, [%[p]]\n\t" \
-      TRM_MVE_DIV16_##DT "ldmdb %[p], {r0, r2, r4, r6, r8, r10, r12, lr}\n\t"                                     \
-      TRM_MVE_RQ_ASM("q0", "r0", "r2", "r4", "o0") TRM_MVE_RQ_ASM("q1", "r6", "r8", "r10", "o1")                 \
+      TRM_MVE_DIV16_##DT "ldmdb %[p], {r0, r2, r4, r6, r8, r10, r12, lr}\n\t"                                    \
+      TRM_MVE_RQ_ASM("q0", "r0", "r4", "r8", "o0") TRM_MVE_RQ_ASM("q1", "r2", "r6", "r10", "o1")                 \
       "add %[out], %[out], r12\n\tadd %[pa], %[pa], #3*%c[n]\n\tadd %[pb], %[pb], #3*%c[n]\n\t"                  \
       "cmp %[pb], lr\n\tbne 1b\n\t"                                                                              \
-      : [pa] "+r"(pa), [pb] "+r"(pb), [out] "+r"(OUT)                                                            \
-      : [w] "l"(w + (WBIAS)), [p] "r"(p->sums), [o0] "w"(offsets), [o1] "w"(offsets1), [n] "i"(16 * (CH)),             \
-        [row] "i"(ROW), [wstep] "i"(WSTEP), [wbias] "i"(WBIAS)                                                   \
+      "ldrd r0, r2, [%[p], #48]\n\tadd %[out], %[out], r0\n\tmov %[pb], r2\n\tsub %[pa], r2, #2*%c[n]\n\t"       \
+      "add %[w], %[w], #2*%c[row]\n\tldr r0, [%[p], #56]\n\tcmp %[w], r0\n\tbne 2b\n\t"                          \
+      : [pa] "+r"(pa), [pb] "+r"(pb), [out] "+r"(po), [w] "+l"(wb)                                               \
+      : [p] "r"(t.sums), [o0] "w"(offsets), [o1] "w"(offsets1), [n] "i"(16 * (CH)), [row] "i"(ROW),              \
+        [wstep] "i"(WSTEP), [wbias] "i"(WBIAS)                                                                   \
       : "r0", "r2", "r4", "r6", "r8", "r10", "r12", "lr", "q0", "q1", "q2", "q3", "q5", "memory", "cc")
 #define TRM_MVE_TILE_CASE(CH)                                                                                    \
   case CH:                                                                                                       \
     if (packed_s4)                                                                                               \
-      TRM_MVE_TILE_ASM(po, CH, S4, 8 * (CH), 8, 0);                                                              \
+      TRM_MVE_TILE_ASM(CH, S4, 8 * (CH), 8, 0);                                                                  \
     else                                                                                                         \
-      TRM_MVE_TILE_ASM(po, CH, S8, 16 * (CH), 16, (CH) > 4 ? 16 * ((CH) - 1) : 0);                               \
+      TRM_MVE_TILE_ASM(CH, S8, 16 * (CH), 16, TRM_MVE_WBIAS(CH));                                                \
     break;
 #endif
+/* the s8 row-pair pointer's bias: every weight offset within +-127 bytes */
+#define TRM_MVE_WBIAS(CH) ((CH) > 4 ? 16 * ((CH) - 1) : 0)
+
+/* Tokens [0, 4*blocks) of the channel pairs [o0, o1), every channel able to take the tile (trm_mve_tile_ok) */
+TRM_INLINE void trm_mve_tile(const int8_t *in, const uint8_t *w, int packed_s4, int ch, const int32_t *bias,
+                             const int32_t *mult, const int32_t *shift, int8_t *out, int n_out, int blocks, int o0,
+                             int o1) {
+  static const int32_t no_bias[2] = {0, 0};
+  int n_in = 16 * ch, row = packed_s4 ? 8 * ch : n_in, wbias = packed_s4 ? 0 : TRM_MVE_WBIAS(ch);
+  const int8_t *pa = in + n_in, *pb = in + 3 * n_in; /* tokens 1 and 3 of the first block */
+  const uint8_t *wb = w + (size_t)o0 * row + wbias;
+  int8_t *po = out + o0;
+  trm_mve_tile_t t = {0, 0, 0, 0, 0, 0, 4 * n_out, pb + (size_t)blocks * 4 * n_in, {0}, bias ? bias + o0 : no_bias,
+                      bias ? 8 : 0, mult + o0, shift + o0, 2 - blocks * 4 * n_out, pb,
+                      wb + (size_t)(o1 - o0) * row};
+  uint32x4_t offsets = vmulq_n_u32(vidupq_n_u32(0, 1), (uint32_t)n_out);
+#if defined(__ARM_FEATURE_MVE)
+  uint32x4_t offsets1 = vaddq_n_u32(offsets, 1);
+  switch (ch) { /* a constant here: one case survives */
+    TRM_MVE_TILE_CASE(1)
+    TRM_MVE_TILE_CASE(2)
+    TRM_MVE_TILE_CASE(3)
+    TRM_MVE_TILE_CASE(4)
+    TRM_MVE_TILE_CASE(5)
+    TRM_MVE_TILE_CASE(6)
+    default: break;
+  }
+#else
+  trm_mve_tile_c(pa, pb, wb, wbias, packed_s4, ch, &t, po, offsets);
+#endif
+}
 
 /* Channel o by the rolled code (4-token blocks of one row chunk, sums in scratch, then a requantisation loop),
  * tokens [t0, t1) */
@@ -264,42 +328,24 @@ __attribute__((noinline)) static void trm_mve_column(const int8_t *in, const uin
   trm_mve_requant_column(acc, bias ? bias[o] : 0, trm_requant_init(mult, shift, o), out, t1 - t0, n_out);
 }
 
-/* Tokens [0, 4*blocks) of every channel pair, n_in = 16*ch (ch a literal after inlining): the tile where both
- * channels' shifts allow it, else the rolled code */
+/* Tokens [0, 4*blocks) of every channel pair, n_in = 16*ch (ch a literal after inlining): the tile over runs
+ * of pairs whose channels all allow it (every pair, normally: one vector check), the rolled code for the others */
 TRM_INLINE void trm_mve_pairs(const int8_t *in, const uint8_t *w, int packed_s4, int ch, const int32_t *bias,
                               const int32_t *mult, const int32_t *shift, int8_t *out, int n_out, int blocks,
                               int32_t *acc) {
-  int n_in = 16 * ch, row = packed_s4 ? 8 * ch : n_in;
-  const int8_t *pa0 = in + n_in, *pb0 = in + 3 * n_in; /* tokens 1 and 3 of the first block */
-  uint32x4_t offsets = vmulq_n_u32(vidupq_n_u32(0, 1), (uint32_t)n_out);
-  trm_mve_pair_t pair = {0, 0, 0, 0, 0, 0, 4 * n_out, pb0 + (size_t)blocks * 4 * n_in, {0}};
-  const trm_mve_pair_t *p = &pair;
-#if defined(__ARM_FEATURE_MVE)
-  uint32x4_t offsets1 = vaddq_n_u32(offsets, 1);
-#endif
-  for (int o = 0; o + 2 <= n_out; o += 2, w += 2 * row) {
-    if (!trm_mve_pair_ok(mult, shift, o) || !trm_mve_pair_ok(mult, shift, o + 1)) {
-      trm_mve_column(in, w, packed_s4, bias, mult, shift, o, out, 0, 4 * blocks, n_in, n_out, acc);
-      trm_mve_column(in, w + row, packed_s4, bias, mult, shift, o + 1, out, 0, 4 * blocks, n_in, n_out, acc);
+  int n_in = 16 * ch, row = packed_s4 ? 8 * ch : n_in, paired = n_out & ~1;
+  int all = trm_mve_tile_ok(mult, shift, paired);
+  for (int o = 0; o < paired;) {
+    int end = all ? paired : o;
+    while (end < paired && trm_mve_tile_ok(mult + end, shift + end, 2)) end += 2;
+    if (end > o) {
+      trm_mve_tile(in, w, packed_s4, ch, bias, mult, shift, out, n_out, blocks, o, end);
+      o = end;
       continue;
     }
-    pair.bias0 = bias ? bias[o] : 0, pair.mult0 = mult[o], pair.nshift0 = 31 - shift[o];
-    pair.bias1 = bias ? bias[o + 1] : 0, pair.mult1 = mult[o + 1], pair.nshift1 = 31 - shift[o + 1];
-    const int8_t *pa = pa0, *pb = pb0;
-    int8_t *po = out + o;
-#if defined(__ARM_FEATURE_MVE)
-    switch (ch) { /* a constant here: one case survives */
-      TRM_MVE_TILE_CASE(1)
-      TRM_MVE_TILE_CASE(2)
-      TRM_MVE_TILE_CASE(3)
-      TRM_MVE_TILE_CASE(4)
-      TRM_MVE_TILE_CASE(5)
-      TRM_MVE_TILE_CASE(6)
-      default: break;
-    }
-#else
-    trm_mve_pair_blocks_c(pa, pb, w, packed_s4, ch, p, po, offsets);
-#endif
+    for (int j = 0; j < 2; j++, o++)
+      trm_mve_column(in, w + (size_t)o * row, packed_s4, bias, mult, shift, o, out, 0, 4 * blocks, n_in, n_out,
+                     acc);
   }
 }
 

@@ -296,6 +296,15 @@ TRM_INLINE int32x4_t vqshlq_s32(int32x4_t a, int32x4_t n) {
   return a;
 }
 TRM_INLINE int32x4_t vqshlq_n_s32(int32x4_t a, int n) { return vqshlq_r_s32(a, n); }
+/* a folded with the lanes' minimum / maximum */
+TRM_INLINE int32_t vminvq_s32(int32_t a, int32x4_t b) {
+  for (int i = 0; i < 4; i++) a = b.v[i] < a ? b.v[i] : a;
+  return a;
+}
+TRM_INLINE int32_t vmaxvq_s32(int32_t a, int32x4_t b) {
+  for (int i = 0; i < 4; i++) a = b.v[i] > a ? b.v[i] : a;
+  return a;
+}
 /* high word of the doubled product, floor(a*b / 2^31); saturates only for INT32_MIN * INT32_MIN (the kernels
  * never pass INT32_MIN as b) */
 TRM_INLINE int32x4_t vqdmulhq_n_s32(int32x4_t a, int32_t b) {
