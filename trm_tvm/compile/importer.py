@@ -74,6 +74,8 @@ def section_ops(art: Artifact, section: str) -> list[Op]:
                 list(dtypes), out_shape, out_dtype, _consts(node), bool(node.get("per_call")))
         if op.kind == "embed":
             op.attrs["vocab"] = int(art.tensors[node["table"]].shape[0])
+        if op.kind == "linear":   # every shift 32 (docs/integer-spec.md): the tvm back end drops the shift branch
+            op.attrs["shift32"] = bool(np.all(art.tensors[node["shift"]] == 32))
         ops.append(op)
     return ops
 

@@ -1,7 +1,8 @@
 /* Arm ACLE intrinsics used by TVM-generated kernels through call_extern.
  * DSP: "__sxtb16" / "__smlad" / "trm_sxtb16_ror8" / "trm_pkhbt" / "trm_pkhtb" / "trm_ssat8" / "trm_ssat16" /
  * "trm_smmulr" / "trm_smmla"; "trm_bit_length64" (CLZ).
- * Helium (MVE): "trm_mve_dot_s8" / "trm_mve_dot_s4" and their "_tail" forms, "trm_mve_rq4_s8"; element-wise
+ * Helium (MVE): "trm_mve_dot_s8" / "trm_mve_dot_s4" and their "_tail" forms, "trm_mve_rq4_s8" (and _sh32);
+ * element-wise
  * "trm_mve_lut_s8x16", "trm_mve_mul_s8x4", "trm_mve_add{2,3}_s{8,32}x4", "trm_mve_sumsq4", "trm_mve_rms_s8x4".
  * On a core with the extension they are single instructions (or 2-5 for the MVE dots) from <arm_acle.h> /
  * <arm_mve.h>; elsewhere (host tests) exact C emulations of the same instructions. Not kernels: the loops around
@@ -117,6 +118,16 @@ static inline __attribute__((always_inline)) int32_t trm_mve_rq4_s8(int8_t *out,
                             vshrq_n_s32(vqshlq_r_s32(x, 56 - shift), 24));
   return 0;
 }
+/* the same for sh == 32 (linear multipliers encoded at shift 32): VRMULH by M is rq itself (the rounded high
+ * word), VQSHL #24 and VSHR #24 saturate it to int8. */
+static inline __attribute__((always_inline)) int32_t trm_mve_rq4_s8_sh32(int8_t *out, int32_t stride, int32_t v0,
+                                                                         int32_t v1, int32_t v2, int32_t v3,
+                                                                         int32_t mult) {
+  int32x4_t v = vsetq_lane_s32(v3, vsetq_lane_s32(v2, vsetq_lane_s32(v1, vdupq_n_s32(v0), 1), 2), 3);
+  vstrbq_scatter_offset_s32(out, vmulq_n_u32(vidupq_n_u32(0, 1), (uint32_t)stride),
+                            vshrq_n_s32(vqshlq_n_s32(vrmulhq_s32(v, vdupq_n_s32(mult)), 24), 24));
+  return 0;
+}
 /* Element-wise (docs/kernels.md "Element-wise"; the TIR loops around them are the strategies'):
  * lut: 16 bytes table[q + 128] by one gather (q + 128 = q's byte with the top bit flipped);
  * mul: 4 lanes sat8(rq(a*b, M, sh)), sh in 33..56, the narrow of trm_mve_rq4_s8;
@@ -186,6 +197,15 @@ static inline int32_t trm_mve_rq4_s8(int8_t *out, int32_t stride, int32_t v0, in
   int32_t v[4] = {v0, v1, v2, v3};
   for (int j = 0; j < 4; j++) {
     int32_t r = ((int32_t)(((int64_t)v[j] * mult) >> 32) + ((int32_t)1 << (shift - 33))) >> (shift - 32);
+    out[j * stride] = (int8_t)(r < -128 ? -128 : r > 127 ? 127 : r);
+  }
+  return 0;
+}
+static inline int32_t trm_mve_rq4_s8_sh32(int8_t *out, int32_t stride, int32_t v0, int32_t v1, int32_t v2,
+                                          int32_t v3, int32_t mult) {
+  int32_t v[4] = {v0, v1, v2, v3};
+  for (int j = 0; j < 4; j++) {
+    int32_t r = (int32_t)(((int64_t)v[j] * mult + ((int64_t)1 << 31)) >> 32);
     out[j * stride] = (int8_t)(r < -128 ? -128 : r > 127 ? 127 : r);
   }
   return 0;

@@ -30,7 +30,7 @@ def shape_of(op: Op):
     if op.kind in ("linear", "head"):
         return LinearShape(tokens_of(op.in_shapes[0]), n["n_in"], n["n_out"], n.get("bits", 8),
                            "int16" if op.kind == "head" else "int8", bool(n.get("bias")),
-                           out_trans=bool(op.attrs.get("out_trans")))
+                           out_trans=bool(op.attrs.get("out_trans")), sh32=bool(op.attrs.get("shift32")))
     if op.kind == "rmsnorm":
         return RMSNormShape(*op.out_shape)
     if op.kind in ("add_s8", "add_s32", "mul", "lut"):
@@ -89,7 +89,8 @@ class TVMBackend:
     def _args(op: Op, a: dict) -> list[str]:
         n, ins, out = op.node, a["ins"], a["out"]
         if op.kind in ("linear", "head"):
-            return [ins[0], a["weight"]] + ([a["bias"]] if "bias" in a else []) + [a["mult"], a["shift"], out]
+            shift = [] if op.attrs.get("shift32") else [a["shift"]]      # the sh32 kernels take none
+            return [ins[0], a["weight"]] + ([a["bias"]] if "bias" in a else []) + [a["mult"], *shift, out]
         if op.kind == "add_s8":
             return [*ins, a["m"], a["in_shift"], out]
         if op.kind == "add_s32":

@@ -46,6 +46,18 @@ def rq_sat(v, mult, shift, dtype: str, ssat: bool = False):
                              sat(rq(v, mult, shift), dtype))
 
 
+def rq_sat_sh32(v, mult, dtype: str, ssat: bool = False):
+    """sat(rq(v, M, 32)) for int32 v: the rounded high word (p + 2^31) >> 32 of p = v*M, exact (|p| <= 2^62) --
+    one SMMULR (`ssat`: trm_smmulr and SSAT, kernels/tvm/trm_acle.h), else the int64 sum and a constant shift.
+    For kernels whose every shift is 32 (linear multipliers encoded at shift 32, spec.encode_multiplier_shift32)."""
+    bits = {"int8": 8, "int16": 16}[dtype]
+    if ssat:
+        return tirx.Cast(dtype, tirx.call_extern("int32", f"trm_ssat{bits}",
+                                                 tirx.call_extern("int32", "trm_smmulr", v, mult)))
+    p = i64(v) * i64(mult)
+    return sat(tirx.shift_right(p + tirx.const(1 << 31, "int64"), tirx.const(32, "int64")), dtype)
+
+
 def rq_high(v, mult, shift):
     """rq(v, M, sh) for sh >= 33 in int32 (docs/kernels.md): 2^(sh-1) is a multiple of 2^32, so
     rq = (hi32(v*M) + 2^(sh-33)) >> (sh-32) -- exact, |hi32| <= 2^30 and 2^(sh-33) <= 2^29 cannot wrap (sh <= 62).

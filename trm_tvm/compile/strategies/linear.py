@@ -24,6 +24,10 @@ Compute (tensor expression) + schedule (s_tir.Schedule) with the knobs the tuner
             tile_o channels. Takes precedence over dsp.
 Layout variants for token mixing: `a_trans` reads the input as [n_in][tokens] (i.e. transpose(h) without moving
 data), `out_trans` writes [n_out][tokens].
+Requantisation variant: `sh32`, a layer whose every shift is 32 (`linear_multipliers: shift32`,
+docs/integer-spec.md) gets a kernel without the shift argument that requantises with the rounded high word:
+SMMULR + SSAT (dsp), trm_mve_rq4_s8_sh32 on 4 tokens (VRMULH, mve), the int64 sum with a constant shift (plain);
+other layers keep the per-channel branch of common.rq_sat (their generated code is unchanged).
 """
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ from dataclasses import dataclass
 from tvm import s_tir, te, tirx
 from tvm.script import tirx as T
 
-from trm_tvm.compile.strategies.common import rq, rq_sat, s4_nibble, sat
+from trm_tvm.compile.strategies.common import rq, rq_sat, rq_sat_sh32, s4_nibble, sat
 
 NAIVE = {"order": "to", "tile_o": 1, "tile_t": 1, "unroll_k": 1, "fuse": False, "dsp": False, "mve": False,
          "widen": False}
@@ -53,12 +57,21 @@ class LinearShape:
     bias: bool = False
     a_trans: bool = False
     out_trans: bool = False
+    sh32: bool = False       # every shift is 32 (spec.encode_multiplier_shift32): rq is the rounded high word,
+                             # and the kernel takes no shift argument
 
     @property
     def key(self) -> str:
         lay = ("t" if self.a_trans else "") + ("T" if self.out_trans else "")
         return (f"linear_s{self.wbits}{'_o16' if self.out_dtype == 'int16' else ''}{'_b' if self.bias else ''}"
-                f"_{self.tokens}x{self.n_in}x{self.n_out}{'_' + lay if lay else ''}")
+                f"{'_sh32' if self.sh32 else ''}_{self.tokens}x{self.n_in}x{self.n_out}{'_' + lay if lay else ''}")
+
+    def requant(self, v, mult, shift, o, ssat: bool = False):
+        """sat(rq(v, mult[o], shift[o])) in the cheapest exact form the layer's shifts allow (common.rq_sat, or
+        rq_sat_sh32 without touching `shift`, which the sh32 kernels do not have)."""
+        if self.sh32:
+            return rq_sat_sh32(v, mult[o], self.out_dtype, ssat)
+        return rq_sat(v, mult[o], shift[o], self.out_dtype, ssat)
 
 
 def compute(s: LinearShape, fuse: bool):
@@ -80,11 +93,13 @@ def compute(s: LinearShape, fuse: bool):
 
     def requant(t, o):
         v = acc[t, o] + (bias[o] if bias is not None else 0)
+        if s.sh32:
+            return s.requant(v, mult, shift, o)
         return sat(rq(v, mult[o], shift[o]), s.out_dtype)
 
     oshape = (s.n_out, s.tokens) if s.out_trans else (s.tokens, s.n_out)
     out = te.compute(oshape, (lambda o, t: requant(t, o)) if s.out_trans else requant, name="out")
-    params = [ain, w] + ([bias] if bias is not None else []) + [mult, shift, out]
+    params = [ain, w] + ([bias] if bias is not None else []) + [mult] + ([] if s.sh32 else [shift]) + [out]
     if not fuse:
         params.append(acc)  # naive: the accumulator tensor is arena scratch
     return params
@@ -221,11 +236,11 @@ def dsp_func(s: LinearShape, widen: bool = False) -> tirx.PrimFunc:
                 with T.sblock("out"):
                     vt, vo = T.axis.remap("SS", [t, o])
                     if s.out_trans:
-                        out[vo, vt] = rq_sat(total(acc[vt, vo], vo, bias), mult[vo], shift[vo], odt, ssat=True)
+                        out[vo, vt] = s.requant(total(acc[vt, vo], vo, bias), mult, shift, vo, ssat=True)
                     else:
-                        out[vt, vo] = rq_sat(total(acc[vt, vo], vo, bias), mult[vo], shift[vo], odt, ssat=True)
+                        out[vt, vo] = s.requant(total(acc[vt, vo], vo, bias), mult, shift, vo, ssat=True)
 
-    unused = ({"bias"} if not has_bias else set()) | ({"aw"} if not widen else set())
+    unused = ({"bias"} if not has_bias else set()) | ({"aw"} if not widen else set()) | ({"shift"} if s.sh32 else set())
     if unused:  # drop them (the C signature is that of the non-DSP kernel, plus the scratch when widening)
         linear_dsp = tirx.PrimFunc([p for p in linear_dsp.params if p.name not in unused], linear_dsp.body,
                                    linear_dsp.ret_type, linear_dsp.attrs)
@@ -265,9 +280,18 @@ def mve_func(s: LinearShape, rq4: bool = False) -> tirx.PrimFunc:
                 for t4, o in T.grid(M // 4, N):
                     with T.sblock("out"):
                         vt, vo = T.axis.remap("SS", [t4, o])
-                        T.reads(acc[vt * 4:vt * 4 + 4, vo], mult[vo], shift[vo])
+                        if s.sh32:
+                            T.reads(acc[vt * 4:vt * 4 + 4, vo], mult[vo])
+                        else:
+                            T.reads(acc[vt * 4:vt * 4 + 4, vo], mult[vo], shift[vo])
                         T.writes(out[vo, vt * 4:vt * 4 + 4] if s.out_trans else out[vt * 4:vt * 4 + 4, vo])
-                        if shift[vo] >= 33 and shift[vo] <= 56:
+                        if s.sh32:
+                            T.evaluate(T.call_extern(
+                                "int32", "trm_mve_rq4_s8_sh32",
+                                T.address_of(out[vo, vt * 4]) if s.out_trans else T.address_of(out[vt * 4, vo]),
+                                1 if s.out_trans else N, acc[vt * 4, vo], acc[vt * 4 + 1, vo], acc[vt * 4 + 2, vo],
+                                acc[vt * 4 + 3, vo], mult[vo]))
+                        elif shift[vo] >= 33 and shift[vo] <= 56:
                             T.evaluate(T.call_extern(
                                 "int32", "trm_mve_rq4_s8",
                                 T.address_of(out[vo, vt * 4]) if s.out_trans else T.address_of(out[vt * 4, vo]),
@@ -286,12 +310,13 @@ def mve_func(s: LinearShape, rq4: bool = False) -> tirx.PrimFunc:
                     with T.sblock("out"):
                         vt, vo = T.axis.remap("SS", [t, o])
                         if s.out_trans:
-                            out[vo, vt] = rq_sat(acc[vt, vo], mult[vo], shift[vo], odt, ssat=True)
+                            out[vo, vt] = s.requant(acc[vt, vo], mult, shift, vo, ssat=True)
                         else:
-                            out[vt, vo] = rq_sat(acc[vt, vo], mult[vo], shift[vo], odt, ssat=True)
+                            out[vt, vo] = s.requant(acc[vt, vo], mult, shift, vo, ssat=True)
 
-    if not s.bias:  # same C signature as the other forms
-        linear_mve = tirx.PrimFunc([p for p in linear_mve.params if p.name != "bias"], linear_mve.body,
+    unused = ({"bias"} if not s.bias else set()) | ({"shift"} if s.sh32 else set())
+    if unused:  # same C signature as the other forms
+        linear_mve = tirx.PrimFunc([p for p in linear_mve.params if p.name not in unused], linear_mve.body,
                                    linear_mve.ret_type, linear_mve.attrs)
     return linear_mve
 
