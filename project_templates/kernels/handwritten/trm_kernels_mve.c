@@ -236,12 +236,14 @@ TRM_INLINE void trm_mve_tile_c(const int8_t *pa, const int8_t *pb, const uint8_t
 #define TRM_MVE_SETUP_S4 "vmov.i16 q5, #0x0400\n\t"
 #define TRM_MVE_DIV16_S8 ""
 #define TRM_MVE_DIV16_S4 "vshr.s32 q0, q0, #4\n\tvshr.s32 q1, q1, #4\n\t"
+/* the activation pointers' writeback: 16, in the last chunk 16 + 3*n_in (the next block) when that fits +-127 */
 #define TRM_MVE_TILE_CHUNK(OP, DT)                                                                               \
+  ".set trm_wb, 16\n\t.if trm_j == %c[n] / 16 - 1 && %c[n] * 3 + 16 <= 127\n\t.set trm_wb, %c[n] * 3 + 16\n\t.endif\n\t" \
   TRM_MVE_W_##DT("q0", "trm_j*%c[wstep] + %c[row] - %c[wbias]") TRM_MVE_W_##DT("q1", "trm_j*%c[wstep] - %c[wbias]") \
   "vldrb.8 q2, [%[pa], #-%c[n]]\n\t" OP " r0, q2, q1\n\t" OP " r2, q2, q0\n\t"                                 \
-  "vldrb.8 q3, [%[pa]], #16\n\t" OP " r4, q3, q1\n\t" OP " r6, q3, q0\n\t"                                     \
+  "vldrb.8 q3, [%[pa]], #trm_wb\n\t" OP " r4, q3, q1\n\t" OP " r6, q3, q0\n\t"                                \
   "vldrb.8 q2, [%[pb], #-%c[n]]\n\t" OP " r8, q2, q1\n\t" OP " r10, q2, q0\n\t"                                \
-  "vldrb.8 q3, [%[pb]], #16\n\t" OP " r12, q3, q1\n\t" OP " lr, q3, q0\n\t.set trm_j, trm_j + 1\n\t"
+  "vldrb.8 q3, [%[pb]], #trm_wb\n\t" OP " r12, q3, q1\n\t" OP " lr, q3, q0\n\t.set trm_j, trm_j + 1\n\t"
 #define TRM_MVE_RQ_ASM(Q, B, M, S, OFFS)                                                                         \
   "vadd.i32 " Q ", " Q ", " B "\n\tvqdmulh.s32 " Q ", " Q ", " M "\n\tvrshl.s32 " Q ", " S "\n\t"                 \
   "vqshl.s32 " Q ", " Q ", #24\n\tvshr.s32 " Q ", " Q ", #24\n\tvstrb.32 " Q ", [%[out], %q[" OFFS "]]\n\t"
@@ -264,7 +266,8 @@ TRM_INLINE void trm_mve_tile_c(const int8_t *pa, const int8_t *pb, const uint8_t
       "stm %[p], {r0, r2, r4, r6, r8, r10, r12, lr}\n\tvld20.32 {q0, q1}, [%[p]]\n\tvld21.32 {q0, q1}, [%[p]]\n\t" \
       TRM_MVE_DIV16_##DT "ldmdb %[p], {r0, r2, r4, r6, r8, r10, r12, lr}\n\t"                                    \
       TRM_MVE_RQ_ASM("q0", "r0", "r4", "r8", "o0") TRM_MVE_RQ_ASM("q1", "r2", "r6", "r10", "o1")                 \
-      "add %[out], %[out], r12\n\tadd %[pa], %[pa], #3*%c[n]\n\tadd %[pb], %[pb], #3*%c[n]\n\t"                  \
+      "add %[out], %[out], r12\n\t.if %c[n] * 3 + 16 > 127\n\tadd %[pa], %[pa], #3*%c[n]\n\t"                   \
+      "add %[pb], %[pb], #3*%c[n]\n\t.endif\n\t"                                                                \
       "cmp %[pb], lr\n\tbne 1b\n\t"                                                                              \
       "ldrd r0, r2, [%[p], #48]\n\tadd %[out], %[out], r0\n\tmov %[pb], r2\n\tsub %[pa], r2, #2*%c[n]\n\t"       \
       "add %[w], %[w], #2*%c[row]\n\tldr r0, [%[p], #56]\n\tcmp %[w], r0\n\tbne 2b\n\t"                          \
