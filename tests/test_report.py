@@ -355,6 +355,16 @@ def test_issue8_targets_name_the_shapes_that_miss():
     assert "met at 1 of 2 shapes; not at 48x16x32 (1.15, emulated)" in lines[0]
     assert "int4 / int8 1.44-1.44x (emulated), missed at 1 of 1 shapes" in lines[1]
 
+    # the bench's second multiplier encoding (sh fixed at 32) is checked on its own, not mixed into the first
+    enc = {"multipliers": "M=2^22, sh=32"}
+    lines = issue8_targets([{**row("trm_linear_s8_dsp", 48, 1.15), "multipliers": "M=2^30, sh=40"},
+                            {**row("trm_linear_s8_dsp (sh=32)", 48, 0.97), **enc},
+                            {**row("trm_linear_s4_dsp (sh=32)", 48, 1.1), **enc}])
+    assert "(M=2^30, sh=40) <= 1.0 instruction/MAC: met at 0 of 1 shapes" in lines[0]
+    assert "`trm_linear_s8_dsp (sh=32)` (M=2^22, sh=32) <= 1.0 instruction/MAC: met at 1 of 1 shapes." in lines[1]
+    assert lines[2].startswith("cortex-m4 (M=2^22, sh=32) int4 <= 1.3x int8: int4 / int8 1.13-1.13x")
+    assert len(lines) == 3
+
 
 def test_findings_and_qat_ds_tables_match_their_json(report):
     _, text = report
