@@ -178,7 +178,7 @@ __attribute__((noinline)) static void trm_column_any(const uint32_t *w0, const u
 /* The words right below the row's chunks in scratch. The top 8 are what every block reads (one LDMDB); the row
  * loop reads the 13 below the chunks in one LDMDB into r0-r11, lr (this order) and `reset` on its own. */
 typedef struct {
-  int32_t reset;              /* sh = 32: -full * n_out (x at a row's start); sh >= 33: full * n_out - 1 */
+  int32_t reset;              /* sh = 32: 1 - full * n_out (x to the next row); sh >= 33: full * n_out - 1 */
   const int32_t *shift_end;   /* r0: the run stops at this row's shift ... */
   const int32_t *shift;       /* r1: ... or at the first row whose shift takes another path */
   const int32_t *bias;        /* r2: next row's bias (NULL: none) */
@@ -186,9 +186,9 @@ typedef struct {
   const void *w;              /* r4: next row's weights */
   int32_t mult_o;             /* r5: this row's M */
   union {
-    struct {                  /* sh = 32: token j of the block at base[j][x], x += step up to 0 */
-      int8_t *base[4];        /* r6-r9: out + o + j * n_out + full * n_out */
-      int32_t step, x;        /* r10, r11: 4 * n_out; -full * n_out .. 0 */
+    struct {                  /* sh = 32: token j of the block at base[j][x], x += step until it carries */
+      int8_t *base[4];        /* r6-r9: out + o + j * n_out + full * n_out, o the run's first row */
+      int32_t step, x;        /* r10, r11: 4 * n_out; row r of the run: r - full * n_out .. r */
     } s32;
     struct {                  /* sh >= 33: token j at out[j * n_out], out += 4 * n_out up to the last full block */
       int32_t round, shift;   /* r6, r7: 2^(sh - 33), sh - 32 */
@@ -225,26 +225,26 @@ _Static_assert(sizeof(trm_dsp_rows_t) == 4 * TRM_DSP_ROW_WORDS, "the row words: 
 #define TRM_DSP_RQ_32(s) "smmulr " s ", " s ", r2\n\t"
 #define TRM_DSP_RQ_33(s) "smmla " s ", " s ", r2, r3\n\tasr " s ", " s ", r4\n\t"
 #define TRM_DSP_OUT(s, DOT_SHIFT, RQ) TRM_DSP_VALUE_##DOT_SHIFT(s) TRM_DSP_RQ_##RQ(s) "ssat " s ", #8, " s "\n\t"
-/* the 4 stores and the block loop: x counts up to 0 (its ADDS ends the loop) / out and a_end */
+/* the 4 stores and the block loop: x counts up from r - full * n_out to r (r < 4 * n_out: the ADDS carries at the
+ * last block, ending the loop) / out and a_end */
 #define TRM_DSP_STORE_32                                                                                      \
   "strb r0, [r3, r10]\n\tstrb r1, [r4, r10]\n\tstrb r6, [r5, r10]\n\tstrb r7, [r8, r10]\n\t"                 \
-  "adds r10, r10, r9\n\tstr r10, [r12, #-8]\n\tbne 1b\n\t"
+  "adds r10, r10, r9\n\tstr r10, [r12, #-8]\n\tbcc 1b\n\t"
 #define TRM_DSP_STORE_33                                                                                      \
   "strb r0, [r9]\n\tstrb r1, [r9, r5]\n\tstrb r6, [r9, r5, lsl #1]\n\tstrb r7, [r9, r8]\n\t"                 \
   "add r9, r9, r5, lsl #2\n\tstr r9, [r12, #-12]\n\tcmp lr, r10\n\tbne 1b\n\t"
-/* a row's output pointers (row words in r0-r11, lr; r11 / r6, r7 free): sh = 32: bases + 1, x = reset;
- * sh >= 33: out back to the next row, round and shift from the shift in r7 */
-#define TRM_DSP_SH_32 "r11"
+/* a row's M and output pointers (row words in r0-r11, lr; r5 / r6, r7 free): sh = 32: x to the row (the
+ * bases stay); sh >= 33: out back to the next row, round and shift from the shift in r7 */
+#define TRM_DSP_SH_32 "r5"
 #define TRM_DSP_SH_33 "r7"
-#define TRM_DSP_SETUP_32                                                                                      \
-  "add r6, r6, #1\n\tadd r7, r7, #1\n\tadd r8, r8, #1\n\tadd r9, r9, #1\n\tldr r11, [r12, #-56]\n\t"
+#define TRM_DSP_SETUP_32 "ldr r5, [r12, #-56]\n\tadd r11, r11, r5\n\tldr r5, [r3], #4\n\t"
 #define TRM_DSP_SETUP_33                                                                                      \
-  "ldr r6, [r12, #-56]\n\tsub r10, r10, r6\n\tsub r7, r7, #32\n\tmovs r6, #1\n\tlsl r6, r6, r7\n\t"         \
-  "lsr r6, r6, #1\n\t"
+  "ldr r5, [r3], #4\n\tldr r6, [r12, #-56]\n\tsub r10, r10, r6\n\tsub r7, r7, #32\n\tmovs r6, #1\n\t"       \
+  "lsl r6, r6, r7\n\tlsr r6, r6, #1\n\t"
 /* a run's first row: sh = 32: bases 1-3 from base 0 and step = 4 * n_out */
 #define TRM_DSP_ENTRY_32 "add r7, r6, r10, lsr #2\n\tadd r8, r7, r10, lsr #2\n\tadd r9, r8, r10, lsr #2"
 #define TRM_DSP_ENTRY_33 ""
-#define TRM_DSP_TAKE_32 "cmp r11, #32\n\tbeq 2b\n\t"
+#define TRM_DSP_TAKE_32 "cmp r5, #32\n\tbeq 2b\n\t"
 #define TRM_DSP_TAKE_33 "cmp r7, #33\n\tbge 2b\n\t"
 /* int8 row (r4: past its 8*CH bytes, any alignment) -> chunks at r12 upwards from chunk CH-1, two per STM; the
  * last STM also stores lr (the bias) as the start value after chunk 0 */
@@ -278,7 +278,7 @@ _Static_assert(sizeof(trm_dsp_rows_t) == 4 * TRM_DSP_ROW_WORDS, "the row words: 
         "2:\n\t"                                                                                              \
         "cbz r2, 4f\n\tldr lr, [r2], #4\n"                                                                    \
         "4:\n\t"                                                                                              \
-        "ldr r5, [r3], #4\n\tadd r4, r4, #(" TRM_DSP_ROW_BYTES_##DOT_SHIFT ")\n\t" TRM_DSP_SETUP_##RQ         \
+        "add r4, r4, #(" TRM_DSP_ROW_BYTES_##DOT_SHIFT ")\n\t" TRM_DSP_SETUP_##RQ                             \
         "stmdb r12, {r0-r11, lr}\n\t" TRM_DSP_WIDEN_ROW_##DOT_SHIFT                                           \
         "add lr, r12, #(trm_ch*16+4)\n"                                                                       \
         "1:\n\t"                                                                                              \
@@ -323,9 +323,7 @@ _Static_assert(sizeof(trm_dsp_rows_t) == 4 * TRM_DSP_ROW_WORDS, "the row words: 
 #define TRM_DSP_ENTRY_C_32(s)                                                                                 \
   for (int j_ = 1; j_ < 4; j_++) (s)->c.s32.base[j_] = (s)->c.s32.base[j_ - 1] + (s)->c.s32.step / 4
 #define TRM_DSP_ENTRY_C_33(s) (void)0
-#define TRM_DSP_SETUP_C_32(s, sh)                                                                             \
-  for (int j_ = 0; j_ < 4; j_++) (s)->c.s32.base[j_]++;                                                      \
-  (s)->c.s32.x = (s)->reset
+#define TRM_DSP_SETUP_C_32(s, sh) (s)->c.s32.x += (s)->reset
 #define TRM_DSP_SETUP_C_33(s, sh)                                                                             \
   (s)->c.high.out -= (s)->reset, (s)->c.high.shift = (sh) - 32,                                               \
   (s)->c.high.round = (int32_t)(((uint32_t)1 << (s)->c.high.shift) >> 1)
@@ -339,8 +337,8 @@ _Static_assert(sizeof(trm_dsp_rows_t) == 4 * TRM_DSP_ROW_WORDS, "the row words: 
   for (int j_ = 0; j_ < TRM_DSP_TOKENS; j_++)                                                                 \
     (s)->c.s32.base[j_][(s)->c.s32.x] =                                                                       \
         (int8_t)trm_ssat8(trm_smmulr(trm_dot_value(acc[j_], (s)->bias_o, DOT_SHIFT), (s)->mult_o));           \
-  (s)->c.s32.x += (s)->c.s32.step;                                                                            \
-  if ((s)->c.s32.x == 0) break
+  (s)->c.s32.x = (int32_t)((uint32_t)(s)->c.s32.x + (uint32_t)(s)->c.s32.step);                             \
+  if ((uint32_t)(s)->c.s32.x < (uint32_t)(s)->c.s32.step) break /* the ADDS carried */
 #define TRM_DSP_BLOCK_C_33(s, acc, DOT_SHIFT)                                                                 \
   for (int j_ = 0; j_ < TRM_DSP_TOKENS; j_++)                                                                 \
     (s)->c.high.out[j_ * (s)->c.high.n_out] = (int8_t)trm_ssat8(                                              \
@@ -378,7 +376,7 @@ TRM_INLINE uint32_t *trm_align4(void *p) { return (uint32_t *)(((uintptr_t)p + 3
  * the run left in scratch. Any other n_in takes the rolled loops (N = n_in, CH = chunks, FAST = 0). */
 #define TRM_DSP_ROWS(N, CH, FAST, WIDEN_ROW, ROW_BYTES, DOT_SHIFT)                                              \
   do {                                                                                                        \
-    int left = tokens % TRM_DSP_TOKENS, full = FAST ? tokens - left : 0, e = full * n_out;                    \
+    int left = tokens & (TRM_DSP_TOKENS - 1), full = FAST ? tokens - left : 0, e = full * n_out;             \
     uint32_t *w0 = wrow + 4 * ((CH) - 1), *act = wrow + 4 * (CH) + 1;                                         \
     if (full) TRM_DSP_ACTIVATIONS(CH, in, act, full);                                                         \
     if (tokens != full) trm_widen_activations(in, act, full, tokens, N, CH);                                  \
@@ -391,7 +389,7 @@ TRM_INLINE uint32_t *trm_align4(void *p) { return (uint32_t *)(((uintptr_t)p + 3
       if (full && *s->shift >= 32) {                                                                          \
         if (left) s->shift_end = s->shift + 1;                                                                \
         if (*s->shift == 32) {                                                                                \
-          s->reset = -e, s->c.s32.base[0] = out + o - 1 + e, s->c.s32.step = 4 * n_out;                      \
+          s->reset = 1 - e, s->c.s32.x = -1, s->c.s32.base[0] = out + o + e, s->c.s32.step = 4 * n_out;      \
           TRM_DSP_RUN(CH, DOT_SHIFT, 32, wrow, s);                                                            \
         } else {                                                                                              \
           s->reset = e - 1, s->c.high.out = out + o + e - 1, s->c.high.n_out = n_out;                         \
