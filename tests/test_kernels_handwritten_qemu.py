@@ -2,8 +2,9 @@
 
 Two device harnesses. (1) This back end's semihosting firmware (project_templates/kernels/handwritten/selftest/)
 draws 1000 cases per kernel from a seeded xorshift32 on the device -- 1-9 tokens x 1-100 inputs (a third at the
-unrolled lengths 16-96) x 1-20 outputs
-(every blocking tail), extreme inputs, rounding ties, negative multipliers, shifts < 32, odd n_in for s4, buffers
+unrolled lengths 16-96) x 1-20 outputs (every blocking tail; a third of the calls with their rows' multipliers
+encoded at sh = 32: the dsp asm's SMMULR runs), extreme inputs, rounding ties, negative multipliers, shifts < 32,
+odd n_in for s4, buffers
 offset 0-3 bytes -- runs the hand-written kernel and its ref twin, s8 and packed s4, then 1000 cases of the
 element-wise kernels (add_s8/s32, mul, lut: dsp or mve; rmsnorm: dsp; own seed) beside their ref twins, and prints CRC-32s; the host
 regenerates each case and compares with trm_tvm.quant.spec. (2) The kernels linked into a project firmware, through
@@ -66,17 +67,41 @@ def test_project_selftest_bit_exact(board, variant, tmp_path):
         assert tested == 2 * SHAPES * BATCHES
 
 
+def shift32_artifact(hidden: int, tokens: int, bits: int, seed: int):
+    """fixtures.random_artifact with the linear multipliers encoded at sh = 32 (quantize --linear-multipliers
+    shift32)."""
+    from trm_tvm.quant.fixtures import random_dims
+    from trm_tvm.quant.float_ref import random_inputs, random_params
+    from trm_tvm.quant.ptq import QuantConfig, quantise
+
+    dims = random_dims(hidden, tokens)
+    qc = QuantConfig(name="random", weight_bits=bits, act_bits=8, state_bits=8, per_channel=True,
+                     act_observer="minmax", state_scale_mode="shared", calib_batch=32, seed=seed,
+                     linear_multipliers="shift32")
+    return quantise(random_params(dims, seed), dims, random_inputs(dims, 32, seed + 1), qc, 0.5,
+                    provenance={"source": {"random_seed": seed}, "calibration": {"data": "random", "samples": 32}})
+
+
 @pytest.mark.qemu
 @pytest.mark.xdist_group("qemu-compile")
-@pytest.mark.parametrize("board,bits", [("cortex-m4", 8), ("cortex-m55", 4)])
-def test_full_model_with_handwritten_kernels_bit_exact(board, bits, tmp_path):
+@pytest.mark.parametrize("board,bits,multipliers", [("cortex-m4", 8, "normalised"), ("cortex-m55", 4, "normalised"),
+                                                    ("cortex-m4", 8, "shift32")])
+def test_full_model_with_handwritten_kernels_bit_exact(board, bits, multipliers, tmp_path):
     """A whole model compiled with --kernels handwritten (the board's dsp/mve linear kernels in the AoT executor),
-    run over the RPC session: logits, prediction, q and halting step bit-exact against the golden model."""
+    run over the RPC session: logits, prediction, q and halting step bit-exact against the golden model. shift32:
+    the linear multipliers at sh = 32 and n_in 16 / 32 / 64 (token MLP, channel MLP), so the dsp asm's SMMULR runs
+    carry the model."""
     from trm_tvm.deploy import deploy
     from trm_tvm.quant.fixtures import random_artifact
 
     art = tmp_path / f"w{bits}a8.npz"
-    random_artifact(hidden=24, tokens=8, bits=bits, seed=5)[0].save(art)
+    if multipliers == "shift32":
+        a = shift32_artifact(hidden=32, tokens=16, bits=bits, seed=5)
+        assert all((a.tensors[f"net.layers.{i}.{mlp}.{p}.shift"] == 32).all()
+                   for i in (0, 1) for mlp in ("tok", "ch") for p in ("gate", "up", "down"))
+        a.save(art)
+    else:
+        random_artifact(hidden=24, tokens=8, bits=bits, seed=5)[0].save(art)
     r = deploy(art, board, "handwritten", work=tmp_path / "work", limit=4)
     s = r["summary"]
     assert s["checked"] == 4 and s["all_bit_exact"], [i["mismatch"] for i in r["inferences"] if not i["bit_exact"]]
