@@ -5,6 +5,8 @@ Such a layer compiles to a kernel specialised for sh = 32 (`LinearShape.sh32`): 
 per-channel shift branch. Checked here against the integer spec at every schedule level (host C emulations of the
 instructions), with extreme and tie-making multipliers; the compile path picks the form only for such layers.
 """
+import ctypes
+
 import numpy as np
 import pytest
 
@@ -100,3 +102,38 @@ def test_compile_picks_the_sh32_form_only_for_all_32_layers():
     assert not shape_of(ops[second.name]).sh32
     heads = [op for op in section_ops(art, "heads") if op.kind == "head"]
     assert not any(shape_of(op).sh32 for op in heads)              # heads keep the general form
+
+
+@pytest.mark.parametrize("wbits", [8, 4])
+def test_gap9_simd_kernels_requantise_sh32_exactly(tmp_path, wbits):
+    """The GAP9 per-core SIMD kernels (one dispatcher per n_in serves layers of either encoding): channels at
+    sh = 32 with shift-32 multipliers, extreme ones and ties, beside channels at 33..45, 0 LSB on the host."""
+    from trm_tvm.gap9 import functional, tir_kernels
+    from trm_tvm.gap9.tiling import LinearTiling
+    from trm_tvm.quant import spec
+
+    rng = np.random.default_rng(wbits)
+    T, K, N = 4, 40, 8
+    tiling = LinearTiling(T, K, N, wbits, T, N, True, True)
+    src, hdr = tir_kernels.source([tiling], 1)
+    assert "== 32" in src
+    (tmp_path / "trm_gap9_tir.c").write_text(src)
+    (tmp_path / "trm_gap9_tir.h").write_text(hdr)
+    lib = build_shared([tmp_path / "trm_gap9_tir.c"], [tmp_path, functional.TEMPLATE / "kernels"])
+    share = getattr(lib, tir_kernels.dispatcher_name(K, wbits))
+    share.argtypes = [ctypes.c_int] * 3 + [ctypes.c_void_p] * 6
+    lo, hi = (-8, 8) if wbits == 4 else (-128, 128)
+    for case in range(60):
+        a = int8(rng, (T, K), extreme=case % 3 == 0)
+        w = rng.integers(lo, hi, (N, K)).astype(np.int8)
+        bias = rng.integers(-(1 << 16), 1 << 16, N).astype(np.int32)
+        mult = multipliers(rng, N)
+        shift = np.where(np.arange(N) % 2 == 0, 32, rng.integers(33, 46, N)).astype(np.int32)
+        w_dev = pack_s4(w) if wbits == 4 else w
+        want = spec.linear_s8(a, w, bias, mult, shift)
+        x = np.ascontiguousarray(a)
+        wd = np.ascontiguousarray(tir_kernels.device_weights(w_dev, K, wbits))
+        out = np.zeros((T, N), np.int8)
+        assert share(T, N, N, x.ctypes.data, wd.ctypes.data, bias.ctypes.data, mult.ctypes.data,
+                     shift.ctypes.data, out.ctypes.data) == 0
+        np.testing.assert_array_equal(out, want)

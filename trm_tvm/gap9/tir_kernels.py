@@ -84,7 +84,8 @@ def _s4_step(a_lo, a_hi, w_word, acc):
 
 def simd_func(s: LinearShape, out_stride: int | None = None) -> tirx.PrimFunc:
     """acc = bias + sum over the row's words of sdotsp4(activation word, weight word) (int4: the 16 x sums of
-    `_s4_step`, then >> 4 + bias); the spec's requantisation. Activations are int32 buffers of n_in / 4 words per
+    `_s4_step`, then >> 4 + bias); the spec's requantisation (int32 branches for sh >= 33 and sh == 32: a
+    dispatcher serves layers of either multiplier encoding). Activations are int32 buffers of n_in / 4 words per
     row, weights of n_in / 4 (int8) or n_in / 8 (int4) words (the C caller passes the byte rows); output rows
     `out_stride` bytes apart (default: contiguous)."""
     M, N, KA, s4 = s.tokens, s.n_out, s.n_in // 4, s.wbits == 4
@@ -115,7 +116,7 @@ def simd_func(s: LinearShape, out_stride: int | None = None) -> tirx.PrimFunc:
             for t, o in T.grid(M, N):
                 with T.sblock("out"):
                     vt, vo = T.axis.remap("SS", [t, o])
-                    out[vt, vo] = rq_sat(total(acc[vt, vo], bias[vo]), mult[vo], shift[vo], "int8")
+                    out[vt, vo] = rq_sat(total(acc[vt, vo], bias[vo]), mult[vo], shift[vo], "int8", sh32=True)
 
     return linear_cv
 

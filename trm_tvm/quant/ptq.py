@@ -178,7 +178,7 @@ class _Builder:
                s_in: float, s_out: float, rows_shape: tuple, out_dtype: str) -> dict:
         """A linear / head node: quantised weights (packed when 4-bit), int32 bias, per-channel (M, sh) -- the
         recipe's `linear_multipliers` encoding for `linear` nodes; heads (int16 logits, one row per supervision
-        step) always normalised: 16-bit outputs want the full 31-bit multiplier, and they cost nothing to requantise."""
+        step) always normalised: 16-bit outputs want the full 31-bit multiplier, and their rq costs next to nothing."""
         bits = self.qc.bits_for(f"{name}.weight")
         q, s_w = quantise_weight(w, bits, self.qc.per_channel, self.qc.weight_observer)
         n_out, n_in = w.shape

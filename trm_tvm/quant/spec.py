@@ -7,8 +7,8 @@ kernels hold a value in int32, `_check_i32` raises `SpecViolation` instead of si
 wrap-around (the quantiser's bounds make that unreachable; the check catches quantiser bugs).
 
 Only the quantiser-side helpers at the bottom (`encode_multiplier`, `encode_multiplier_shift32`, `add_multipliers`,
-`residual_multipliers`, `silu_lut`, `eps_int`) and the host-side ones (`quantize_input`, `q_threshold`) use floats: they turn real scales
-into the integers the device then uses.
+`residual_multipliers`, `silu_lut`, `eps_int`) and the host-side ones (`quantize_input`, `q_threshold`) use floats:
+they turn real scales into the integers the device then uses.
 """
 from __future__ import annotations
 

@@ -88,6 +88,13 @@ static void wait_weights(linear_ctx_t *c, int b) {
   for (int i = 0; i < (c->a->packed ? 1 : 4); i++) pi_cl_dma_wait(&c->dw[b][i]);
 }
 
+/* rq of docs/integer-spec.md; at sh == 32 (linear multipliers encoded at shift 32) the rounded high word, which
+ * avoids the 64-bit variable shift (mul, mulh and a carried add on RV32). */
+static inline int32_t rq_linear(int32_t v, int32_t mult, int32_t shift) {
+  if (shift == 32) return (int32_t)(((int64_t)v * mult + ((int64_t)1 << 31)) >> 32);
+  return trm_rq(v, mult, shift);
+}
+
 /* Core `core`'s share of one tile: rows [t_lo, t_hi) x channels [o_lo, o_hi) of the tile. */
 static void compute_share(linear_ctx_t *c, int b, int ob, int tt_n, int to_n, int core, int cores) {
   const trm_linear_cl_args_t *a = c->a;
@@ -119,7 +126,7 @@ static void compute_share(linear_ctx_t *c, int b, int ob, int tt_n, int to_n, in
       dot_block(x, nt, w, no, a->n_in, a->wbits, acc);
       for (int i = 0; i < nt; i++)
         for (int j = 0; j < no; j++)
-          TRM_CL_ST8(c->o[ob] + (t + i) * to_n + o + j, trm_sat8(trm_rq(acc[i][j], mult[o + j], shift[o + j])));
+          TRM_CL_ST8(c->o[ob] + (t + i) * to_n + o + j, trm_sat8(rq_linear(acc[i][j], mult[o + j], shift[o + j])));
     }
   }
 }

@@ -30,11 +30,12 @@ def s4_nibble(byte_u8, k):
     return nib - tirx.bitwise_and(nib, 8) * 2
 
 
-def rq_sat(v, mult, shift, dtype: str, ssat: bool = False):
+def rq_sat(v, mult, shift, dtype: str, ssat: bool = False, sh32: bool = False):
     """sat(rq(v, M, sh)) with a cheap exact branch for sh >= 33 (the usual linear multipliers):
     rq = ((p >> (sh-1)) + 1) >> 1 (floor divisions compose), and p >> (sh-1) is the high word of p = v*M shifted
     by sh-33, so that branch is one long multiply and int32 shifts and saturation (|p| < 2^62: the +1 cannot
     overflow); `ssat`: that saturation is the SSAT instruction (trm_ssat8/16 of kernels/tvm/trm_acle.h).
+    `sh32`: a second branch for sh == 32 (rq_sat_sh32), for kernels shared by layers of either encoding.
     Other shifts take the int64 form."""
     p = i64(v) * i64(mult)
     hi = tirx.Cast("int32", tirx.shift_right(p, tirx.const(32, "int64")))
@@ -42,8 +43,10 @@ def rq_sat(v, mult, shift, dtype: str, ssat: bool = False):
     bits = {"int8": 8, "int16": 16}[dtype]
     lo, hi_ = tirx.const(-(1 << (bits - 1)), "int32"), tirx.const((1 << (bits - 1)) - 1, "int32")
     fast_sat = tirx.call_extern("int32", f"trm_ssat{bits}", fast) if ssat else tirx.max(tirx.min(fast, hi_), lo)
-    return tirx.if_then_else(shift >= 33, tirx.Cast(dtype, fast_sat),
-                             sat(rq(v, mult, shift), dtype))
+    slow = sat(rq(v, mult, shift), dtype)
+    if sh32:
+        slow = tirx.if_then_else(shift == 32, rq_sat_sh32(v, mult, dtype, ssat), slow)
+    return tirx.if_then_else(shift >= 33, tirx.Cast(dtype, fast_sat), slow)
 
 
 def rq_sat_sh32(v, mult, dtype: str, ssat: bool = False):
