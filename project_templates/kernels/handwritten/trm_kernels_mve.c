@@ -231,14 +231,16 @@ TRM_INLINE void trm_mve_tile_c(const int8_t *pa, const int8_t *pb, const uint8_t
  * is biased by `wbias` for CH > 4); activations stream with writeback: token 0/2 at [pa/pb, #-n_in], token 1/3 at
  * [pa/pb], #16. */
 #define TRM_MVE_W_S8(Q, OFF) "vldrb.8 " Q ", [%[w], #(" OFF ")]\n\t"
-#define TRM_MVE_W_S4(Q, OFF) "vldrb.u16 " Q ", [%[w], #(" OFF ")]\n\tvshl.i16 " Q ", " Q ", #4\n\tvshl.s8 " Q ", " Q ", q5\n\t"
+#define TRM_MVE_W_S4(Q, OFF) \
+  "vldrb.u16 " Q ", [%[w], #(" OFF ")]\n\tvshl.i16 " Q ", " Q ", #4\n\tvshl.s8 " Q ", " Q ", q5\n\t"
 #define TRM_MVE_SETUP_S8 ""
 #define TRM_MVE_SETUP_S4 "vmov.i16 q5, #0x0400\n\t"
 #define TRM_MVE_DIV16_S8 ""
 #define TRM_MVE_DIV16_S4 "vshr.s32 q0, q0, #4\n\tvshr.s32 q1, q1, #4\n\t"
 /* the activation pointers' writeback: 16, in the last chunk 16 + 3*n_in (the next block) when that fits +-127 */
 #define TRM_MVE_TILE_CHUNK(OP, DT)                                                                               \
-  ".set trm_wb, 16\n\t.if trm_j == %c[n] / 16 - 1 && %c[n] * 3 + 16 <= 127\n\t.set trm_wb, %c[n] * 3 + 16\n\t.endif\n\t" \
+  ".set trm_wb, 16\n\t.if trm_j == %c[n] / 16 - 1 && %c[n] * 3 + 16 <= 127\n\t"                                 \
+  ".set trm_wb, %c[n] * 3 + 16\n\t.endif\n\t"                                                                  \
   TRM_MVE_W_##DT("q0", "trm_j*%c[wstep] + %c[row] - %c[wbias]") TRM_MVE_W_##DT("q1", "trm_j*%c[wstep] - %c[wbias]") \
   "vldrb.8 q2, [%[pa], #-%c[n]]\n\t" OP " r0, q2, q1\n\t" OP " r2, q2, q0\n\t"                                 \
   "vldrb.8 q3, [%[pa]], #trm_wb\n\t" OP " r4, q3, q1\n\t" OP " r6, q3, q0\n\t"                                \
@@ -316,11 +318,12 @@ TRM_INLINE void trm_mve_tile(const int8_t *in, const uint8_t *w, int packed_s4, 
 }
 
 /* Channel o by the rolled code (4-token blocks of one row chunk, sums in scratch, then a requantisation loop),
- * tokens [t0, t1) */
-__attribute__((noinline)) static void trm_mve_column(const int8_t *in, const uint8_t *row, int packed_s4,
-                                                     const int32_t *bias, const int32_t *mult, const int32_t *shift,
-                                                     int o, int8_t *out, int t0, int t1, int n_in, int n_out,
-                                                     int32_t *acc) {
+ * tokens [t0, t1). Not inlined (one copy, not one per k length); named trm_linear_* so a profile counts it as
+ * linear (the tile itself is inlined into trm_linear_s8/s4_mve). */
+__attribute__((noinline)) static void trm_linear_mve_column(const int8_t *in, const uint8_t *row, int packed_s4,
+                                                            const int32_t *bias, const int32_t *mult,
+                                                            const int32_t *shift, int o, int8_t *out, int t0, int t1,
+                                                            int n_in, int n_out, int32_t *acc) {
   if (t1 <= t0) return;
   in += (size_t)t0 * n_in;
   out += (size_t)t0 * n_out + o;
@@ -347,27 +350,13 @@ TRM_INLINE void trm_mve_pairs(const int8_t *in, const uint8_t *w, int packed_s4,
       continue;
     }
     for (int j = 0; j < 2; j++, o++)
-      trm_mve_column(in, w + (size_t)o * row, packed_s4, bias, mult, shift, o, out, 0, 4 * blocks, n_in, n_out,
-                     acc);
+      trm_linear_mve_column(in, w + (size_t)o * row, packed_s4, bias, mult, shift, o, out, 0, 4 * blocks, n_in,
+                            n_out, acc);
   }
 }
 
-/* one function per (k length, int4): ch and packed_s4 are constants inside (and a small function keeps the
- * asm's 13 registers allocatable) */
-#define TRM_MVE_PAIRS_FN(CH, S4)                                                                                 \
-  __attribute__((noinline)) static void trm_mve_pairs_##CH##_##S4(                                                \
-      const int8_t *in, const uint8_t *w, const int32_t *bias, const int32_t *mult, const int32_t *shift,         \
-      int8_t *out, int n_out, int blocks, int32_t *acc) {                                                         \
-    trm_mve_pairs(in, w, S4, CH, bias, mult, shift, out, n_out, blocks, acc);                                     \
-  }
-TRM_MVE_PAIRS_FN(1, 0) TRM_MVE_PAIRS_FN(2, 0) TRM_MVE_PAIRS_FN(3, 0)
-TRM_MVE_PAIRS_FN(4, 0) TRM_MVE_PAIRS_FN(5, 0) TRM_MVE_PAIRS_FN(6, 0)
-TRM_MVE_PAIRS_FN(1, 1) TRM_MVE_PAIRS_FN(2, 1) TRM_MVE_PAIRS_FN(3, 1)
-TRM_MVE_PAIRS_FN(4, 1) TRM_MVE_PAIRS_FN(5, 1) TRM_MVE_PAIRS_FN(6, 1)
-#define TRM_MVE_PAIRS_CASE(CH)                                                                                   \
-  case CH:                                                                                                       \
-    (packed_s4 ? trm_mve_pairs_##CH##_1 : trm_mve_pairs_##CH##_0)(in, w, bias, mult, shift, out, n_out, blocks, acc); \
-    break;
+#define TRM_MVE_PAIRS_CASE(CH) \
+  case CH: trm_mve_pairs(in, w, packed_s4, CH, bias, mult, shift, out, n_out, blocks, acc); break;
 
 /* Every k length: the 4 x 2 tile over the 4-token blocks of n_in = 16..96 (multiples of 16), the rolled code for
  * the rest (token tail, odd last channel, other lengths) */
@@ -390,8 +379,8 @@ TRM_INLINE void trm_mve_linear(const int8_t *in, const uint8_t *w, int packed_s4
     t0 = 4 * blocks;
   }
   for (int o = t0 < tokens ? 0 : paired; o < n_out; o++)
-    trm_mve_column(in, w + o * row_bytes, packed_s4, bias, mult, shift, o, out, o < paired ? t0 : 0, tokens, n_in,
-                   n_out, acc);
+    trm_linear_mve_column(in, w + o * row_bytes, packed_s4, bias, mult, shift, o, out, o < paired ? t0 : 0, tokens,
+                          n_in, n_out, acc);
 }
 
 void trm_linear_s8_mve(const int8_t *in, const int8_t *w, const int32_t *bias, const int32_t *mult,
