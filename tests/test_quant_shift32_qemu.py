@@ -1,5 +1,5 @@
 """The committed shift-32 artifact (artifacts/ecg_w8a8_s32.npz: every linear multiplier at sh = 32) on the emulated
-Cortex-M4 with every kernel back end: each output bit-exact against the golden model -- logits, prediction, q and
+Cortex-M4 with every kernel back end, and on the Cortex-M55 with the tvm one (Helium): each output bit-exact against the golden model -- logits, prediction, q and
 halting step -- with learned halting at a threshold that stops samples at different steps. The tvm back end must
 take its sh = 32 kernels (SMMULR, no shift argument); the hand-written and reference ones handle sh = 32 as any
 shift (the hand-written requantisation has its own SMMULR path)."""
@@ -41,3 +41,13 @@ def test_shift32_artifact_bit_exact_on_qemu_m4(data, tmp_path, kernels):
         src = (tmp_path / "build" / "model" / "trm_kernels_tvm.c").read_text()
         assert "trm_linear_s8_sh32_" in src and "trm_smmulr(" in src
         assert "trm_linear_s8_16x" not in src                     # no general-shift kernel for the net's layers
+
+
+def test_shift32_artifact_tvm_helium_bit_exact_on_qemu_m55(data, tmp_path):
+    """On Helium the sh = 32 kernels requantise 4 tokens per VRMULH (trm_mve_rq4_s8_sh32): the real instructions,
+    not the host emulation, bit-exact."""
+    inputs, q_thr = data
+    r = deploy(ARTIFACT, "cortex-m55", "tvm", work=tmp_path, data=str(inputs), q_threshold=q_thr)
+    s = r["summary"]
+    assert s["checked"] == 4 and s["all_bit_exact"], [i["mismatch"] for i in r["inferences"] if not i["bit_exact"]]
+    assert "trm_mve_rq4_s8_sh32(" in (tmp_path / "build" / "model" / "trm_kernels_tvm.c").read_text()
