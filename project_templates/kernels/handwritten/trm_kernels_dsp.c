@@ -304,6 +304,7 @@ _Static_assert(sizeof(trm_dsp_rows_t) == 4 * TRM_DSP_ROW_WORDS, "the row words: 
   "sxtb16 r1, r0, ror #8\n\tsxtb16 r0, r0\n\tsxtb16 r3, r2, ror #8\n\tsxtb16 r2, r2\n\t"                     \
   "sxtb16 r6, r5, ror #8\n\tsxtb16 r5, r5\n\tsxtb16 r9, r8, ror #8\n\tsxtb16 r8, r8\n\t"                     \
   "stmia %[d]!, {r0, r1, r2, r3, r5, r6, r8, r9}\n\t"
+#define TRM_DSP_WIDEN_BLOCKS trm_dsp_widen_blocks
 #define TRM_DSP_ACTIVATIONS(CH, in, act, full)                                                                \
   do {                                                                                                        \
     const int8_t *s_ = (in), *e_ = s_ + (size_t)(full) * 8 * (CH);                                           \
@@ -315,6 +316,36 @@ _Static_assert(sizeof(trm_dsp_rows_t) == 4 * TRM_DSP_ROW_WORDS, "the row words: 
                      : [e] "r"(e_)                                                                            \
                      : "r0", "r1", "r2", "r3", "r5", "r6", "r8", "r9", "cc", "memory");                       \
   } while (0)
+/* The same for any CH (4 tokens x n_in a multiple of 16): one pointer per token, both words of its chunk by
+ * post-indexed LDR; per block and chunk 8 LDR, 16 SXTB16, 2 STM, 2 loop instructions, 10 more per block. One copy
+ * for every k length and both weight types: the unrolled form above costs ~1.5 KB of code per k length and type,
+ * and at n_in >= 32 saves under 0.01 instruction/MAC. */
+__attribute__((noinline)) static void trm_dsp_widen_blocks(const int8_t *in, uint32_t *act, int full, int n_in) {
+  register const int8_t *end __asm__("r0") = in + (size_t)full * n_in;
+  register const int8_t *p0 __asm__("r4") = in, *p1 __asm__("r10") = in + n_in;
+  register const int8_t *p2 __asm__("r11") = in + 2 * n_in, *p3 __asm__("r12") = in + 3 * n_in;
+  register const int8_t *chunks_end __asm__("r7") = p1;
+  register uint32_t *d __asm__("lr") = act;
+  __asm__ volatile(
+      "push {r0}\n"
+      "1:\n\t"
+      "ldr r2, [r4, #4]\n\tldr r0, [r4], #8\n\tldr r8, [r10, #4]\n\tldr r5, [r10], #8\n\t"
+      "sxtb16 r1, r0, ror #8\n\tsxtb16 r0, r0\n\tsxtb16 r3, r2, ror #8\n\tsxtb16 r2, r2\n\t"
+      "sxtb16 r6, r5, ror #8\n\tsxtb16 r5, r5\n\tsxtb16 r9, r8, ror #8\n\tsxtb16 r8, r8\n\t"
+      "stmia lr!, {r0, r1, r2, r3, r5, r6, r8, r9}\n\t"
+      "ldr r2, [r11, #4]\n\tldr r0, [r11], #8\n\tldr r8, [r12, #4]\n\tldr r5, [r12], #8\n\t"
+      "sxtb16 r1, r0, ror #8\n\tsxtb16 r0, r0\n\tsxtb16 r3, r2, ror #8\n\tsxtb16 r2, r2\n\t"
+      "sxtb16 r6, r5, ror #8\n\tsxtb16 r5, r5\n\tsxtb16 r9, r8, ror #8\n\tsxtb16 r8, r8\n\t"
+      "stmia lr!, {r0, r1, r2, r3, r5, r6, r8, r9}\n\t"
+      "cmp r4, r7\n\tbne 1b\n\t"
+      /* next block: every token pointer 3 rows on (each walked one row), its chunks end where token 1 starts */
+      "sub r0, r10, r4\n\tadd r0, r0, r0, lsl #1\n\tadd r4, r4, r0\n\tadd r10, r10, r0\n\tadd r11, r11, r0\n\t"
+      "add r12, r12, r0\n\tmov r7, r10\n\tldr r1, [sp]\n\tcmp r4, r1\n\tbne 1b\n\t"
+      "add sp, sp, #4"
+      : "+r"(end), "+r"(p0), "+r"(p1), "+r"(p2), "+r"(p3), "+r"(chunks_end), "+r"(d)
+      :
+      : "r1", "r2", "r3", "r5", "r6", "r8", "r9", "cc", "memory");
+}
 #else
 /* The same runs in C (the host tests), step for step; 64-bit pointers make the row words larger than their
  * slots, so they live on the stack. */
@@ -364,6 +395,7 @@ _Static_assert(sizeof(trm_dsp_rows_t) == 4 * TRM_DSP_ROW_WORDS, "the row words: 
     } while ((s)->shift != (s)->shift_end && TRM_DSP_TAKE_C(sh_ = *(s)->shift, RQ) && ((s)->shift++, 1));     \
   } while (0)
 #define TRM_DSP_ACTIVATIONS(CH, in, act, full) trm_widen_activations(in, act, 0, full, 8 * (CH), CH)
+#define TRM_DSP_WIDEN_BLOCKS(in, act, full, n_in) trm_widen_activations(in, act, 0, full, n_in, (n_in) / 8)
 #endif
 
 /* ---- the kernels ------------------------------------------------------------------------------------------ */
@@ -378,7 +410,8 @@ TRM_INLINE uint32_t *trm_align4(void *p) { return (uint32_t *)(((uintptr_t)p + 3
   do {                                                                                                        \
     int left = tokens & (TRM_DSP_TOKENS - 1), full = FAST ? tokens - left : 0, e = full * n_out;             \
     uint32_t *w0 = wrow + 4 * ((CH) - 1), *act = wrow + 4 * (CH) + 1;                                         \
-    if (full) TRM_DSP_ACTIVATIONS(CH, in, act, full);                                                         \
+    if (full && (CH) == 2) TRM_DSP_ACTIVATIONS(CH, in, act, full);                                            \
+    if (full && (CH) != 2) TRM_DSP_WIDEN_BLOCKS(in, act, full, N);                                            \
     if (tokens != full) trm_widen_activations(in, act, full, tokens, N, CH);                                  \
     trm_dsp_rows_t *s = TRM_DSP_ROWS_AT(wrow);                                                                \
     const int32_t *end = shift + n_out;                                                                       \
