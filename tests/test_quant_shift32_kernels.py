@@ -137,3 +137,20 @@ def test_gap9_simd_kernels_requantise_sh32_exactly(tmp_path, wbits):
         assert share(T, N, N, x.ctypes.data, wd.ctypes.data, bias.ctypes.data, mult.ctypes.data,
                      shift.ctypes.data, out.ctypes.data) == 0
         np.testing.assert_array_equal(out, want)
+
+
+def test_tuned_schedule_of_a_sh32_kernel_is_its_general_twins():
+    """--schedule tuned: an sh = 32 kernel (never tuned itself) takes the record of the same shape's general
+    kernel -- the MAC loop the knobs schedule is the same."""
+    import dataclasses
+
+    from trm_tvm.tune.database import load, tuned_knobs
+    from trm_tvm.tune.search import parse_key
+
+    key = sorted(load("cortex-m4").best())[0]
+    shape = parse_key(key)
+    said = []
+    default = strategies.knobs_for("linear", "default")
+    general = tuned_knobs("cortex-m4", shape, default, log=said.append)
+    sh32 = tuned_knobs("cortex-m4", dataclasses.replace(shape, sh32=True), default, log=said.append)
+    assert sh32 == general and not said

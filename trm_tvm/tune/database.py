@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from trm_tvm.errors import atomic_write_text
@@ -138,6 +138,8 @@ def tuned_knobs(board: str, shape, default: dict, log=lambda m: print(m, file=sy
         _CACHE[board] = (stamp, load(board).best(), set())
     _, best, said = _CACHE[board]
     e = best.get(shape.key)
+    if e is None and getattr(shape, "sh32", False):   # an sh = 32 kernel: the same MAC loop as the general one
+        e = best.get(replace(shape, sh32=False).key)
     if e is not None:     # a knob the record does not decide was at its neutral (naive) value when it was measured
         from trm_tvm.compile.strategies import linear
         return {**linear.NAIVE, **e.knobs}
