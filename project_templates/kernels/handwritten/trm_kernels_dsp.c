@@ -173,6 +173,20 @@ __attribute__((noinline)) static void trm_column_any(const uint32_t *w0, const u
   }
 }
 
+/* Row o (widened first unless row is NULL: a run left it in scratch), tokens [t0, tokens), rolled */
+#define TRM_DSP_COLUMN_ROLLED(name, WIDEN_ROW, DOT_SHIFT)                                                       \
+  __attribute__((noinline)) static void name(const void *row, uint32_t *w0, const uint32_t *act, int n,      \
+                                             int chunks, int t0, int tokens, const int32_t *bias,            \
+                                             const int32_t *mult, const int32_t *shift, int o, int8_t *out,  \
+                                             int n_out) {                                                    \
+    if (row) WIDEN_ROW(row, w0, n, chunks);                                                                   \
+    trm_column_any(w0, act, chunks, t0, tokens, bias ? bias[o] : 0, trm_requant_init(mult, shift, o), out + o,  \
+                   n_out, DOT_SHIFT);                                                                         \
+  }
+#define TRM_WIDEN_WEIGHTS_S8(row, dst, n, chunks) trm_widen_s8_row(row, dst, n, chunks, -4)
+TRM_DSP_COLUMN_ROLLED(trm_column_TRM_WIDEN_WEIGHTS_S8, TRM_WIDEN_WEIGHTS_S8, 0)
+TRM_DSP_COLUMN_ROLLED(trm_column_trm_widen_s4_row, trm_widen_s4_row, 4)
+
 /* ---- the row runs ------------------------------------------------------------------------------------------ */
 
 /* The words right below the row's chunks in scratch. The top 8 are what every block reads (one LDMDB); the row
@@ -429,13 +443,9 @@ TRM_INLINE uint32_t *trm_align4(void *p) { return (uint32_t *)(((uintptr_t)p + 3
           s->c.high.n_out3 = 3 * n_out, s->c.high.a_end = act + (size_t)full * 4 * (CH);                      \
           TRM_DSP_RUN(CH, DOT_SHIFT, 33, wrow, s);                                                            \
         }                                                                                                     \
-        if (left)                                                                                             \
-          trm_column_any(w0, act, CH, full, tokens, bias ? bias[o] : 0, trm_requant_init(mult, shift, o),     \
-                         out + o, n_out, DOT_SHIFT);                                                          \
+        if (left) trm_column_##WIDEN_ROW(NULL, w0, act, N, CH, full, tokens, bias, mult, shift, o, out, n_out); \
       } else {                                                                                                \
-        WIDEN_ROW(s->w, w0, N, CH);                                                                           \
-        trm_column_any(w0, act, CH, 0, tokens, bias ? bias[o] : 0, trm_requant_init(mult, shift, o), out + o,  \
-                       n_out, DOT_SHIFT);                                                                     \
+        trm_column_##WIDEN_ROW(s->w, w0, act, N, CH, 0, tokens, bias, mult, shift, o, out, n_out);            \
         s->shift++, s->mult++, s->w = (const uint8_t *)s->w + (ROW_BYTES), s->bias += bias != NULL;          \
       }                                                                                                       \
     }                                                                                                         \
@@ -459,6 +469,5 @@ TRM_INLINE uint32_t *trm_align4(void *p) { return (uint32_t *)(((uintptr_t)p + 3
     }                                                                                                         \
   }
 
-#define TRM_WIDEN_WEIGHTS_S8(row, dst, n, chunks) trm_widen_s8_row(row, dst, n, chunks, -4)
 TRM_DSP_LINEAR(s8, int8_t, n_in, TRM_WIDEN_WEIGHTS_S8, 0)
 TRM_DSP_LINEAR(s4, uint8_t, (n_in + 1) / 2, trm_widen_s4_row, 4)
