@@ -93,44 +93,46 @@ TRM_INLINE void trm_mve_row_sums(const void *row, int packed_s4, int has_tail, c
   }
 }
 
-/* 4 requantised tokens: (hi32(v*M) + 2^(sh-33)) >> (sh-32) (VMULH), or the rounded high word for sh == 32
- * (VRMULH), clamped to int8 (trm_requant.h) */
-TRM_INLINE int32x4_t trm_mve_requant4(int32x4_t v, int32x4_t mult, int32_t round, int32_t s) {
-  int32x4_t r = s ? vshlq_r_s32(vaddq_n_s32(vmulhq_s32(v, mult), round), -s) : vrmulhq_s32(v, mult);
-  return vmaxq_s32(vminq_s32(r, vdupq_n_s32(127)), vdupq_n_s32(-128));
+/* sat8(rq(v, M, sh)) on 4 lanes for sh in 32..62 and M != INT32_MIN (trm_mve_rq_ok), nshift = 31 - sh: VQDMULH
+ * by M (floor(v*M / 2^31); saturates only for INT32_MIN * INT32_MIN), VRSHL by 31 - sh (round half up at bit sh:
+ * exact, the floors compose), then sat8 without clamp vectors: VQSHL #24 puts rq in the top byte, saturating
+ * exactly when it leaves int8, and VSHR #24 brings it back sign-extended. */
+TRM_INLINE int32x4_t trm_mve_rq_narrow(int32x4_t v, int32_t mult, int32_t nshift) {
+  return vshrq_n_s32(vqshlq_n_s32(vrshlq_n_s32(vqdmulhq_n_s32(v, mult), nshift), 24), 24);
 }
 
-/* The same for s <= 24 without the clamp's constant vectors: VQSHL by 24 - s puts rq(v) in the top byte,
- * saturating exactly when rq(v) leaves int8 (|rq| >= 128 <=> |x * 2^(24-s)| >= 2^31), and VSHR #24 brings it back
- * sign-extended: rq >> s and sat8 in two instructions. */
-TRM_INLINE int32x4_t trm_mve_requant4_narrow(int32x4_t v, int32x4_t mult, int32_t round, int32_t s) {
-  int32x4_t x = s ? vaddq_n_s32(vmulhq_s32(v, mult), round) : vrmulhq_s32(v, mult);
-  return vshrq_n_s32(vqshlq_r_s32(x, 24 - s), 24);
+/* every channel of [0, n) can take trm_mve_rq_narrow (one pass of VMINV/VMAXV) */
+TRM_INLINE int trm_mve_rq_ok(const int32_t *mult, const int32_t *shift, int n) {
+  int32_t lo = INT32_MAX, hi = INT32_MIN, m = INT32_MAX;
+  int o = 0;
+  for (; o + 4 <= n; o += 4) {
+    int32x4_t s = vldrwq_s32(shift + o);
+    lo = vminvq_s32(lo, s), hi = vmaxvq_s32(hi, s), m = vminvq_s32(m, vldrwq_s32(mult + o));
+  }
+  for (; o < n; o++) {
+    lo = shift[o] < lo ? shift[o] : lo, hi = shift[o] > hi ? shift[o] : hi;
+    m = mult[o] < m ? mult[o] : m;
+  }
+  return lo >= 32 && hi <= 62 && m != INT32_MIN;
 }
 
-/* out[t*n_out] = requantised bias + acc[t], 4 tokens per vector scattered into the output column (full vectors
- * unpredicated, then one predicated tail); sh < 32 is scalar. ROUNDED (sh == 32) is a constant after inlining. */
-TRM_INLINE void trm_mve_requant_loop(const int32_t *acc, int32_t bias, trm_requant_t q, int8_t *out, int tokens,
-                                     int n_out, int rounded) {
+/* out[t*n_out] = sat8(rq(bias + acc[t])) for channel o: 4 tokens per vector scattered into the column (the last
+ * vector predicated), other shifts scalar (trm_requant.h) */
+TRM_INLINE void trm_mve_requant_column(const int32_t *acc, int32_t bias, const int32_t *mult, const int32_t *shift,
+                                       int o, int8_t *out, int tokens, int n_out) {
+  if (!trm_mve_rq_ok(mult + o, shift + o, 1)) {
+    trm_requant_t q = trm_requant_init(mult, shift, o);
+    for (int t = 0; t < tokens; t++) out[(size_t)t * n_out] = trm_requant(bias + acc[t], q);
+    return;
+  }
   uint32x4_t offsets = vmulq_n_u32(vidupq_n_u32(0, 1), (uint32_t)n_out);
-  int32x4_t mult = vdupq_n_s32(q.mult);
-  int32_t s = rounded ? 0 : q.shift - 32;
+  int32_t m = mult[o], ns = 31 - shift[o];
   int t = 0;
   for (; t + 4 <= tokens; t += 4, out += 4 * n_out)
-    vstrbq_scatter_offset_s32(out, offsets, trm_mve_requant4(vaddq_n_s32(vldrwq_s32(acc + t), bias), mult, q.round, s));
+    vstrbq_scatter_offset_s32(out, offsets, trm_mve_rq_narrow(vaddq_n_s32(vldrwq_s32(acc + t), bias), m, ns));
   if (t < tokens)
-    vstrbq_scatter_offset_p_s32(out, offsets, trm_mve_requant4(vaddq_n_s32(vldrwq_s32(acc + t), bias), mult, q.round, s),
+    vstrbq_scatter_offset_p_s32(out, offsets, trm_mve_rq_narrow(vaddq_n_s32(vldrwq_s32(acc + t), bias), m, ns),
                                 vctp32q((uint32_t)(tokens - t)));
-}
-
-TRM_INLINE void trm_mve_requant_column(const int32_t *acc, int32_t bias, trm_requant_t q, int8_t *out, int tokens,
-                                   int n_out) {
-  if (q.shift > 32)
-    trm_mve_requant_loop(acc, bias, q, out, tokens, n_out, 0);
-  else if (q.shift == 32)
-    trm_mve_requant_loop(acc, bias, q, out, tokens, n_out, 1);
-  else
-    for (int t = 0; t < tokens; t++) out[(size_t)t * n_out] = trm_requant(bias + acc[t], q);
 }
 
 /* ---- the 4 x 2 register tile: n_in = 16*CH, CH 1..6 (the model's k lengths) ----------------------------------
@@ -156,21 +158,6 @@ typedef struct {
   const uint8_t *w_end;  /* w after the last pair */
 } trm_mve_tile_t;
 
-/* every channel of [0, n) can take the tile: shift in 32..62, M != INT32_MIN (VQDMULH saturates only there) */
-TRM_INLINE int trm_mve_tile_ok(const int32_t *mult, const int32_t *shift, int n) {
-  int32_t lo = INT32_MAX, hi = INT32_MIN, m = INT32_MAX;
-  int o = 0;
-  for (; o + 4 <= n; o += 4) {
-    int32x4_t s = vldrwq_s32(shift + o);
-    lo = vminvq_s32(lo, s), hi = vmaxvq_s32(hi, s), m = vminvq_s32(m, vldrwq_s32(mult + o));
-  }
-  for (; o < n; o++) {
-    lo = shift[o] < lo ? shift[o] : lo, hi = shift[o] > hi ? shift[o] : hi;
-    m = mult[o] < m ? mult[o] : m;
-  }
-  return lo >= 32 && hi <= 62 && m != INT32_MIN;
-}
-
 /* Weight chunk j of a row at w: 16 int8, or 8 packed bytes unpacked times 16 (lane 2i = low nibble << 4 of byte i,
  * lane 2i+1 = its high nibble in place) */
 TRM_INLINE int8x16_t trm_mve_weights16(const uint8_t *w, int packed_s4) {
@@ -183,8 +170,7 @@ TRM_INLINE int8x16_t trm_mve_weights16(const uint8_t *w, int packed_s4) {
 TRM_INLINE void trm_mve_rq_column4(int32x4_t v, int packed_s4, int32_t bias, int32_t mult, int32_t nshift,
                                    int8_t *out, uint32x4_t offsets) {
   if (packed_s4) v = vshrq_n_s32(v, 4);
-  int32x4_t r = vrshlq_n_s32(vqdmulhq_n_s32(vaddq_n_s32(v, bias), mult), nshift);
-  vstrbq_scatter_offset_s32(out, offsets, vshrq_n_s32(vqshlq_n_s32(r, 24), 24));
+  vstrbq_scatter_offset_s32(out, offsets, trm_mve_rq_narrow(vaddq_n_s32(v, bias), mult, nshift));
 }
 
 TRM_INLINE int32x4_t trm_mve_vec4(int32_t a, int32_t b, int32_t c, int32_t d) {
@@ -288,7 +274,7 @@ TRM_INLINE void trm_mve_tile_c(const int8_t *pa, const int8_t *pb, const uint8_t
 /* the s8 row-pair pointer's bias: every weight offset within +-127 bytes */
 #define TRM_MVE_WBIAS(CH) ((CH) > 4 ? 16 * ((CH) - 1) : 0)
 
-/* Tokens [0, 4*blocks) of the channel pairs [o0, o1), every channel able to take the tile (trm_mve_tile_ok) */
+/* Tokens [0, 4*blocks) of the channel pairs [o0, o1), every channel able to take the tile (trm_mve_rq_ok) */
 TRM_INLINE void trm_mve_tile(const int8_t *in, const uint8_t *w, int packed_s4, int ch, const int32_t *bias,
                              const int32_t *mult, const int32_t *shift, int8_t *out, int n_out, int blocks, int o0,
                              int o1) {
@@ -331,7 +317,7 @@ __attribute__((noinline)) static void trm_linear_mve_column(const int8_t *in, co
     trm_mve_row_sums(row, packed_s4, 1, in, t1 - t0, n_in, acc);
   else
     trm_mve_row_sums(row, packed_s4, 0, in, t1 - t0, n_in, acc);
-  trm_mve_requant_column(acc, bias ? bias[o] : 0, trm_requant_init(mult, shift, o), out, t1 - t0, n_out);
+  trm_mve_requant_column(acc, bias ? bias[o] : 0, mult, shift, o, out, t1 - t0, n_out);
 }
 
 /* Tokens [0, 4*blocks) of every channel pair, n_in = 16*ch (ch a literal after inlining): the tile over runs
@@ -340,10 +326,10 @@ TRM_INLINE void trm_mve_pairs(const int8_t *in, const uint8_t *w, int packed_s4,
                               const int32_t *mult, const int32_t *shift, int8_t *out, int n_out, int blocks,
                               int32_t *acc) {
   int n_in = 16 * ch, row = packed_s4 ? 8 * ch : n_in, paired = n_out & ~1;
-  int all = trm_mve_tile_ok(mult, shift, paired);
+  int all = trm_mve_rq_ok(mult, shift, paired);
   for (int o = 0; o < paired;) {
     int end = all ? paired : o;
-    while (end < paired && trm_mve_tile_ok(mult + end, shift + end, 2)) end += 2;
+    while (end < paired && trm_mve_rq_ok(mult + end, shift + end, 2)) end += 2;
     if (end > o) {
       trm_mve_tile(in, w, packed_s4, ch, bias, mult, shift, out, n_out, blocks, o, end);
       o = end;
@@ -395,43 +381,58 @@ void trm_linear_s4_mve(const int8_t *in, const uint8_t *w, const int32_t *bias, 
 
 /* ---- element-wise ops (Helium; the dsp twins in trm_ops_dsp.c, the ref twins in ../reference/) ------------ */
 
-/* v = sum_j in_j * m_j on 4 int32 lanes (each operand's bytes widened by the load) */
-TRM_INLINE int32x4_t trm_mve_add_sum4(const int8_t *const *in, const int32_t *m, int n_in, int i) {
-  int32x4_t v = vmulq_n_s32(vldrbq_s32(in[0] + i), m[0]);
-  for (int j = 1; j < n_in; j++) v = vmlaq_n_s32(v, vldrbq_s32(in[j] + i), m[j]);
-  return v;
+/* add on 4 int32 lanes per turn, n <= 3 inputs (n and s8_out literals after inlining: the input loop unrolls,
+ * pointers and multipliers stay in registers); each operand's bytes widened by the load, VMUL/VMLA by the
+ * multipliers. int8 out: sat8((v + 2^(s-1)) >> s) = VRSHL by -s, VQSHL #24, VSHR #24; else int32 out. */
+TRM_INLINE void trm_mve_add(const int8_t *const *in, const int32_t *m, int n, int32_t s, int s8_out, void *out,
+                            int len) {
+  const int8_t *p0 = in[0], *p1 = n > 1 ? in[1] : p0, *p2 = n > 2 ? in[2] : p0;
+  int32_t m0 = m[0], m1 = n > 1 ? m[1] : 0, m2 = n > 2 ? m[2] : 0;
+  int8_t *o8 = (int8_t *)out;
+  int32_t *o32 = (int32_t *)out;
+  for (; len >= 4; len -= 4, p0 += 4, p1 += 4, p2 += 4, o8 += 4, o32 += 4) {
+    int32x4_t v = vmulq_n_s32(vldrbq_s32(p0), m0);
+    if (n > 1) v = vmlaq_n_s32(v, vldrbq_s32(p1), m1);
+    if (n > 2) v = vmlaq_n_s32(v, vldrbq_s32(p2), m2);
+    if (s8_out)
+      vstrbq_s32(o8, vshrq_n_s32(vqshlq_n_s32(vrshlq_n_s32(v, -s), 24), 24));
+    else
+      vstrwq_s32(o32, v);
+  }
+  for (int i = 0; i < len; i++) {
+    int32_t v = p0[i] * m0 + (n > 1 ? p1[i] * m1 : 0) + (n > 2 ? p2[i] * m2 : 0);
+    if (s8_out)
+      o8[i] = (int8_t)trm_ssat8((int32_t)(((int64_t)v + ((int64_t)1 << (s - 1))) >> s));
+    else
+      o32[i] = v;
+  }
 }
 
-void trm_add_s32_mve(const int8_t *const *in, const int32_t *m, int n_in, int32_t *out, int len) {
-  int i = 0;
-  for (; i + 4 <= len; i += 4) vstrwq_s32(out + i, trm_mve_add_sum4(in, m, n_in, i));
-  for (; i < len; i++) {
-    out[i] = 0;
-    for (int j = 0; j < n_in; j++) out[i] += (int32_t)in[j][i] * m[j];
+/* the model's 1-3 inputs by the Helium loop, more by the dsp kernel */
+#define TRM_MVE_ADD_CASES(S8_OUT, DSP)                         \
+  switch (n_in) {                                              \
+    case 1: trm_mve_add(in, m, 1, s, S8_OUT, out, len); break; \
+    case 2: trm_mve_add(in, m, 2, s, S8_OUT, out, len); break; \
+    case 3: trm_mve_add(in, m, 3, s, S8_OUT, out, len); break; \
+    default: DSP; break;                                       \
   }
+
+void trm_add_s32_mve(const int8_t *const *in, const int32_t *m, int n_in, int32_t *out, int len) {
+  const int32_t s = 0;
+  TRM_MVE_ADD_CASES(0, trm_add_s32_dsp(in, m, n_in, out, len))
 }
 
 void trm_add_s8_mve(const int8_t *const *in, const int32_t *m, int n_in, int32_t s, int8_t *out, int len) {
-  int i = 0;
-  for (; i + 4 <= len; i += 4) /* (v + 2^(s-1)) >> s is VRSHL by -s; sat8 as in trm_mve_requant4_narrow */
-    vstrbq_s32(out + i, vshrq_n_s32(vqshlq_r_s32(vrshlq_n_s32(trm_mve_add_sum4(in, m, n_in, i), -s), 24), 24));
-  for (; i < len; i++) {
-    int32_t v = 0;
-    for (int j = 0; j < n_in; j++) v += (int32_t)in[j][i] * m[j];
-    out[i] = (int8_t)trm_ssat8((int32_t)(((int64_t)v + ((int64_t)1 << (s - 1))) >> s));
-  }
+  TRM_MVE_ADD_CASES(1, trm_add_s8_dsp(in, m, n_in, s, out, len))
 }
 
+/* 4 lanes per turn: the products by VMUL, rq and sat8 as the linear tile's (trm_mve_rq_narrow) */
 void trm_mul_s8_mve(const int8_t *a, const int8_t *b, int32_t mult, int32_t shift, int8_t *out, int len) {
+  if (trm_mve_rq_ok(&mult, &shift, 1))
+    for (int32_t ns = 31 - shift; len >= 4; len -= 4, a += 4, b += 4, out += 4)
+      vstrbq_s32(out, trm_mve_rq_narrow(vmulq_s32(vldrbq_s32(a), vldrbq_s32(b)), mult, ns));
   trm_requant_t q = trm_requant_init(&mult, &shift, 0);
-  int i = 0;
-  if (q.shift >= 32 && q.shift <= 56) {
-    int32x4_t m = vdupq_n_s32(q.mult);
-    for (; i + 4 <= len; i += 4)
-      vstrbq_s32(out + i, trm_mve_requant4_narrow(vmulq_s32(vldrbq_s32(a + i), vldrbq_s32(b + i)), m, q.round,
-                                                  q.shift - 32));
-  }
-  for (; i < len; i++) out[i] = trm_requant((int32_t)a[i] * b[i], q);
+  for (int i = 0; i < len; i++) out[i] = trm_requant((int32_t)a[i] * b[i], q);
 }
 
 void trm_lut_s8_mve(const int8_t *in, const int8_t *table, int8_t *out, int len) {
@@ -445,8 +446,8 @@ void trm_lut_s8_mve(const int8_t *in, const int8_t *table, int8_t *out, int len)
 
 /* RMSNorm with every channel's shift in [33, 56] and dim a multiple of 4 (else the dsp kernel): sum of squares by
  * VMLALDAVA (64-bit), the per-token scale as in the dsp kernel, then 4 channels per turn -- the Q15 step
- * (trm_ops_dsp.c: trm_rms_q15 on 4 lanes), rq with per-lane M and shift (round 2^(s-1) = 1 << (sh-33)) and the
- * VQSHL/VSHR narrow of trm_mve_requant4_narrow with per-lane counts 56 - sh. */
+ * (trm_ops_dsp.c: trm_rms_q15 on 4 lanes), rq with per-lane M and shift (VMULH, round 2^(sh-33)) and sat8 by
+ * VQSHL with per-lane counts 56 - sh (rq in the top byte) and VSHR #24, as in trm_mve_rq_narrow. */
 void trm_rmsnorm_s32_mve(const int32_t *in, int64_t eps, const int32_t *mult, const int32_t *shift, int8_t *out,
                          int tokens, int dim) {
   int vec = dim % 4 == 0;

@@ -318,14 +318,6 @@ TRM_INLINE int32x4_t vshrq_n_s32(int32x4_t a, int n) {
   for (int i = 0; i < 4; i++) a.v[i] >>= n;
   return a;
 }
-TRM_INLINE int32x4_t vminq_s32(int32x4_t a, int32x4_t b) {
-  for (int i = 0; i < 4; i++) a.v[i] = a.v[i] < b.v[i] ? a.v[i] : b.v[i];
-  return a;
-}
-TRM_INLINE int32x4_t vmaxq_s32(int32x4_t a, int32x4_t b) {
-  for (int i = 0; i < 4; i++) a.v[i] = a.v[i] > b.v[i] ? a.v[i] : b.v[i];
-  return a;
-}
 /* byte i of base + offset[i] = low byte of lane i, active lanes only */
 TRM_INLINE void vstrbq_scatter_offset_p_s32(int8_t *base, uint32x4_t offset, int32x4_t value, mve_pred16_t p) {
   for (int i = 0; i < 4; i++)
