@@ -173,9 +173,11 @@ __attribute__((noinline)) static void trm_column_any(const uint32_t *w0, const u
   }
 }
 
-/* Row o (widened first unless row is NULL: a run left it in scratch), tokens [t0, tokens), rolled */
-#define TRM_DSP_COLUMN_ROLLED(name, WIDEN_ROW, DOT_SHIFT)                                                       \
-  __attribute__((noinline)) static void name(const void *row, uint32_t *w0, const uint32_t *act, int n,      \
+/* Row o (widened first unless row is NULL: a run left it in scratch), tokens [t0, tokens), rolled: one function
+ * per weight type for every k length */
+#define TRM_DSP_COLUMN_ROLLED(dtype, WIDEN_ROW, DOT_SHIFT)                                                      \
+  __attribute__((noinline)) static void trm_column_rolled_##dtype(                                            \
+      const void *row, uint32_t *w0, const uint32_t *act, int n,                                              \
                                              int chunks, int t0, int tokens, const int32_t *bias,            \
                                              const int32_t *mult, const int32_t *shift, int o, int8_t *out,  \
                                              int n_out) {                                                    \
@@ -184,8 +186,8 @@ __attribute__((noinline)) static void trm_column_any(const uint32_t *w0, const u
                    n_out, DOT_SHIFT);                                                                         \
   }
 #define TRM_WIDEN_WEIGHTS_S8(row, dst, n, chunks) trm_widen_s8_row(row, dst, n, chunks, -4)
-TRM_DSP_COLUMN_ROLLED(trm_column_TRM_WIDEN_WEIGHTS_S8, TRM_WIDEN_WEIGHTS_S8, 0)
-TRM_DSP_COLUMN_ROLLED(trm_column_trm_widen_s4_row, trm_widen_s4_row, 4)
+TRM_DSP_COLUMN_ROLLED(s8, TRM_WIDEN_WEIGHTS_S8, 0)
+TRM_DSP_COLUMN_ROLLED(s4, trm_widen_s4_row, 4)
 
 /* ---- the row runs ------------------------------------------------------------------------------------------ */
 
@@ -420,7 +422,7 @@ TRM_INLINE uint32_t *trm_align4(void *p) { return (uint32_t *)(((uintptr_t)p + 3
  * the full blocks widened in asm, and runs of rows with shift 32 (or >= 33) through the asm row loop when there is
  * a full block -- one row per run when there is a token tail, which then goes through the rolled loop on the row
  * the run left in scratch. Any other n_in takes the rolled loops (N = n_in, CH = chunks, FAST = 0). */
-#define TRM_DSP_ROWS(N, CH, FAST, WIDEN_ROW, ROW_BYTES, DOT_SHIFT)                                              \
+#define TRM_DSP_ROWS(N, CH, FAST, dtype, ROW_BYTES, DOT_SHIFT)                                              \
   do {                                                                                                        \
     int left = tokens & (TRM_DSP_TOKENS - 1), full = FAST ? tokens - left : 0, e = full * n_out;             \
     uint32_t *w0 = wrow + 4 * ((CH) - 1), *act = wrow + 4 * (CH) + 1;                                         \
@@ -443,31 +445,31 @@ TRM_INLINE uint32_t *trm_align4(void *p) { return (uint32_t *)(((uintptr_t)p + 3
           s->c.high.n_out3 = 3 * n_out, s->c.high.a_end = act + (size_t)full * 4 * (CH);                      \
           TRM_DSP_RUN(CH, DOT_SHIFT, 33, wrow, s);                                                            \
         }                                                                                                     \
-        if (left) trm_column_##WIDEN_ROW(NULL, w0, act, N, CH, full, tokens, bias, mult, shift, o, out, n_out); \
+        if (left) trm_column_rolled_##dtype(NULL, w0, act, N, CH, full, tokens, bias, mult, shift, o, out, n_out); \
       } else {                                                                                                \
-        trm_column_##WIDEN_ROW(s->w, w0, act, N, CH, 0, tokens, bias, mult, shift, o, out, n_out);            \
+        trm_column_rolled_##dtype(s->w, w0, act, N, CH, 0, tokens, bias, mult, shift, o, out, n_out);         \
         s->shift++, s->mult++, s->w = (const uint8_t *)s->w + (ROW_BYTES), s->bias += bias != NULL;          \
       }                                                                                                       \
     }                                                                                                         \
   } while (0)
-#define TRM_DSP_ROWS_CASE(CH, WIDEN_ROW, ROW_BYTES, DOT_SHIFT) \
-  case CH: TRM_DSP_ROWS(8 * CH, CH, 1, WIDEN_ROW, ROW_BYTES, DOT_SHIFT); break;
+#define TRM_DSP_ROWS_CASE(CH, dtype, ROW_BYTES, DOT_SHIFT) \
+  case CH: TRM_DSP_ROWS(8 * CH, CH, 1, dtype, ROW_BYTES, DOT_SHIFT); break;
 
-#define TRM_DSP_LINEAR(dtype, wtype, ROW_BYTES, WIDEN_ROW, DOT_SHIFT)                                           \
+#define TRM_DSP_LINEAR(dtype, wtype, ROW_BYTES, DOT_SHIFT)                                                      \
   void trm_linear_##dtype##_dsp(const int8_t *in, const wtype *w, const int32_t *bias, const int32_t *mult,     \
                                 const int32_t *shift, int8_t *out, int tokens, int n_in, int n_out,           \
                                 void *scratch) {                                                              \
     int chunks = trm_pad16(n_in) / 8;                                                                         \
     uint32_t *wrow = trm_align4(scratch) + TRM_DSP_ROW_WORDS;                                                 \
     switch (n_in % 16 ? 0 : chunks) {                                                                         \
-      TRM_DSP_ROWS_CASE(2, WIDEN_ROW, ROW_BYTES, DOT_SHIFT)                                                   \
-      TRM_DSP_ROWS_CASE(4, WIDEN_ROW, ROW_BYTES, DOT_SHIFT)                                                   \
-      TRM_DSP_ROWS_CASE(6, WIDEN_ROW, ROW_BYTES, DOT_SHIFT)                                                   \
-      TRM_DSP_ROWS_CASE(8, WIDEN_ROW, ROW_BYTES, DOT_SHIFT)                                                   \
-      TRM_DSP_ROWS_CASE(12, WIDEN_ROW, ROW_BYTES, DOT_SHIFT)                                                  \
-      default: TRM_DSP_ROWS(n_in, chunks, 0, WIDEN_ROW, ROW_BYTES, DOT_SHIFT); break;                         \
+      TRM_DSP_ROWS_CASE(2, dtype, ROW_BYTES, DOT_SHIFT)                                                       \
+      TRM_DSP_ROWS_CASE(4, dtype, ROW_BYTES, DOT_SHIFT)                                                       \
+      TRM_DSP_ROWS_CASE(6, dtype, ROW_BYTES, DOT_SHIFT)                                                       \
+      TRM_DSP_ROWS_CASE(8, dtype, ROW_BYTES, DOT_SHIFT)                                                       \
+      TRM_DSP_ROWS_CASE(12, dtype, ROW_BYTES, DOT_SHIFT)                                                      \
+      default: TRM_DSP_ROWS(n_in, chunks, 0, dtype, ROW_BYTES, DOT_SHIFT); break;                             \
     }                                                                                                         \
   }
 
-TRM_DSP_LINEAR(s8, int8_t, n_in, TRM_WIDEN_WEIGHTS_S8, 0)
-TRM_DSP_LINEAR(s4, uint8_t, (n_in + 1) / 2, trm_widen_s4_row, 4)
+TRM_DSP_LINEAR(s8, int8_t, n_in, 0)
+TRM_DSP_LINEAR(s4, uint8_t, (n_in + 1) / 2, 4)
