@@ -334,8 +334,8 @@ _Static_assert(sizeof(trm_dsp_rows_t) == 4 * TRM_DSP_ROW_WORDS, "the row words: 
   } while (0)
 /* The same for any CH (4 tokens x n_in a multiple of 16): one pointer per token, both words of its chunk by
  * post-indexed LDR; per block and chunk 8 LDR, 16 SXTB16, 2 STM, 2 loop instructions, 10 more per block. One copy
- * for every k length and both weight types: the unrolled form above costs ~1.5 KB of code per k length and type,
- * and at n_in >= 32 saves under 0.01 instruction/MAC. */
+ * for every k length and both weight types, used from n_in = 48: there the unrolled form above costs 1.5-3 KB of
+ * code per k length and weight type and saves under 0.003 instruction/MAC. */
 __attribute__((noinline)) static void trm_dsp_widen_blocks(const int8_t *in, uint32_t *act, int full, int n_in) {
   register const int8_t *end __asm__("r0") = in + (size_t)full * n_in;
   register const int8_t *p0 __asm__("r4") = in, *p1 __asm__("r10") = in + n_in;
@@ -426,8 +426,8 @@ TRM_INLINE uint32_t *trm_align4(void *p) { return (uint32_t *)(((uintptr_t)p + 3
   do {                                                                                                        \
     int left = tokens & (TRM_DSP_TOKENS - 1), full = FAST ? tokens - left : 0, e = full * n_out;             \
     uint32_t *w0 = wrow + 4 * ((CH) - 1), *act = wrow + 4 * (CH) + 1;                                         \
-    if (full && (CH) == 2) TRM_DSP_ACTIVATIONS(CH, in, act, full);                                            \
-    if (full && (CH) != 2) TRM_DSP_WIDEN_BLOCKS(in, act, full, N);                                            \
+    if (full && (CH) <= 4) TRM_DSP_ACTIVATIONS(CH, in, act, full);                                            \
+    if (full && (CH) > 4) TRM_DSP_WIDEN_BLOCKS(in, act, full, N);                                             \
     if (tokens != full) trm_widen_activations(in, act, full, tokens, N, CH);                                  \
     trm_dsp_rows_t *s = TRM_DSP_ROWS_AT(wrow);                                                                \
     const int32_t *end = shift + n_out;                                                                       \
