@@ -283,9 +283,10 @@ TRM_INLINE void trm_mve_tile(const int8_t *in, const uint8_t *w, int packed_s4, 
   const int8_t *pa = in + n_in, *pb = in + 3 * n_in; /* tokens 1 and 3 of the first block */
   const uint8_t *wb = w + (size_t)o0 * row + wbias;
   int8_t *po = out + o0;
-  trm_mve_tile_t t = {0, 0, 0, 0, 0, 0, 4 * n_out, pb + (size_t)blocks * 4 * n_in, {0}, bias ? bias + o0 : no_bias,
-                      bias ? 8 : 0, mult + o0, shift + o0, 2 - blocks * 4 * n_out, pb,
-                      wb + (size_t)(o1 - o0) * row};
+  trm_mve_tile_t t; /* the pair's words and the sums are written before they are read */
+  t.out_step = 4 * n_out, t.pb_end = pb + (size_t)blocks * 4 * n_in, t.bias = bias ? bias + o0 : no_bias;
+  t.bias_step = bias ? 8 : 0, t.mult = mult + o0, t.shift = shift + o0, t.out_next = 2 - blocks * 4 * n_out;
+  t.pb_start = pb, t.w_end = wb + (size_t)(o1 - o0) * row;
   uint32x4_t offsets = vmulq_n_u32(vidupq_n_u32(0, 1), (uint32_t)n_out);
 #if defined(__ARM_FEATURE_MVE)
   uint32x4_t offsets1 = vaddq_n_u32(offsets, 1);
@@ -301,6 +302,83 @@ TRM_INLINE void trm_mve_tile(const int8_t *in, const uint8_t *w, int packed_s4, 
 #else
   trm_mve_tile_c(pa, pb, wb, wbias, packed_s4, ch, &t, po, offsets);
 #endif
+}
+
+/* ---- n_in = 16: 4 channels' weights stay in registers, tokens stream past them ------------------------------
+ * One 16-k chunk per row: the 4 rows of a channel group sit in q0-q3 (int4 unpacked once per group) with the
+ * group's biases, multipliers and 31 - sh as vectors in q5-q7; per 2 tokens: 2 activation loads, 8 VMLADAVA, one
+ * STM of the 8 sums, and per token one VLDRW of its 4 sums (channel order), the per-lane requantisation of the tile
+ * (VADD, VQDMULH, VRSHL by vectors; VQSHL #24, VSHR #24) and one contiguous 4-byte VSTRB: 29 instructions per 8
+ * outputs, no per-block pair words and no scatter (the 4 x 2 tile needs 33 + its pair loop at n_in = 16). */
+typedef struct {
+  int32_t sums[8];                              /* 2 tokens x 4 channels, token-major */
+  const uint8_t *w;                             /* the group's 4 rows */
+  const int32_t *bias, *mult, *shift;           /* the group's 4 (bias: 4 zeros without bias) */
+} trm_mve_quad_t;
+
+/* Tokens [0, pairs*2) of channels o..o+3, all in 32..62 (trm_mve_rq_ok); a = in, out at the group's column */
+TRM_INLINE void trm_mve_quad_c(const int8_t *a, const int8_t *a_end, int packed_s4, const trm_mve_quad_t *q,
+                               int8_t *out, int n_out) {
+  int8x16_t w[4];
+  for (int j = 0; j < 4; j++) w[j] = trm_mve_weights16(q->w + j * (packed_s4 ? 8 : 16), packed_s4);
+  int32x4_t b = vldrwq_s32(q->bias), m = vldrwq_s32(q->mult), ns = vsubq_s32(vdupq_n_s32(31), vldrwq_s32(q->shift));
+  for (; a != a_end; a += 16, out += n_out) {
+    int8x16_t x = vldrbq_s8(a);
+    int32x4_t v = trm_mve_vec4(vmladavq_s8(x, w[0]), vmladavq_s8(x, w[1]), vmladavq_s8(x, w[2]), vmladavq_s8(x, w[3]));
+    if (packed_s4) v = vshrq_n_s32(v, 4);
+    v = vrshlq_s32(vqdmulhq_s32(vaddq_s32(v, b), m), ns);
+    vstrbq_s32(out, vshrq_n_s32(vqshlq_n_s32(v, 24), 24));
+  }
+}
+
+#if defined(__ARM_FEATURE_MVE)
+#define TRM_MVE_QW_S8(K) "vldrb.8 q" #K ", [r0, #" #K "*16]\n\t"
+#define TRM_MVE_QW_S4(K) \
+  "vldrb.u16 q" #K ", [r0, #" #K "*8]\n\tvshl.i16 q" #K ", q" #K ", #4\n\tvshl.s8 q" #K ", q" #K ", q5\n\t"
+#define TRM_MVE_QUAD_RQ(DT, OFF)                                                                                 \
+  "vldrw.32 q4, [%[p], #" OFF "]\n\t" TRM_MVE_QDIV16_##DT "vadd.i32 q4, q4, q5\n\tvqdmulh.s32 q4, q4, q6\n\t"    \
+  "vrshl.s32 q4, q4, q7\n\tvqshl.s32 q4, q4, #24\n\tvshr.s32 q4, q4, #24\n\tvstrb.32 q4, [%[out]]\n\t"            \
+  "add %[out], %[out], %[n_out]\n\t"
+#define TRM_MVE_QDIV16_S8 ""
+#define TRM_MVE_QDIV16_S4 "vshr.s32 q4, q4, #4\n\t"
+#define TRM_MVE_QMAC(A, B, C, D) \
+  "vldrb.8 q4, [%[a]], #16\n\tvmladav.s8 " A ", q4, q0\n\tvmladav.s8 " B ", q4, q1\n\tvmladav.s8 " C ", q4, q2\n\t" \
+  "vmladav.s8 " D ", q4, q3\n\t"
+#define TRM_MVE_QUAD_ASM(DT)                                                                                     \
+  __asm__ volatile(                                                                                              \
+      "ldrd r0, r2, [%[p], #32]\n\tldrd r4, r6, [%[p], #40]\n\t" TRM_MVE_SETUP_##DT                          \
+      TRM_MVE_QW_##DT(0) TRM_MVE_QW_##DT(1) TRM_MVE_QW_##DT(2) TRM_MVE_QW_##DT(3)                                \
+      "vldrw.32 q5, [r2]\n\tvldrw.32 q6, [r4]\n\tvldrw.32 q7, [r6]\n\tvmov.i32 q4, #31\n\tvsub.i32 q7, q4, q7\n\t" \
+      "1:\n\t" TRM_MVE_QMAC("r0", "r2", "r4", "r6") TRM_MVE_QMAC("r8", "r10", "r12", "lr")                       \
+      "stm %[p], {r0, r2, r4, r6, r8, r10, r12, lr}\n\t" TRM_MVE_QUAD_RQ(DT, "0") TRM_MVE_QUAD_RQ(DT, "16")      \
+      "cmp %[a], %[a_end]\n\tbne 1b\n\t"                                                                         \
+      : [a] "+r"(a), [out] "+r"(po)                                                                              \
+      : [p] "r"(q.sums), [a_end] "r"(a_end), [n_out] "r"(n_out)                                                  \
+      : "r0", "r2", "r4", "r6", "r8", "r10", "r12", "lr", "q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7",        \
+        "memory", "cc")
+#endif
+
+/* channels [0, quads) (a multiple of 4, every shift in 32..62) x tokens [0, pairs*2) at n_in = 16 */
+TRM_INLINE void trm_mve_quads(const int8_t *in, const uint8_t *w, int packed_s4, const int32_t *bias,
+                              const int32_t *mult, const int32_t *shift, int8_t *out, int pairs, int n_out,
+                              int quads) {
+  static const int32_t no_bias[4] = {0, 0, 0, 0};
+  const int8_t *a_end = in + (size_t)pairs * 32;
+  for (int o = 0; o < quads; o += 4) {
+    trm_mve_quad_t q; /* the sums are written before they are read */
+    q.w = w + (size_t)o * (packed_s4 ? 8 : 16), q.bias = bias ? bias + o : no_bias, q.mult = mult + o;
+    q.shift = shift + o;
+    const int8_t *a = in;
+    int8_t *po = out + o;
+#if defined(__ARM_FEATURE_MVE)
+    if (packed_s4)
+      TRM_MVE_QUAD_ASM(S4);
+    else
+      TRM_MVE_QUAD_ASM(S8);
+#else
+    trm_mve_quad_c(a, a_end, packed_s4, &q, po, n_out);
+#endif
+  }
 }
 
 /* Channel o by the rolled code (4-token blocks of one row chunk, sums in scratch, then a requantisation loop),
@@ -323,9 +401,9 @@ __attribute__((noinline)) static void trm_linear_mve_column(const int8_t *in, co
 /* Tokens [0, 4*blocks) of every channel pair, n_in = 16*ch (ch a literal after inlining): the tile over runs
  * of pairs whose channels all allow it (every pair, normally: one vector check), the rolled code for the others */
 TRM_INLINE void trm_mve_pairs(const int8_t *in, const uint8_t *w, int packed_s4, int ch, const int32_t *bias,
-                              const int32_t *mult, const int32_t *shift, int8_t *out, int n_out, int blocks,
-                              int32_t *acc) {
-  int n_in = 16 * ch, row = packed_s4 ? 8 * ch : n_in, paired = n_out & ~1;
+                              const int32_t *mult, const int32_t *shift, int8_t *out, int n_out, int paired,
+                              int blocks, int32_t *acc) {
+  int n_in = 16 * ch, row = packed_s4 ? 8 * ch : n_in;
   int all = trm_mve_rq_ok(mult, shift, paired);
   for (int o = 0; o < paired;) {
     int end = all ? paired : o;
@@ -342,16 +420,16 @@ TRM_INLINE void trm_mve_pairs(const int8_t *in, const uint8_t *w, int packed_s4,
 }
 
 #define TRM_MVE_PAIRS_CASE(CH) \
-  case CH: trm_mve_pairs(in, w, packed_s4, CH, bias, mult, shift, out, n_out, blocks, acc); break;
+  case CH: trm_mve_pairs(in, w, packed_s4, CH, bias, mult, shift, out, n_out, paired, blocks, acc); break;
 
-/* Every k length: the 4 x 2 tile over the 4-token blocks of n_in = 16..96 (multiples of 16), the rolled code for
- * the rest (token tail, odd last channel, other lengths) */
-TRM_INLINE void trm_mve_linear(const int8_t *in, const uint8_t *w, int packed_s4, const int32_t *bias,
-                               const int32_t *mult, const int32_t *shift, int8_t *out, int tokens, int n_in,
-                               int n_out, void *scratch) {
+/* n_ch channels (of a row of n_out outputs) from w, bias, mult, shift, out: the 4 x 2 tile over the 4-token
+ * blocks of n_in = 16..96 (multiples of 16), the rolled code for the rest (token tail, odd last channel, other
+ * lengths) */
+TRM_INLINE void trm_mve_channels(const int8_t *in, const uint8_t *w, int packed_s4, const int32_t *bias,
+                                 const int32_t *mult, const int32_t *shift, int8_t *out, int tokens, int n_in,
+                                 int n_out, int n_ch, int32_t *acc) {
   size_t row_bytes = packed_s4 ? (size_t)(n_in + 1) / 2 : (size_t)n_in;
-  int32_t *acc = (int32_t *)(((uintptr_t)scratch + 3) & ~(uintptr_t)3);
-  int blocks = tokens / 4, paired = n_out & ~1, t0 = 0;
+  int blocks = tokens / 4, paired = n_ch & ~1, t0 = 0;
   if (n_in % 16 == 0 && n_in >= 16 && n_in <= 96 && blocks > 0 && paired > 0) {
     switch (n_in / 16) {
       TRM_MVE_PAIRS_CASE(1)
@@ -364,9 +442,28 @@ TRM_INLINE void trm_mve_linear(const int8_t *in, const uint8_t *w, int packed_s4
     }
     t0 = 4 * blocks;
   }
-  for (int o = t0 < tokens ? 0 : paired; o < n_out; o++)
+  for (int o = t0 < tokens ? 0 : paired; o < n_ch; o++)
     trm_linear_mve_column(in, w + o * row_bytes, packed_s4, bias, mult, shift, o, out, o < paired ? t0 : 0, tokens,
                           n_in, n_out, acc);
+}
+
+/* Every shape: at n_in = 16 the 4-channel groups with the weights in registers (token pairs; an odd last token and
+ * the 1-3 channels left by the rolled code), then the other channels / lengths by trm_mve_channels */
+TRM_INLINE void trm_mve_linear(const int8_t *in, const uint8_t *w, int packed_s4, const int32_t *bias,
+                               const int32_t *mult, const int32_t *shift, int8_t *out, int tokens, int n_in,
+                               int n_out, void *scratch) {
+  size_t row_bytes = packed_s4 ? (size_t)(n_in + 1) / 2 : (size_t)n_in;
+  int32_t *acc = (int32_t *)(((uintptr_t)scratch + 3) & ~(uintptr_t)3);
+  int quads = 0;
+  if (n_in == 16 && tokens >= 2 && n_out >= 4 && trm_mve_rq_ok(mult, shift, n_out & ~3)) {
+    quads = n_out & ~3;
+    trm_mve_quads(in, w, packed_s4, bias, mult, shift, out, tokens / 2, n_out, quads);
+    for (int o = 0; o < quads && tokens % 2; o++)
+      trm_linear_mve_column(in, w + o * row_bytes, packed_s4, bias, mult, shift, o, out, tokens - 1, tokens, n_in,
+                            n_out, acc);
+  }
+  trm_mve_channels(in, w + quads * row_bytes, packed_s4, bias ? bias + quads : NULL, mult + quads, shift + quads,
+                   out + quads, tokens, n_in, n_out, n_out - quads, acc);
 }
 
 void trm_linear_s8_mve(const int8_t *in, const int8_t *w, const int32_t *bias, const int32_t *mult,

@@ -254,11 +254,12 @@ TRM_INLINE int32x4_t vmlaq_n_s32(int32x4_t add, int32x4_t a, int32_t b) {
   for (int i = 0; i < 4; i++) add.v[i] = (int32_t)((uint32_t)add.v[i] + (uint32_t)a.v[i] * (uint32_t)b);
   return add;
 }
-/* rounding shift by a register; the kernels shift right only (n < 0): (a + 2^(-n-1)) >> -n without overflow */
-TRM_INLINE int32x4_t vrshlq_n_s32(int32x4_t a, int32_t n) {
-  for (int i = 0; i < 4; i++) a.v[i] = (int32_t)(((int64_t)a.v[i] + ((int64_t)1 << (-n - 1))) >> -n);
+/* rounding shift per lane or by a register; the kernels shift right only (n < 0): (a + 2^(-n-1)) >> -n, no overflow */
+TRM_INLINE int32x4_t vrshlq_s32(int32x4_t a, int32x4_t n) {
+  for (int i = 0; i < 4; i++) a.v[i] = (int32_t)(((int64_t)a.v[i] + ((int64_t)1 << (-n.v[i] - 1))) >> -n.v[i]);
   return a;
 }
+TRM_INLINE int32x4_t vrshlq_n_s32(int32x4_t a, int32_t n) { return vrshlq_s32(a, vdupq_n_s32(n)); }
 typedef struct { uint8_t v[16]; } uint8x16_t;
 TRM_INLINE uint8x16_t vldrbq_u8(const uint8_t *p) {
   uint8x16_t r;
@@ -307,13 +308,14 @@ TRM_INLINE int32_t vmaxvq_s32(int32_t a, int32x4_t b) {
 }
 /* high word of the doubled product, floor(a*b / 2^31); saturates only for INT32_MIN * INT32_MIN (the kernels
  * never pass INT32_MIN as b) */
-TRM_INLINE int32x4_t vqdmulhq_n_s32(int32x4_t a, int32_t b) {
+TRM_INLINE int32x4_t vqdmulhq_s32(int32x4_t a, int32x4_t b) {
   for (int i = 0; i < 4; i++) {
-    int64_t x = ((int64_t)a.v[i] * b) >> 31;
+    int64_t x = ((int64_t)a.v[i] * b.v[i]) >> 31;
     a.v[i] = x > INT32_MAX ? INT32_MAX : (int32_t)x;
   }
   return a;
 }
+TRM_INLINE int32x4_t vqdmulhq_n_s32(int32x4_t a, int32_t b) { return vqdmulhq_s32(a, vdupq_n_s32(b)); }
 TRM_INLINE int32x4_t vshrq_n_s32(int32x4_t a, int n) {
   for (int i = 0; i < 4; i++) a.v[i] >>= n;
   return a;
