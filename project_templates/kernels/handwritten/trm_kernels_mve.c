@@ -18,13 +18,16 @@
 
 static inline int trm_pad4(int n) { return (n + 3) & ~3; }
 
-/* the int32 sums of one row, padded to whole vectors; +3 to align */
+/* the int32 sums of one row (the rolled code), padded to whole vectors; +3 to align */
 int trm_linear_s8_mve_scratch_bytes(int tokens, int n_in, int n_out) {
   (void)n_in, (void)n_out;
   return 4 * trm_pad4(tokens) + 3;
 }
+/* the same region holds, at other times, the 4 x 2 tile's two unpacked int4 rows (n_in = 16..96) */
 int trm_linear_s4_mve_scratch_bytes(int tokens, int n_in, int n_out) {
-  return trm_linear_s8_mve_scratch_bytes(tokens, n_in, n_out);
+  int rows = n_in % 16 == 0 && n_in <= 96 ? 2 * n_in : 0, sums = 4 * trm_pad4(tokens);
+  (void)n_out;
+  return (rows > sums ? rows : sums) + 3;
 }
 
 /* The next 16 weights of a row, pointer advanced: int8 (16 bytes) or packed int4 (8 bytes, unpacked to 16 int8
@@ -138,11 +141,10 @@ TRM_INLINE void trm_mve_requant_column(const int32_t *acc, int32_t bias, const i
 /* ---- the 4 x 2 register tile: n_in = 16*CH, CH 1..6 (the model's k lengths) ----------------------------------
  * Channels o, o+1 x blocks of 4 tokens: per 16-k chunk 2 weight loads, 4 activation loads, 8 VMLADAVA (each
  * activation vector serves both channels, each weight vector 4 tokens); the chunk loop is unrolled, the 8 sums
- * sit in the 8 even registers VMLADAVA accepts (r0-r12, lr). Requantisation of 4 tokens of a channel: VMOV of
- * two sums per instruction into a vector, VADD bias, VQDMULH by M (floor(v*M / 2^31)), VRSHL by 31 - sh
- * (round half up at bit sh: exact for sh >= 32, rounding composes with the floor), VQSHL #24 / VSHR #24 (sat8),
- * one VSTRB scatter into the column. Packed int4 weights are unpacked times 16 (two shifts, no sign shift: the
- * nibble stays in the top of its byte) and the sums divided by 16 (exact) before the bias. */
+ * sit in the 8 even registers VMLADAVA accepts (r0-r12, lr). Requantisation of 4 tokens of a channel: the sums
+ * out by one STM and VLD20/VLD21 (the two-lane VMOV put lanes wrong in a few blocks on QEMU 7.2), VADD bias, then
+ * trm_mve_rq_narrow and one VSTRB scatter into the column. Packed int4 rows are unpacked to int8 once per channel
+ * pair into a 2-row buffer in scratch; the blocks then run the int8 code. */
 typedef struct {
   /* the pair's words: one LDMDB into r0, r2, ..., r12, lr once the sums have left them */
   int32_t bias0, bias1, mult0, mult1, nshift0, nshift1; /* nshift = 31 - sh, VRSHL's count */
@@ -155,21 +157,13 @@ typedef struct {
   const int32_t *mult, *shift;
   int32_t out_next;      /* out after a pair's last block -> the next pair's column */
   const int8_t *pb_start;
-  const uint8_t *w_end;  /* w after the last pair */
+  const int8_t *out_end; /* out after the last pair */
+  const uint8_t *src;    /* int4: the next pair's packed rows */
 } trm_mve_tile_t;
 
-/* Weight chunk j of a row at w: 16 int8, or 8 packed bytes unpacked times 16 (lane 2i = low nibble << 4 of byte i,
- * lane 2i+1 = its high nibble in place) */
-TRM_INLINE int8x16_t trm_mve_weights16(const uint8_t *w, int packed_s4) {
-  if (!packed_s4) return vldrbq_s8((const int8_t *)w);
-  int8x16_t x = vreinterpretq_s8_u16(vshlq_n_u16(vldrbq_u16(w), 4));
-  return vshlq_s8(x, vreinterpretq_s8_u16(vdupq_n_u16(0x0400)));
-}
-
 /* 4 sums of one channel -> 4 output bytes of its column */
-TRM_INLINE void trm_mve_rq_column4(int32x4_t v, int packed_s4, int32_t bias, int32_t mult, int32_t nshift,
-                                   int8_t *out, uint32x4_t offsets) {
-  if (packed_s4) v = vshrq_n_s32(v, 4);
+TRM_INLINE void trm_mve_rq_column4(int32x4_t v, int32_t bias, int32_t mult, int32_t nshift, int8_t *out,
+                                   uint32x4_t offsets) {
   vstrbq_scatter_offset_s32(out, offsets, trm_mve_rq_narrow(vaddq_n_s32(v, bias), mult, nshift));
 }
 
@@ -178,19 +172,20 @@ TRM_INLINE int32x4_t trm_mve_vec4(int32_t a, int32_t b, int32_t c, int32_t d) {
 }
 
 /* The pair loop in plain C: on the host the asm's twin (same steps, the instructions emulated). pa points at
- * token 1 of the first block, pb at token 3 (the asm's base registers), wb at the first pair's rows + wbias. */
-TRM_INLINE void trm_mve_tile_c(const int8_t *pa, const int8_t *pb, const uint8_t *wb, int wbias, int packed_s4,
-                               int ch, trm_mve_tile_t *t, int8_t *out, uint32x4_t offsets) {
-  int n_in = 16 * ch, row = packed_s4 ? 8 * ch : n_in;
+ * token 1 of the first block, pb at token 3 (the asm's base registers), w at the first pair's rows (int4: at the
+ * row buffer, where each pair's packed rows t->src are unpacked first). */
+TRM_INLINE void trm_mve_tile_c(const int8_t *pa, const int8_t *pb, const uint8_t *w, int packed_s4, int ch,
+                               trm_mve_tile_t *t, int8_t *out, uint32x4_t offsets) {
+  int n_in = 16 * ch;
   do {
     t->bias0 = t->bias[0], t->bias1 = t->bias[1], t->bias += t->bias_step / 4;
     t->mult0 = t->mult[0], t->mult1 = t->mult[1], t->mult += 2;
     t->nshift0 = 31 - t->shift[0], t->nshift1 = 31 - t->shift[1], t->shift += 2;
+    for (int c = 0; c < 2 * ch && packed_s4; c++) vstrbq_s8((int8_t *)w + 16 * c, trm_mve_weights(&t->src, 1, 0, 16));
     do {
       int32_t s[8] = {0};
       for (int j = 0; j < ch; j++) {
-        const uint8_t *wj = wb - wbias + j * (row / ch);
-        int8x16_t w0 = trm_mve_weights16(wj, packed_s4), w1 = trm_mve_weights16(wj + row, packed_s4);
+        int8x16_t w0 = vldrbq_s8((const int8_t *)w + 16 * j), w1 = vldrbq_s8((const int8_t *)w + n_in + 16 * j);
         const int8_t *a[4] = {pa - n_in, pa, pb - n_in, pb};
         for (int k = 0; k < 4; k++) {
           int8x16_t x = vldrbq_s8(a[k] + 16 * j);
@@ -198,36 +193,41 @@ TRM_INLINE void trm_mve_tile_c(const int8_t *pa, const int8_t *pb, const uint8_t
           s[2 * k + 1] = vmladavaq_s8(s[2 * k + 1], x, w1);
         }
       }
-      trm_mve_rq_column4(trm_mve_vec4(s[0], s[2], s[4], s[6]), packed_s4, t->bias0, t->mult0, t->nshift0, out,
-                         offsets);
-      trm_mve_rq_column4(trm_mve_vec4(s[1], s[3], s[5], s[7]), packed_s4, t->bias1, t->mult1, t->nshift1,
-                         out + 1, offsets);
+      trm_mve_rq_column4(trm_mve_vec4(s[0], s[2], s[4], s[6]), t->bias0, t->mult0, t->nshift0, out, offsets);
+      trm_mve_rq_column4(trm_mve_vec4(s[1], s[3], s[5], s[7]), t->bias1, t->mult1, t->nshift1, out + 1, offsets);
       out += t->out_step, pa += 4 * n_in, pb += 4 * n_in;
     } while (pb != t->pb_end);
-    out += t->out_next, pb = t->pb_start, pa = pb - 2 * n_in, wb += 2 * row;
-  } while (wb != t->w_end);
+    out += t->out_next, pb = t->pb_start, pa = pb - 2 * n_in, w += packed_s4 ? 0 : 2 * n_in;
+  } while (out != t->out_end);
 }
 
 #if defined(__ARM_FEATURE_MVE)
 /* The same as one asm statement per (CH, int4), generated from one template, nothing spilled: q0/q1 the weight
  * chunks (then the two sum vectors), q2/q3 activations, q5 the int4 lane shifts, the column offsets in two more;
  * r0-r12/lr even the sums (then the pair's words), pa/pb/w/out/p odd. Per pair (label 2) its biases, multipliers
- * and shifts are copied from the arrays to the words before the sums (LDRD/STRD, 13 instructions); per block
- * (label 1) the chunks, the requantisation and the loop. Weight offsets are immediates (+-127 bytes: the row pointer
- * is biased by `wbias` for CH > 4); activations stream with writeback: token 0/2 at [pa/pb, #-n_in], token 1/3 at
- * [pa/pb], #16. */
-#define TRM_MVE_W_S8(Q, OFF) "vldrb.8 " Q ", [%[w], #(" OFF ")]\n\t"
-#define TRM_MVE_W_S4(Q, OFF) \
-  "vldrb.u16 " Q ", [%[w], #(" OFF ")]\n\tvshl.i16 " Q ", " Q ", #4\n\tvshl.s8 " Q ", " Q ", q5\n\t"
+ * and shifts are copied from the arrays to the words before the sums (LDRD/STRD, 13 instructions) and int4 rows
+ * unpacked into the row buffer (5 instructions per 16 weights: the blocks then load int8 like the int8 kernel);
+ * per block (label 1) the chunks, the requantisation and the loop. Weight offsets are immediates (+-127 bytes:
+ * the row pointer is biased by `wbias` for CH > 4); activations stream with writeback: token 0/2 at
+ * [pa/pb, #-n_in], token 1/3 at [pa/pb], #16. */
 #define TRM_MVE_SETUP_S8 ""
 #define TRM_MVE_SETUP_S4 "vmov.i16 q5, #0x0400\n\t"
-#define TRM_MVE_DIV16_S8 ""
-#define TRM_MVE_DIV16_S4 "vshr.s32 q0, q0, #4\n\tvshr.s32 q1, q1, #4\n\t"
+/* 8 packed bytes -> 16 int8 lanes in element order (lane 2i = low nibble of byte i): widening load, 16-bit shift,
+ * per-lane 8-bit shift (q5), arithmetic shift */
+#define TRM_MVE_UNPACK16(Q, SRC) \
+  "vldrb.u16 " Q ", " SRC "\n\tvshl.i16 " Q ", " Q ", #4\n\tvshl.s8 " Q ", " Q ", q5\n\tvshr.s8 " Q ", " Q ", #4\n\t"
+#define TRM_MVE_UNPACK_ROWS_S8(CH) ""
+#define TRM_MVE_UNPACK_ROWS_S4(CH)                                                                               \
+  "ldr r0, [%[p], #60]\n\tsub r2, %[w], #%c[wbias]\n\t"                                                          \
+  TRM_MVE_REPX(CH, TRM_MVE_UNPACK16("q0", "[r0], #8") "vstrb.8 q0, [r2], #16\n\t"                                \
+                   TRM_MVE_UNPACK16("q0", "[r0], #8") "vstrb.8 q0, [r2], #16\n\t") "str r0, [%[p], #60]\n\t"
+#define TRM_MVE_NEXT_ROWS_S8 "add %[w], %[w], #2*%c[n]\n\t"
+#define TRM_MVE_NEXT_ROWS_S4 ""
 /* the activation pointers' writeback: 16, in the last chunk 16 + 3*n_in (the next block) when that fits +-127 */
-#define TRM_MVE_TILE_CHUNK(OP, DT)                                                                               \
+#define TRM_MVE_TILE_CHUNK(OP)                                                                                   \
   ".set trm_wb, 16\n\t.if trm_j == %c[n] / 16 - 1 && %c[n] * 3 + 16 <= 127\n\t"                                 \
   ".set trm_wb, %c[n] * 3 + 16\n\t.endif\n\t"                                                                  \
-  TRM_MVE_W_##DT("q0", "trm_j*%c[wstep] + %c[row] - %c[wbias]") TRM_MVE_W_##DT("q1", "trm_j*%c[wstep] - %c[wbias]") \
+  "vldrb.8 q0, [%[w], #(trm_j*16 + %c[n] - %c[wbias])]\n\tvldrb.8 q1, [%[w], #(trm_j*16 - %c[wbias])]\n\t"       \
   "vldrb.8 q2, [%[pa], #-%c[n]]\n\t" OP " r0, q2, q1\n\t" OP " r2, q2, q0\n\t"                                 \
   "vldrb.8 q3, [%[pa]], #trm_wb\n\t" OP " r4, q3, q1\n\t" OP " r6, q3, q0\n\t"                                \
   "vldrb.8 q2, [%[pb], #-%c[n]]\n\t" OP " r8, q2, q1\n\t" OP " r10, q2, q0\n\t"                                \
@@ -235,61 +235,64 @@ TRM_INLINE void trm_mve_tile_c(const int8_t *pa, const int8_t *pb, const uint8_t
 #define TRM_MVE_RQ_ASM(Q, B, M, S, OFFS)                                                                         \
   "vadd.i32 " Q ", " Q ", " B "\n\tvqdmulh.s32 " Q ", " Q ", " M "\n\tvrshl.s32 " Q ", " S "\n\t"                 \
   "vqshl.s32 " Q ", " Q ", #24\n\tvshr.s32 " Q ", " Q ", #24\n\tvstrb.32 " Q ", [%[out], %q[" OFFS "]]\n\t"
-/* chunks 1..CH-1, written out (not .rept: GCC sizes an asm statement by its lines, for the literal pools) */
+/* X written CH - 1 times (REP) or CH times (REPX), not .rept: GCC sizes an asm statement by its lines, for the
+ * literal pools */
 #define TRM_MVE_REP_1(X)
 #define TRM_MVE_REP_2(X) X
 #define TRM_MVE_REP_3(X) X X
 #define TRM_MVE_REP_4(X) X X X
 #define TRM_MVE_REP_5(X) X X X X
 #define TRM_MVE_REP_6(X) X X X X X
-#define TRM_MVE_TILE_ASM(CH, DT, ROW, WSTEP, WBIAS)                                                              \
+#define TRM_MVE_REPX(CH, X) X TRM_MVE_REP_##CH(X)
+#define TRM_MVE_TILE_ASM(CH, DT)                                                                                 \
   __asm__ volatile(                                                                                              \
       TRM_MVE_SETUP_##DT "2:\n\t"                                                                                \
       "ldrd r0, r2, [%[p], #32]\n\tldrd r4, r6, [r0]\n\tadd r0, r0, r2\n\tstr r0, [%[p], #32]\n\t"              \
       "strd r4, r6, [%[p], #-32]\n\tldrd r0, r2, [%[p], #40]\n\tldrd r4, r6, [r0], #8\n\t"                       \
       "ldrd r8, r10, [r2], #8\n\tstrd r0, r2, [%[p], #40]\n\trsb r8, r8, #31\n\trsb r10, r10, #31\n\t"           \
-      "strd r4, r6, [%[p], #-24]\n\tstrd r8, r10, [%[p], #-16]\n\t"                                              \
-      "1:\n\t.set trm_j, 0\n\t" TRM_MVE_TILE_CHUNK("vmladav.s8", DT)                                             \
-      TRM_MVE_REP_##CH(TRM_MVE_TILE_CHUNK("vmladava.s8", DT))                                                    \
+      "strd r4, r6, [%[p], #-24]\n\tstrd r8, r10, [%[p], #-16]\n\t" TRM_MVE_UNPACK_ROWS_##DT(CH)                 \
+      "1:\n\t.set trm_j, 0\n\t" TRM_MVE_TILE_CHUNK("vmladav.s8")                                                 \
+      TRM_MVE_REP_##CH(TRM_MVE_TILE_CHUNK("vmladava.s8"))                                                        \
       "stm %[p], {r0, r2, r4, r6, r8, r10, r12, lr}\n\tvld20.32 {q0, q1}, [%[p]]\n\tvld21.32 {q0, q1}, [%[p]]\n\t" \
-      TRM_MVE_DIV16_##DT "ldmdb %[p], {r0, r2, r4, r6, r8, r10, r12, lr}\n\t"                                    \
+      "ldmdb %[p], {r0, r2, r4, r6, r8, r10, r12, lr}\n\t"                                                       \
       TRM_MVE_RQ_ASM("q0", "r0", "r4", "r8", "o0") TRM_MVE_RQ_ASM("q1", "r2", "r6", "r10", "o1")                 \
       "add %[out], %[out], r12\n\t.if %c[n] * 3 + 16 > 127\n\tadd %[pa], %[pa], #3*%c[n]\n\t"                   \
       "add %[pb], %[pb], #3*%c[n]\n\t.endif\n\t"                                                                \
       "cmp %[pb], lr\n\tbne 1b\n\t"                                                                              \
       "ldrd r0, r2, [%[p], #48]\n\tadd %[out], %[out], r0\n\tmov %[pb], r2\n\tsub %[pa], r2, #2*%c[n]\n\t"       \
-      "add %[w], %[w], #2*%c[row]\n\tldr r0, [%[p], #56]\n\tcmp %[w], r0\n\tbne 2b\n\t"                          \
-      : [pa] "+r"(pa), [pb] "+r"(pb), [out] "+r"(po), [w] "+l"(wb)                                               \
-      : [p] "r"(t.sums), [o0] "w"(offsets), [o1] "w"(offsets1), [n] "i"(16 * (CH)), [row] "i"(ROW),              \
-        [wstep] "i"(WSTEP), [wbias] "i"(WBIAS)                                                                   \
+      TRM_MVE_NEXT_ROWS_##DT "ldr r0, [%[p], #56]\n\tcmp %[out], r0\n\tbne 2b\n\t"                               \
+      : [pa] "+r"(pa), [pb] "+r"(pb), [out] "+r"(po), [w] "+r"(wb)                                               \
+      : [p] "r"(t.sums), [o0] "w"(offsets), [o1] "w"(offsets1), [n] "i"(16 * (CH)), [wbias] "i"(TRM_MVE_WBIAS(CH)) \
       : "r0", "r2", "r4", "r6", "r8", "r10", "r12", "lr", "q0", "q1", "q2", "q3", "q5", "memory", "cc")
-#define TRM_MVE_TILE_CASE(CH)                                                                                    \
-  case CH:                                                                                                       \
-    if (packed_s4)                                                                                               \
-      TRM_MVE_TILE_ASM(CH, S4, 8 * (CH), 8, 0);                                                                  \
-    else                                                                                                         \
-      TRM_MVE_TILE_ASM(CH, S8, 16 * (CH), 16, TRM_MVE_WBIAS(CH));                                                \
+#define TRM_MVE_TILE_CASE(CH)          \
+  case CH:                             \
+    if (packed_s4)                     \
+      TRM_MVE_TILE_ASM(CH, S4);        \
+    else                               \
+      TRM_MVE_TILE_ASM(CH, S8);        \
     break;
 #endif
 /* the s8 row-pair pointer's bias: every weight offset within +-127 bytes */
 #define TRM_MVE_WBIAS(CH) ((CH) > 4 ? 16 * ((CH) - 1) : 0)
 
-/* Tokens [0, 4*blocks) of the channel pairs [o0, o1), every channel able to take the tile (trm_mve_rq_ok) */
+/* Tokens [0, 4*blocks) of the channel pairs [o0, o1), every channel able to take the tile (trm_mve_rq_ok);
+ * int4 rows are unpacked pair by pair into `buf` (2 * n_in bytes) */
 TRM_INLINE void trm_mve_tile(const int8_t *in, const uint8_t *w, int packed_s4, int ch, const int32_t *bias,
                              const int32_t *mult, const int32_t *shift, int8_t *out, int n_out, int blocks, int o0,
-                             int o1) {
+                             int o1, int8_t *buf) {
   static const int32_t no_bias[2] = {0, 0};
-  int n_in = 16 * ch, row = packed_s4 ? 8 * ch : n_in, wbias = packed_s4 ? 0 : TRM_MVE_WBIAS(ch);
+  int n_in = 16 * ch;
   const int8_t *pa = in + n_in, *pb = in + 3 * n_in; /* tokens 1 and 3 of the first block */
-  const uint8_t *wb = w + (size_t)o0 * row + wbias;
+  const uint8_t *wb = packed_s4 ? (const uint8_t *)buf : w + (size_t)o0 * n_in;
   int8_t *po = out + o0;
   trm_mve_tile_t t; /* the pair's words and the sums are written before they are read */
   t.out_step = 4 * n_out, t.pb_end = pb + (size_t)blocks * 4 * n_in, t.bias = bias ? bias + o0 : no_bias;
   t.bias_step = bias ? 8 : 0, t.mult = mult + o0, t.shift = shift + o0, t.out_next = 2 - blocks * 4 * n_out;
-  t.pb_start = pb, t.w_end = wb + (size_t)(o1 - o0) * row;
+  t.pb_start = pb, t.out_end = po + (o1 - o0), t.src = w + (size_t)o0 * 8 * ch;
   uint32x4_t offsets = vmulq_n_u32(vidupq_n_u32(0, 1), (uint32_t)n_out);
 #if defined(__ARM_FEATURE_MVE)
   uint32x4_t offsets1 = vaddq_n_u32(offsets, 1);
+  wb += TRM_MVE_WBIAS(ch);
   switch (ch) { /* a constant here: one case survives */
     TRM_MVE_TILE_CASE(1)
     TRM_MVE_TILE_CASE(2)
@@ -300,7 +303,7 @@ TRM_INLINE void trm_mve_tile(const int8_t *in, const uint8_t *w, int packed_s4, 
     default: break;
   }
 #else
-  trm_mve_tile_c(pa, pb, wb, wbias, packed_s4, ch, &t, po, offsets);
+  trm_mve_tile_c(pa, pb, wb, packed_s4, ch, &t, po, offsets);
 #endif
 }
 
@@ -320,12 +323,12 @@ typedef struct {
 TRM_INLINE void trm_mve_quad_c(const int8_t *a, const int8_t *a_end, int packed_s4, const trm_mve_quad_t *q,
                                int8_t *out, int n_out) {
   int8x16_t w[4];
-  for (int j = 0; j < 4; j++) w[j] = trm_mve_weights16(q->w + j * (packed_s4 ? 8 : 16), packed_s4);
+  const uint8_t *row = q->w;
+  for (int j = 0; j < 4; j++) w[j] = trm_mve_weights(&row, packed_s4, 0, 16);
   int32x4_t b = vldrwq_s32(q->bias), m = vldrwq_s32(q->mult), ns = vsubq_s32(vdupq_n_s32(31), vldrwq_s32(q->shift));
   for (; a != a_end; a += 16, out += n_out) {
     int8x16_t x = vldrbq_s8(a);
     int32x4_t v = trm_mve_vec4(vmladavq_s8(x, w[0]), vmladavq_s8(x, w[1]), vmladavq_s8(x, w[2]), vmladavq_s8(x, w[3]));
-    if (packed_s4) v = vshrq_n_s32(v, 4);
     v = vrshlq_s32(vqdmulhq_s32(vaddq_s32(v, b), m), ns);
     vstrbq_s32(out, vshrq_n_s32(vqshlq_n_s32(v, 24), 24));
   }
@@ -333,14 +336,11 @@ TRM_INLINE void trm_mve_quad_c(const int8_t *a, const int8_t *a_end, int packed_
 
 #if defined(__ARM_FEATURE_MVE)
 #define TRM_MVE_QW_S8(K) "vldrb.8 q" #K ", [r0, #" #K "*16]\n\t"
-#define TRM_MVE_QW_S4(K) \
-  "vldrb.u16 q" #K ", [r0, #" #K "*8]\n\tvshl.i16 q" #K ", q" #K ", #4\n\tvshl.s8 q" #K ", q" #K ", q5\n\t"
-#define TRM_MVE_QUAD_RQ(DT, OFF)                                                                                 \
-  "vldrw.32 q4, [%[p], #" OFF "]\n\t" TRM_MVE_QDIV16_##DT "vadd.i32 q4, q4, q5\n\tvqdmulh.s32 q4, q4, q6\n\t"    \
+#define TRM_MVE_QW_S4(K) TRM_MVE_UNPACK16("q" #K, "[r0, #" #K "*8]")
+#define TRM_MVE_QUAD_RQ(OFF)                                                                                 \
+  "vldrw.32 q4, [%[p], #" OFF "]\n\tvadd.i32 q4, q4, q5\n\tvqdmulh.s32 q4, q4, q6\n\t"                           \
   "vrshl.s32 q4, q4, q7\n\tvqshl.s32 q4, q4, #24\n\tvshr.s32 q4, q4, #24\n\tvstrb.32 q4, [%[out]]\n\t"            \
   "add %[out], %[out], %[n_out]\n\t"
-#define TRM_MVE_QDIV16_S8 ""
-#define TRM_MVE_QDIV16_S4 "vshr.s32 q4, q4, #4\n\t"
 #define TRM_MVE_QMAC(A, B, C, D) \
   "vldrb.8 q4, [%[a]], #16\n\tvmladav.s8 " A ", q4, q0\n\tvmladav.s8 " B ", q4, q1\n\tvmladav.s8 " C ", q4, q2\n\t" \
   "vmladav.s8 " D ", q4, q3\n\t"
@@ -350,7 +350,7 @@ TRM_INLINE void trm_mve_quad_c(const int8_t *a, const int8_t *a_end, int packed_
       TRM_MVE_QW_##DT(0) TRM_MVE_QW_##DT(1) TRM_MVE_QW_##DT(2) TRM_MVE_QW_##DT(3)                                \
       "vldrw.32 q5, [r2]\n\tvldrw.32 q6, [r4]\n\tvldrw.32 q7, [r6]\n\tvmov.i32 q4, #31\n\tvsub.i32 q7, q4, q7\n\t" \
       "1:\n\t" TRM_MVE_QMAC("r0", "r2", "r4", "r6") TRM_MVE_QMAC("r8", "r10", "r12", "lr")                       \
-      "stm %[p], {r0, r2, r4, r6, r8, r10, r12, lr}\n\t" TRM_MVE_QUAD_RQ(DT, "0") TRM_MVE_QUAD_RQ(DT, "16")      \
+      "stm %[p], {r0, r2, r4, r6, r8, r10, r12, lr}\n\t" TRM_MVE_QUAD_RQ("0") TRM_MVE_QUAD_RQ("16")      \
       "cmp %[a], %[a_end]\n\tbne 1b\n\t"                                                                         \
       : [a] "+r"(a), [out] "+r"(po)                                                                              \
       : [p] "r"(q.sums), [a_end] "r"(a_end), [n_out] "r"(n_out)                                                  \
@@ -409,7 +409,7 @@ TRM_INLINE void trm_mve_pairs(const int8_t *in, const uint8_t *w, int packed_s4,
     int end = all ? paired : o;
     while (end < paired && trm_mve_rq_ok(mult + end, shift + end, 2)) end += 2;
     if (end > o) {
-      trm_mve_tile(in, w, packed_s4, ch, bias, mult, shift, out, n_out, blocks, o, end);
+      trm_mve_tile(in, w, packed_s4, ch, bias, mult, shift, out, n_out, blocks, o, end, (int8_t *)acc);
       o = end;
       continue;
     }

@@ -137,6 +137,9 @@ TRM_INLINE int8x16_t vldrbq_z_s8(const int8_t *p, mve_pred16_t pred) {
   return r;
 }
 TRM_INLINE int8x16_t vldrbq_s8(const int8_t *p) { return vldrbq_z_s8(p, 0xFFFF); }
+TRM_INLINE void vstrbq_s8(int8_t *p, int8x16_t a) {
+  for (int i = 0; i < 16; i++) p[i] = a.v[i];
+}
 TRM_INLINE uint16x8_t vldrbq_z_u16(const uint8_t *p, mve_pred16_t pred) {
   uint16x8_t r;
   for (int i = 0; i < 8; i++) r.v[i] = (pred >> (2 * i)) & 1 ? p[i] : 0;

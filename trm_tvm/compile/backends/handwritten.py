@@ -68,9 +68,11 @@ def scratch_bytes(op: str, board: Board, tokens: int, n_in: int, n_out: int) -> 
 def linear_scratch_bytes(dtype: str, variant: str, tokens: int, n_in: int, n_out: int) -> int:
     """= trm_linear_<dtype>_<variant>_scratch_bytes in C. dsp: the row loop's 14 words, one int16 weight row and
     its start value, every token's int16 activations (n_in padded to 16). mve: the int32 sums of one row padded to
-    whole 4-lane vectors. +3 to align the start to a word."""
+    whole 4-lane vectors; for int4 at least the 4 x 2 tile's two unpacked rows (n_in = 16..96, multiples of 16).
+    +3 to align the start to a word."""
     if variant == "dsp":
         return 2 * pad16(n_in) * (tokens + 1) + 4 * 14 + 4 + 3
     if variant == "mve":
-        return 4 * ((tokens + 3) // 4 * 4) + 3
+        rows = 2 * n_in if dtype == "s4" and n_in % 16 == 0 and n_in <= 96 else 0
+        return max(4 * ((tokens + 3) // 4 * 4), rows) + 3
     return 0
