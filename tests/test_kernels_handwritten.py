@@ -206,7 +206,8 @@ def test_backend_picks_variant_by_board():
     assert handwritten.kernel("transpose_s8", m4) == "trm_transpose_s8_ref"
     assert handwritten.scratch_bytes("linear_s8", m4, 16, 48, 96) == 2 * 48 * 17 + 4 * 14 + 4 + 3
     assert handwritten.scratch_bytes("linear_s8", load_board("cortex-m55"), 17, 48, 96) == 4 * 20 + 3
-    assert handwritten.scratch_bytes("linear_s4", load_board("cortex-m55"), 17, 48, 96) == 4 * 20 + 3
+    assert handwritten.scratch_bytes("linear_s4", load_board("cortex-m55"), 17, 48, 96) == 2 * 48 + 3  # unpacked rows
+    assert handwritten.scratch_bytes("linear_s4", load_board("cortex-m55"), 33, 48, 96) == 4 * 36 + 3  # the sums
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
