@@ -541,19 +541,16 @@ void trm_lut_s8_mve(const int8_t *in, const int8_t *table, int8_t *out, int len)
   for (; i < len; i++) out[i] = table[in[i] + 128];
 }
 
-/* RMSNorm with every channel's shift in [33, 56] and dim a multiple of 4 (else the dsp kernel): sum of squares by
- * VMLALDAVA (64-bit), the per-token scale as in the dsp kernel, then 4 channels per turn -- the Q15 step
- * (trm_ops_dsp.c: trm_rms_q15 on 4 lanes), rq with per-lane M and shift (VMULH, round 2^(sh-33)) and sat8 by
- * VQSHL with per-lane counts 56 - sh (rq in the top byte) and VSHR #24, as in trm_mve_rq_narrow. */
+/* RMSNorm with every channel's shift in 32..62 (trm_mve_rq_ok) and dim a multiple of 4 (else the dsp kernel): sum
+ * of squares by VMLALDAVA (64-bit), the per-token scale as in the dsp kernel, then 4 channels per turn -- the Q15
+ * step (trm_ops_dsp.c: trm_rms_q15 on 4 lanes) and trm_mve_rq_narrow with per-lane M and 31 - sh. */
 void trm_rmsnorm_s32_mve(const int32_t *in, int64_t eps, const int32_t *mult, const int32_t *shift, int8_t *out,
                          int tokens, int dim) {
-  int vec = dim % 4 == 0;
-  for (int k = 0; k < dim && vec; k++) vec = shift[k] >= 33 && shift[k] <= 56;
-  if (!vec) {
+  if (dim % 4 || !trm_mve_rq_ok(mult, shift, dim)) {
     trm_rmsnorm_s32_dsp(in, eps, mult, shift, out, tokens, dim);
     return;
   }
-  const int32x4_t one = vdupq_n_s32(1), top = vdupq_n_s32(56);
+  const int32x4_t top = vdupq_n_s32(31);
   for (int t = 0; t < tokens; t++) {
     const int32_t *r = in + (size_t)t * dim;
     int8_t *o = out + (size_t)t * dim;
@@ -572,9 +569,8 @@ void trm_rmsnorm_s32_mve(const int32_t *in, int64_t eps, const int32_t *mult, co
         n = vrmulhq_s32(vshlq_r_s32(x, 18 - b), vinv);
       else
         n = vshlq_r_s32(vaddq_n_s32(vmulhq_s32(x, vinv), (int32_t)1 << (b - 19)), 18 - b);
-      int32x4_t sh = vldrwq_s32(shift + k);
-      int32x4_t v = vaddq_s32(vmulhq_s32(n, vldrwq_s32(mult + k)), vshlq_s32(one, vsubq_s32(sh, vdupq_n_s32(33))));
-      vstrbq_s32(o + k, vshrq_n_s32(vqshlq_s32(v, vsubq_s32(top, sh)), 24));
+      n = vrshlq_s32(vqdmulhq_s32(n, vldrwq_s32(mult + k)), vsubq_s32(top, vldrwq_s32(shift + k)));
+      vstrbq_s32(o + k, vshrq_n_s32(vqshlq_n_s32(n, 24), 24));
     }
   }
 }

@@ -219,10 +219,6 @@ TRM_INLINE int32x4_t vshlq_r_s32(int32x4_t a, int32_t n) {
   for (int i = 0; i < 4; i++) a.v[i] = trm_shl32(a.v[i], n);
   return a;
 }
-TRM_INLINE int32x4_t vshlq_s32(int32x4_t a, int32x4_t n) {
-  for (int i = 0; i < 4; i++) a.v[i] = trm_shl32(a.v[i], n.v[i]);
-  return a;
-}
 TRM_INLINE int32x4_t vsubq_s32(int32x4_t a, int32x4_t b) {
   for (int i = 0; i < 4; i++) a.v[i] = (int32_t)((uint32_t)a.v[i] - (uint32_t)b.v[i]);
   return a;
@@ -286,17 +282,13 @@ TRM_INLINE uint8x16_t vldrbq_gather_offset_u8(const uint8_t *base, uint8x16_t of
   for (int i = 0; i < 16; i++) offset.v[i] = base[offset.v[i]];
   return offset;
 }
-/* saturating shift left by a register or per lane (the kernels' counts are 0..24) */
+/* saturating shift left by a register or an immediate (the kernels' counts are 0..24) */
 TRM_INLINE int32_t trm_qshl32(int32_t a, int32_t n) {
   int64_t x = (int64_t)a * ((int64_t)1 << n);
   return x > INT32_MAX ? INT32_MAX : (x < INT32_MIN ? INT32_MIN : (int32_t)x);
 }
 TRM_INLINE int32x4_t vqshlq_r_s32(int32x4_t a, int32_t n) {
   for (int i = 0; i < 4; i++) a.v[i] = trm_qshl32(a.v[i], n);
-  return a;
-}
-TRM_INLINE int32x4_t vqshlq_s32(int32x4_t a, int32x4_t n) {
-  for (int i = 0; i < 4; i++) a.v[i] = trm_qshl32(a.v[i], n.v[i]);
   return a;
 }
 TRM_INLINE int32x4_t vqshlq_n_s32(int32x4_t a, int n) { return vqshlq_r_s32(a, n); }
