@@ -1,13 +1,14 @@
 /* Hand-written kernels for Helium (MVE, Cortex-M55): linear layers by VMLADAVA (16 int8 products per instruction)
  * and the element-wise ops (add, mul, LUT, RMSNorm) on vector lanes.
  *
- * Linear (docs/kernels.md): one weight row chunk of 16 k stays in a vector register while TRM_MVE_TOKENS tokens
- * stream past it, each token one load and one VMLADAVA; the int8 operands need no widening. Full chunks run
- * unpredicated; the last partial chunk is the same code with VCTP tail predication (inactive lanes load as 0 and
- * are not read). Packed int4 rows are unpacked to 16 int8 lanes in 4 instructions. The token MLP's rows (n_in 16,
- * 32) are requantised straight from the 4 block sums; longer rows put their raw sums in scratch and a vector loop
- * adds the bias and requantises them 4 tokens at a time (exact, from the high words of the products:
- * trm_requant.h), scattering the bytes into the output column.
+ * Linear (docs/kernels.md), three paths, all requantising 4 lanes at once by VQDMULH / VRSHL / VQSHL / VSHR
+ * (trm_mve_rq_narrow, exact for shifts 32..62; other shifts scalar, trm_requant.h):
+ * - the model's k lengths (n_in 16..96, multiples of 16): a register tile of 4 tokens x 2 channels, one asm loop
+ *   per k length over every block and channel pair (2 weight + 4 activation loads and 8 VMLADAVA per 16 k; packed
+ *   int4 rows unpacked once per pair into scratch);
+ * - n_in = 16: the rows of 4 channels held in vector registers while token pairs stream past;
+ * - the rest (token tails, odd channels, other lengths): one row chunk in a register while 4 tokens stream past
+ *   it, VCTP-predicated last chunk, the row's sums in scratch and a vector loop requantising them into the column.
  */
 #include <stddef.h>
 #include "trm_kernels_handwritten.h"
