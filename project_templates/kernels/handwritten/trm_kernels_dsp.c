@@ -320,7 +320,7 @@ _Static_assert(sizeof(trm_dsp_rows_t) == 4 * TRM_DSP_ROW_WORDS, "the row words: 
   "sxtb16 r1, r0, ror #8\n\tsxtb16 r0, r0\n\tsxtb16 r3, r2, ror #8\n\tsxtb16 r2, r2\n\t"                     \
   "sxtb16 r6, r5, ror #8\n\tsxtb16 r5, r5\n\tsxtb16 r9, r8, ror #8\n\tsxtb16 r8, r8\n\t"                     \
   "stmia %[d]!, {r0, r1, r2, r3, r5, r6, r8, r9}\n\t"
-#define TRM_DSP_WIDEN_BLOCKS trm_dsp_widen_blocks
+#define TRM_DSP_WIDEN_BLOCKS trm_linear_widen_s8_dsp
 #define TRM_DSP_ACTIVATIONS(CH, in, act, full)                                                                \
   do {                                                                                                        \
     const int8_t *s_ = (in), *e_ = s_ + (size_t)(full) * 8 * (CH);                                           \
@@ -336,7 +336,7 @@ _Static_assert(sizeof(trm_dsp_rows_t) == 4 * TRM_DSP_ROW_WORDS, "the row words: 
  * post-indexed LDR; per block and chunk 8 LDR, 16 SXTB16, 2 STM, 2 loop instructions, 10 more per block. One copy
  * for every k length and both weight types, used from n_in = 48: there the unrolled form above costs 1.5-3 KB of
  * code per k length and weight type and saves under 0.003 instruction/MAC. */
-__attribute__((noinline)) static void trm_dsp_widen_blocks(const int8_t *in, uint32_t *act, int full, int n_in) {
+__attribute__((noinline)) static void trm_linear_widen_s8_dsp(const int8_t *in, uint32_t *act, int full, int n_in) {
   register const int8_t *end __asm__("r0") = in + (size_t)full * n_in;
   register const int8_t *p0 __asm__("r4") = in, *p1 __asm__("r10") = in + n_in;
   register const int8_t *p2 __asm__("r11") = in + 2 * n_in, *p3 __asm__("r12") = in + 3 * n_in;
