@@ -223,10 +223,12 @@ STEPS: tuple[Step, ...] = tuple(
              "commit d3bb107 message; results.json rows (boards, artifacts, kernels, inferences)"),
         Step("bench:whole-inference-ecg",
              ("python -m trm_tvm.bench --boards cortex-m4,cortex-m55 --artifacts artifacts/ecg_w8a8.npz,"
-              "artifacts/ecg_w4a8.npz --kernels reference,handwritten,tvm --modes fixed --limit 1 --profile "
+              "artifacts/ecg_w4a8.npz,artifacts/ecg_w8a8_s32.npz,artifacts/ecg_w4a8_s32.npz --kernels "
+              "reference,handwritten,tvm --modes fixed --limit 1 --profile "
               "--out reports/kernels/handwritten/whole-inference-ecg",),
              (f"{WHOLE_ECG}/results.json", f"{WHOLE_ECG}/summary.md"),
-             ("artifacts/ecg_w8a8.npz", "artifacts/ecg_w4a8.npz"),
+             ("artifacts/ecg_w8a8.npz", "artifacts/ecg_w4a8.npz", "artifacts/ecg_w8a8_s32.npz",
+              "artifacts/ecg_w4a8_s32.npz"),
              "reports/kernels/handwritten/README.md; results.json rows (boards, artifacts, kernels, inferences)"),
         Step("bench:whole-inference",
              ("python -m trm_tvm.bench --boards cortex-m4,cortex-m55 --artifacts " + ",".join(WHOLE_ARTS)
