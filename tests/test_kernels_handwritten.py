@@ -208,6 +208,9 @@ def test_backend_picks_variant_by_board():
     assert handwritten.scratch_bytes("linear_s8", load_board("cortex-m55"), 17, 48, 96) == 4 * 20 + 3
     assert handwritten.scratch_bytes("linear_s4", load_board("cortex-m55"), 17, 48, 96) == 2 * 48 + 3  # unpacked rows
     assert handwritten.scratch_bytes("linear_s4", load_board("cortex-m55"), 33, 48, 96) == 4 * 36 + 3  # the sums
+    assert handwritten.unrolled_defines([("linear_s4", 16), ("linear_s4", 64), ("linear_s8", 40), ("linear_s8", 112)],
+                                        load_board("cortex-m55")) == {"TRM_HW_S8_KS": 0, "TRM_HW_S4_KS": 0b10010}
+    assert handwritten.unrolled_defines([("linear_s8", 16)], load_board("gap9")) == {}   # no DSP: the ref kernels
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -216,6 +219,23 @@ def test_linear_tile_k_lengths(lib, variant, packed_s4):
     """The mve 4-token x 2-channel tile's k lengths (16..96, one asm loop each on the core): token tails, odd
     channel counts, pairs falling back to the rolled code (a shift < 32 or M = INT32_MIN in the pair), shifts 32
     and 62, extreme activations and weights, no bias."""
+    check_k_lengths(lib, variant, packed_s4)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("packed_s4", [False, True], ids=["s8", "s4"])
+def test_linear_k_lengths_a_build_did_not_unroll(variant, packed_s4):
+    """A model's build unrolls only its k lengths (TRM_HW_S8_KS / TRM_HW_S4_KS, handwritten.unrolled_defines):
+    the others take the rolled loops and stay bit-exact. Here s8 unrolls n_in = 32 only, s4 96 only."""
+    defines = handwritten.unrolled_defines([("linear_s8", 32), ("linear_s4", 96)], load_board("cortex-m4"))
+    assert defines == {"TRM_HW_S8_KS": 1 << 2, "TRM_HW_S4_KS": 1 << 6}
+    srcs = [handwritten.HANDWRITTEN_DIR / s for s in handwritten.SOURCES.values()] + REF_SOURCES
+    lib = build_shared([*srcs, handwritten.HANDWRITTEN_DIR / handwritten.OPS_SOURCE],
+                       [KERNELS_DIR, handwritten.HANDWRITTEN_DIR], [f"-D{k}={v}" for k, v in defines.items()])
+    check_k_lengths(lib, variant, packed_s4)
+
+
+def check_k_lengths(lib, variant, packed_s4):
     rng = np.random.default_rng(140 + 2 * packed_s4 + (variant == "mve"))
     i = 0
     for n_in in (16, 32, 48, 64, 80, 96):

@@ -10,6 +10,9 @@ element-wise kernels (add_s8/s32, mul, lut: dsp or mve; rmsnorm: dsp; own seed) 
 regenerates each case and compares with trm_tvm.quant.spec. (2) The kernels linked into a project firmware, through
 the project template's RPC SELF_TEST (shared PRNG, CRC against the spec): the production path.
 """
+import json
+import re
+
 import numpy as np
 import pytest
 
@@ -107,3 +110,10 @@ def test_full_model_with_handwritten_kernels_bit_exact(board, bits, multipliers,
     assert s["checked"] == 4 and s["all_bit_exact"], [i["mismatch"] for i in r["inferences"] if not i["bit_exact"]]
     model_c = (tmp_path / "work" / "build" / "model" / "trm_model.c").read_text()
     assert f"trm_linear_s{bits}_{'mve' if board == 'cortex-m55' else 'dsp'}(" in model_c
+    # the build unrolls exactly the k lengths (n_in, 8th argument) of the model's linear calls, for its dtype only
+    n_ins = {int(args.split(",")[7]) for args in re.findall(r"trm_linear_s\d_(?:dsp|mve)\(([^;]*)\);", model_c)}
+    want = sum(1 << (n // 16) for n in n_ins if n % 16 == 0 and n <= 96)
+    defines = json.loads((tmp_path / "work" / "build" / "build.json").read_text())["defines"]
+    assert (defines[f"TRM_HW_S{bits}_KS"], defines[f"TRM_HW_S{12 - bits}_KS"]) == (want, 0), n_ins
+    if multipliers == "shift32":
+        assert n_ins >= {16, 32, 64} and want & (1 << 3 | 1 << 6) == 0   # 48 and 96 fall to the rolled loops

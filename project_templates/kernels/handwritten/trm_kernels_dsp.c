@@ -452,8 +452,11 @@ TRM_INLINE uint32_t *trm_align4(void *p) { return (uint32_t *)(((uintptr_t)p + 3
       }                                                                                                       \
     }                                                                                                         \
   } while (0)
-#define TRM_DSP_ROWS_CASE(CH, dtype, ROW_BYTES, DOT_SHIFT) \
-  case CH: TRM_DSP_ROWS(8 * CH, CH, 1, dtype, ROW_BYTES, DOT_SHIFT); break;
+#define TRM_DSP_ROWS_CASE(CH, dtype, ROW_BYTES, DOT_SHIFT)                                                    \
+  case CH:                                                                                                    \
+    if (!TRM_HW_UNROLLED(dtype, 8 * CH)) goto rolled; /* a length the build did not ask for */               \
+    TRM_DSP_ROWS(8 * CH, CH, 1, dtype, ROW_BYTES, DOT_SHIFT);                                                 \
+    break;
 
 #define TRM_DSP_LINEAR(dtype, wtype, ROW_BYTES, DOT_SHIFT)                                                      \
   void trm_linear_##dtype##_dsp(const int8_t *in, const wtype *w, const int32_t *bias, const int32_t *mult,     \
@@ -467,7 +470,7 @@ TRM_INLINE uint32_t *trm_align4(void *p) { return (uint32_t *)(((uintptr_t)p + 3
       TRM_DSP_ROWS_CASE(6, dtype, ROW_BYTES, DOT_SHIFT)                                                       \
       TRM_DSP_ROWS_CASE(8, dtype, ROW_BYTES, DOT_SHIFT)                                                       \
       TRM_DSP_ROWS_CASE(12, dtype, ROW_BYTES, DOT_SHIFT)                                                      \
-      default: TRM_DSP_ROWS(n_in, chunks, 0, dtype, ROW_BYTES, DOT_SHIFT); break;                             \
+      default: rolled: TRM_DSP_ROWS(n_in, chunks, 0, dtype, ROW_BYTES, DOT_SHIFT); break;                     \
     }                                                                                                         \
   }
 

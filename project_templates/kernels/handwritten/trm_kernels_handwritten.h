@@ -6,6 +6,19 @@
 #define TRM_KERNELS_HANDWRITTEN_H
 #include "trm_kernels.h"
 
+/* The k lengths (n_in = 16, 32, ..., 96) with an unrolled linear instance: bit n_in / 16 of TRM_HW_S8_KS /
+ * TRM_HW_S4_KS. A model's build sets them to the lengths its linear calls use (build.json "defines"); any other
+ * length takes the rolled loops, so a clear bit costs speed, never exactness. Undefined: every instance. */
+#ifndef TRM_HW_S8_KS
+#define TRM_HW_S8_KS 0x7e
+#endif
+#ifndef TRM_HW_S4_KS
+#define TRM_HW_S4_KS 0x7e
+#endif
+#define TRM_HW_KS_s8 TRM_HW_S8_KS
+#define TRM_HW_KS_s4 TRM_HW_S4_KS
+#define TRM_HW_UNROLLED(dtype, n_in) ((TRM_HW_KS_##dtype >> ((n_in) / 16)) & 1) /* dtype: s8 | s4 */
+
 TRM_DECLARE_KERNELS(dsp)
 TRM_DECLARE_KERNELS(mve)
 

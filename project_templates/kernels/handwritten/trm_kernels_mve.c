@@ -399,6 +399,11 @@ __attribute__((noinline)) static void trm_linear_mve_column(const int8_t *in, co
   trm_mve_requant_column(acc, bias ? bias[o] : 0, mult, shift, o, out, t1 - t0, n_out);
 }
 
+/* the build's unrolled instances (TRM_HW_UNROLLED); packed_s4 is a constant after inlining */
+TRM_INLINE int trm_mve_unrolled(int packed_s4, int n_in) {
+  return packed_s4 ? TRM_HW_UNROLLED(s4, n_in) : TRM_HW_UNROLLED(s8, n_in);
+}
+
 /* Tokens [0, 4*blocks) of every channel pair, n_in = 16*ch (ch a literal after inlining): the tile over runs
  * of pairs whose channels all allow it (every pair, normally: one vector check), the rolled code for the others */
 TRM_INLINE void trm_mve_pairs(const int8_t *in, const uint8_t *w, int packed_s4, int ch, const int32_t *bias,
@@ -420,8 +425,11 @@ TRM_INLINE void trm_mve_pairs(const int8_t *in, const uint8_t *w, int packed_s4,
   }
 }
 
-#define TRM_MVE_PAIRS_CASE(CH) \
-  case CH: trm_mve_pairs(in, w, packed_s4, CH, bias, mult, shift, out, n_out, paired, blocks, acc); break;
+#define TRM_MVE_PAIRS_CASE(CH)                                                                             \
+  case CH:                                                                                                 \
+    if (!trm_mve_unrolled(packed_s4, 16 * CH)) blocks = 0; /* a length the build did not ask for: rolled */ \
+    else trm_mve_pairs(in, w, packed_s4, CH, bias, mult, shift, out, n_out, paired, blocks, acc);          \
+    break;
 
 /* n_ch channels (of a row of n_out outputs) from w, bias, mult, shift, out: the 4 x 2 tile over the 4-token
  * blocks of n_in = 16..96 (multiples of 16), the rolled code for the rest (token tail, odd last channel, other
@@ -456,7 +464,8 @@ TRM_INLINE void trm_mve_linear(const int8_t *in, const uint8_t *w, int packed_s4
   size_t row_bytes = packed_s4 ? (size_t)(n_in + 1) / 2 : (size_t)n_in;
   int32_t *acc = (int32_t *)(((uintptr_t)scratch + 3) & ~(uintptr_t)3);
   int quads = 0;
-  if (n_in == 16 && tokens >= 2 && n_out >= 4 && trm_mve_rq_ok(mult, shift, n_out & ~3)) {
+  if (n_in == 16 && trm_mve_unrolled(packed_s4, 16) && tokens >= 2 && n_out >= 4 &&
+      trm_mve_rq_ok(mult, shift, n_out & ~3)) {
     quads = n_out & ~3;
     trm_mve_quads(in, w, packed_s4, bias, mult, shift, out, tokens / 2, n_out, quads);
     for (int o = 0; o < quads && tokens % 2; o++)

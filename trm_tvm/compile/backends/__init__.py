@@ -36,6 +36,12 @@ class HandwrittenBackend(ReferenceBackend):
     def headers(self) -> list[str]:
         return ["trm_kernels.h"] + [p.name for p in self.hw.headers(self.board) if p.name.startswith("trm_kernels")]
 
+    def defines(self, sections: dict[str, list[Op]]) -> dict[str, int]:
+        """C defines of the model library: only the linear k lengths the model calls are unrolled."""
+        return self.hw.unrolled_defines([(f"linear_s{op.node.get('bits', 8)}", op.node["n_in"])
+                                         for ops in sections.values() for op in ops if op.kind == "linear"],
+                                        self.board)
+
     def files(self) -> dict[str, str]:
         files = super().files()
         for path in self.hw.sources(self.board) + self.hw.headers(self.board):

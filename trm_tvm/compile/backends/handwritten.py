@@ -7,6 +7,7 @@ Helium.
 The other ops (transpose, pooling, heads, ...) use their `ref` kernels (trm_kernels.h), and a board without DSP
 gets the reference kernels throughout. The executor calls `kernel(op, board)` and reserves `scratch_bytes(...)` of arena
 for each call (the C function `trm_linear_<variant>_scratch_bytes` computes the same number; a test checks it).
+`unrolled_defines` gives the build's defines that link only the unrolled linear instances the model calls.
 """
 from __future__ import annotations
 
@@ -54,6 +55,20 @@ def sources(board: Board) -> list[Path]:
 
 def headers(board: Board) -> list[Path]:
     return [HANDWRITTEN_DIR / h for h in HEADERS] if variant(board) in SOURCES else []
+
+
+def unrolled_defines(linears: list[tuple[str, int]], board: Board) -> dict[str, int]:
+    """The build's `defines` that compile only the unrolled linear instances the model calls: TRM_HW_<DTYPE>_KS, bit
+    n_in / 16 per k length (16..96, multiples of 16) of that dtype's calls (`linears`: (op, n_in) pairs such as
+    ('linear_s8', 64)). Other lengths take the rolled loops; without these defines every instance is compiled
+    (the self-test and bench firmware, the host tests)."""
+    if variant(board) not in SOURCES:
+        return {}
+    masks = {"s8": 0, "s4": 0}
+    for op, n_in in linears:
+        if n_in % 16 == 0 and 16 <= n_in <= 96:
+            masks[op.split("_")[1]] |= 1 << (n_in // 16)
+    return {f"TRM_HW_{dtype.upper()}_KS": mask for dtype, mask in masks.items()}
 
 
 def pad16(n: int) -> int:
