@@ -72,3 +72,7 @@ class ReferenceBackend:
 
     def headers(self) -> list[str]:
         return ["trm_kernels.h"]
+
+    def defines(self, sections: dict[str, list[Op]]) -> dict[str, int]:
+        """C defines the model library needs beyond the driver's own (none here)."""
+        return {}

@@ -115,3 +115,7 @@ class TVMBackend:
 
     def headers(self) -> list[str]:
         return ["trm_kernels.h"]
+
+    def defines(self, sections: dict[str, list[Op]]) -> dict[str, int]:
+        """C defines the model library needs beyond the driver's own (none here)."""
+        return {}
