@@ -203,7 +203,8 @@ def test_backend_picks_variant_by_board():
     m4 = load_board("cortex-m4")
     assert handwritten.kernel("linear_s8", m4) == "trm_linear_s8_dsp"
     assert handwritten.kernel("rmsnorm_s32", m4) == "trm_rmsnorm_s32_dsp"
-    assert handwritten.kernel("transpose_s8", m4) == "trm_transpose_s8_ref"
+    assert handwritten.kernel("transpose_s8", m4) == "trm_transpose_s8_dsp"   # the dsp variant (trm_ops_dsp.c)
+    assert handwritten.kernel("mean_pool_s8", m4) == "trm_mean_pool_s8_ref"
     assert handwritten.scratch_bytes("linear_s8", m4, 16, 48, 96) == 2 * 48 * 17 + 4 * 14 + 4 + 3
     assert handwritten.scratch_bytes("linear_s8", load_board("cortex-m55"), 17, 48, 96) == 4 * 20 + 3
     assert handwritten.scratch_bytes("linear_s4", load_board("cortex-m55"), 17, 48, 96) == 2 * 48 + 3  # unpacked rows

@@ -1,5 +1,5 @@
-"""The hand-written element-wise kernels on the host, 0 LSB: dsp (handwritten/trm_ops_dsp.c) and mve (the add, mul
-and LUT of handwritten/trm_kernels_mve.c).
+"""The hand-written element-wise kernels on the host, 0 LSB: dsp (handwritten/trm_ops_dsp.c, also the token-mixing
+transpose) and mve (the add, mul, LUT and RMSNorm of handwritten/trm_kernels_mve.c).
 
 The SAME C source as on the boards with the DSP instructions emulated in plain C (trm_simd.h). Each op runs
 >= 1000 random vectors (kernel_cases: odd lengths, extreme inputs, saturation, rounding ties, every requantisation
@@ -91,6 +91,13 @@ def run_rmsnorm(lib, variant, r, eps, mult, shift, offset):
     return b.result().reshape(r.shape)
 
 
+def run_transpose(lib, variant, a, in_offset, out_offset):
+    bi, bo = Buffers(in_offset), Buffers(out_offset)
+    rows, cols = a.shape
+    getattr(lib, f"trm_transpose_s8_{variant}")(bi.inp(a), bo.out(a.size, np.int8), rows, cols)
+    return bo.result().reshape(cols, rows)
+
+
 def length(rng) -> int:
     """odd lengths around the 4-element blocks, and the model's 768 / 1536"""
     return int(rng.choice([int(rng.integers(1, 70)), 768, 1536], p=[0.9, 0.05, 0.05]))
@@ -179,13 +186,42 @@ def test_rmsnorm_every_bit_length(lib, variant):
                                               spec.rmsnorm_s32(r, eps, mult, sh), err_msg=f"2^{p} dim {dim}")
 
 
+MODEL_TRANSPOSES = [(16, 48), (48, 16), (32, 48), (48, 32)]   # (rows, cols) of the ECG model's token mixing
+
+
+def test_transpose(lib):
+    """Random shapes 1..70 x 1..70 (every rows % 4 and cols % 4 tail) and the model's four, input and output each
+    0-3 bytes past an aligned address (independently)."""
+    rng = np.random.default_rng(240)
+    for i in range(N):
+        rows, cols = (MODEL_TRANSPOSES[i // 10 % 4] if i % 10 == 0
+                      else (int(rng.integers(1, 71)), int(rng.integers(1, 71))))
+        a = int8(rng, (rows, cols), rng.random() < 0.1)
+        got = run_transpose(lib, "dsp", a, i % 4, i // 4 % 4)
+        np.testing.assert_array_equal(got, spec.transpose_s8(a), err_msg=f"case {i} {rows}x{cols}")
+        np.testing.assert_array_equal(got, run_transpose(lib, "ref", a, 0, 0))
+
+
+def test_transpose_every_small_shape(lib):
+    """Every shape up to 9 x 9 at every pair of offsets: each block / tail combination."""
+    rng = np.random.default_rng(241)
+    for rows in range(1, 10):
+        for cols in range(1, 10):
+            for off in range(16):
+                a = int8(rng, (rows, cols))
+                np.testing.assert_array_equal(run_transpose(lib, "dsp", a, off % 4, off // 4), a.T,
+                                              err_msg=f"{rows}x{cols} offsets {off % 4}, {off // 4}")
+
+
 def test_backend_swaps_in_the_element_wise_kernels():
     m4, m55 = load_board("cortex-m4"), load_board("cortex-m55")
     assert handwritten.kernel("mul_s8", m4) == "trm_mul_s8_dsp" and handwritten.kernel("mul_s8", m55) == "trm_mul_s8_mve"
     assert handwritten.kernel("rmsnorm_s32", m4) == "trm_rmsnorm_s32_dsp"
     assert handwritten.kernel("rmsnorm_s32", m55) == "trm_rmsnorm_s32_mve"
-    for board in (m4, m55):
-        assert handwritten.kernel("transpose_s8", board) == "trm_transpose_s8_ref"
+    for board in (m4, m55):  # the transpose has a dsp variant only: the M55 runs it too
+        assert handwritten.kernel("transpose_s8", board) == "trm_transpose_s8_dsp"
+        assert handwritten.kernel("mean_pool_s8", board) == "trm_mean_pool_s8_ref"
         assert handwritten.OPS_SOURCE in [p.name for p in handwritten.sources(board)]
         stmt = handwritten.rename_calls("trm_lut_s8_ref(a, t, o, 8); trm_transpose_s8_ref(a, o, 2, 4);", board)
-        assert stmt == f"{handwritten.kernel('lut_s8', board)}(a, t, o, 8); trm_transpose_s8_ref(a, o, 2, 4);"
+        assert stmt == f"{handwritten.kernel('lut_s8', board)}(a, t, o, 8); trm_transpose_s8_dsp(a, o, 2, 4);"
+    assert handwritten.kernel("transpose_s8", load_board("gap9")) == "trm_transpose_s8_ref"  # no DSP extension

@@ -6,9 +6,10 @@ unrolled lengths 16-96) x 1-20 outputs (every blocking tail; a third of the call
 encoded at sh = 32: the dsp asm's SMMULR runs), extreme inputs, rounding ties, negative multipliers, shifts < 32,
 odd n_in for s4, buffers
 offset 0-3 bytes -- runs the hand-written kernel and its ref twin, s8 and packed s4, then 1000 cases of the
-element-wise kernels (add_s8/s32, mul, lut: dsp or mve; rmsnorm: dsp; own seed) beside their ref twins, and prints CRC-32s; the host
-regenerates each case and compares with trm_tvm.quant.spec. (2) The kernels linked into a project firmware, through
-the project template's RPC SELF_TEST (shared PRNG, CRC against the spec): the production path.
+element-wise kernels (add_s8/s32, mul, lut, rmsnorm: dsp or mve; transpose: dsp on both, up to 48 x 48 with
+sentinels around its output; own seed) beside their ref twins, and prints CRC-32s; the host regenerates each case
+and compares with trm_tvm.quant.spec. (2) The kernels linked into a project firmware, through the project template's
+RPC SELF_TEST (shared PRNG, CRC against the spec): the production path.
 """
 import json
 import re
@@ -34,7 +35,7 @@ def test_selftest_bit_exact_on_device(board, tmp_path):
     res = hb.check_selftest(out, CASES)
     assert res["mismatches"] == [], res["mismatches"][:10]
     assert res["saturated_outputs"] > 1000  # the saturation edges were exercised
-    ops = hb.check_ops_selftest(out, CASES)  # add_s8/s32, mul, lut, rmsnorm: dsp and ref on the same vectors
+    ops = hb.check_ops_selftest(out, CASES)  # add_s8/s32, mul, lut, rmsnorm, transpose: hw and ref, same vectors
     assert ops["mismatches"] == [], ops["mismatches"][:10]
     assert ops["saturated_outputs"] > 1000
 

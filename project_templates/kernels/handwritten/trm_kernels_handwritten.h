@@ -29,6 +29,8 @@ void trm_mul_s8_dsp(const int8_t *a, const int8_t *b, int32_t mult, int32_t shif
 void trm_lut_s8_dsp(const int8_t *in, const int8_t *table, int8_t *out, int len);
 void trm_rmsnorm_s32_dsp(const int32_t *in, int64_t eps, const int32_t *mult, const int32_t *shift, int8_t *out,
                          int tokens, int dim);
+/* out[c*rows + r] = in[r*cols + c] (token mixing), 4 x 4 byte blocks */
+void trm_transpose_s8_dsp(const int8_t *in, int8_t *out, int rows, int cols);
 /* RMSNorm steps 2-3 of one token (ss > 0): returns b = bit_length(isqrt(ss)), *inv = 2^(b+29) / isqrt(ss) */
 int trm_rmsnorm_scale(int64_t ss, int32_t *inv);
 

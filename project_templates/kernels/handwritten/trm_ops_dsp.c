@@ -1,6 +1,7 @@
 /* Hand-written element-wise kernels for cores with the Arm DSP extension (Cortex-M4/M7/M33 and the Cortex-M55,
- * which has it beside Helium): the residual add, the SwiGLU product, the LUT activation and the per-element part
- * of RMSNorm. Exactly docs/integer-spec.md, like their ref twins in ../reference/trm_kernels_ref.c.
+ * which has it beside Helium): the residual add, the SwiGLU product, the LUT activation, the per-element part of
+ * RMSNorm and the token-mixing transpose. Exactly docs/integer-spec.md, like their ref twins in
+ * ../reference/trm_kernels_ref.c.
  *
  * Four elements per turn from one word of each int8 operand: SXTB16 splits a word into (e0,e2) and (e1,e3)
  * halfword pairs, so two int8 operands become SMLAD/SMULBB operands without a byte load per element; the
@@ -96,6 +97,44 @@ void trm_lut_s8_dsp(const int8_t *in, const int8_t *table, int8_t *out, int len)
     __builtin_memcpy(out + i, &y, 4);
   }
   for (; i < len; i++) out[i] = table[in[i] + 128];
+}
+
+/* ---- transpose: out[c*rows + r] = in[r*cols + c], the token mixing ----------------------------------------- */
+
+TRM_INLINE void trm_write_u32(int8_t *p, uint32_t v) { __builtin_memcpy(p, &v, 4); } /* one STR, any alignment */
+
+/* swap byte 1 of *lo with byte 0 of *hi and byte 3 of *lo with byte 2 of *hi (a 2 x 2 byte transpose in each
+ * halfword pair): 4 instructions, the shifts ride on the EORs */
+TRM_INLINE void trm_swap_bytes_2x2(uint32_t *lo, uint32_t *hi) {
+  uint32_t x = (*lo ^ *hi << 8) & 0xFF00FF00u;
+  *lo ^= x, *hi ^= x >> 8;
+}
+
+/* the 4 x 4 block at in (row stride cols) to out (row stride rows) in 4 word loads and 4 word stores instead of 16
+ * byte moves: PKHBT/PKHTB transpose the 2 x 2 halfwords of rows 0/2 and 1/3, then the bytes inside each halfword
+ * pair swap; aij = byte j of row i */
+TRM_INLINE void trm_transpose4x4(const int8_t *in, int cols, int8_t *out, int rows) {
+  uint32_t a0 = trm_read_u32(in), a1 = trm_read_u32(in + cols), a2 = trm_read_u32(in + 2 * cols),
+           a3 = trm_read_u32(in + 3 * cols);
+  uint32_t t0 = trm_pkhbt16(a0, a2), t1 = trm_pkhbt16(a1, a3); /* a00 a01 a20 a21, a10 a11 a30 a31 */
+  uint32_t t2 = trm_pkhtb16(a2, a0), t3 = trm_pkhtb16(a3, a1); /* a02 a03 a22 a23, a12 a13 a32 a33 */
+  trm_swap_bytes_2x2(&t0, &t1);                                /* a00 a10 a20 a30, a01 a11 a21 a31 */
+  trm_swap_bytes_2x2(&t2, &t3);
+  trm_write_u32(out, t0);
+  trm_write_u32(out + rows, t1);
+  trm_write_u32(out + 2 * rows, t2);
+  trm_write_u32(out + 3 * rows, t3);
+}
+
+void trm_transpose_s8_dsp(const int8_t *in, int8_t *out, int rows, int cols) {
+  int rows4 = rows & ~3, cols4 = cols & ~3;
+  for (int r = 0; r < rows4; r += 4)
+    for (int c = 0; c < cols4; c += 4)
+      trm_transpose4x4(in + (size_t)r * cols + c, cols, out + (size_t)c * rows + r, rows);
+  for (int c = cols4; c < cols; c++) /* the last cols % 4 columns of the blocks' rows */
+    for (int r = 0; r < rows4; r++) out[(size_t)c * rows + r] = in[(size_t)r * cols + c];
+  for (int r = rows4; r < rows; r++) /* the last rows % 4 rows */
+    for (int c = 0; c < cols; c++) out[(size_t)c * rows + r] = in[(size_t)r * cols + c];
 }
 
 /* ---- rmsnorm ----------------------------------------------------------------------------------------------- */

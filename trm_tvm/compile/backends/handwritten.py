@@ -3,8 +3,8 @@
 The kernels live in project_templates/kernels/handwritten/ (docs/kernels.md): linear layers in `dsp` variants for
 cores with the Arm DSP extension (Cortex-M4/M7/M33) and `mve` variants for Helium (Cortex-M55); the element-wise
 ops (add, mul, LUT, RMSNorm) in `dsp` variants on every core with the DSP extension and in `mve` variants on
-Helium.
-The other ops (transpose, pooling, heads, ...) use their `ref` kernels (trm_kernels.h), and a board without DSP
+Helium; the token-mixing transpose in a `dsp` variant on every core with the DSP extension (the M55 too).
+The other ops (pooling, heads, ...) use their `ref` kernels (trm_kernels.h), and a board without DSP
 gets the reference kernels throughout. The executor calls `kernel(op, board)` and reserves `scratch_bytes(...)` of arena
 for each call (the C function `trm_linear_<variant>_scratch_bytes` computes the same number; a test checks it).
 `unrolled_defines` gives the build's defines that link only the unrolled linear instances the model calls.
@@ -22,8 +22,8 @@ HEADERS = ["trm_kernels_handwritten.h", "trm_requant.h", "trm_simd.h"]
 SOURCES = {"dsp": "trm_kernels_dsp.c", "mve": "trm_kernels_mve.c"}
 OPS_SOURCE = "trm_ops_dsp.c"       # the element-wise ops, on every core with the DSP extension
 OPS = ("linear_s8", "linear_s4")   # ops with a dsp / mve variant per board
-DSP_OPS = ("add_s8", "add_s32", "mul_s8", "lut_s8", "rmsnorm_s32")   # ops with a dsp variant; others use ref
-MVE_OPS = DSP_OPS                                                    # all of them have an mve variant too
+MVE_OPS = ("add_s8", "add_s32", "mul_s8", "lut_s8", "rmsnorm_s32")   # ops with an mve variant
+DSP_OPS = MVE_OPS + ("transpose_s8",)                                # ops with a dsp variant; others use ref
 
 
 def variant(board: Board) -> str:

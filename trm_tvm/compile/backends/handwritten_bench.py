@@ -176,11 +176,13 @@ def check_selftest(output: str, cases: int, seed: int = SEED) -> dict:
 
 
 OPS_SEED = 0x0B5EED  # TRM_OPS_SEED of selftest/main.c
+MODEL_TRANSPOSES = [(16, 48), (48, 16), (32, 48), (48, 32)]   # (rows, cols) of the ECG model's token mixing
 
 
 def ops_case(rng: Prng, i: int):
     """One element-wise case of selftest/main.c (ops_case), draw for draw; returns the spec's outputs in the order
-    of the O line: add_s8, add_s32, mul, lut, rmsnorm."""
+    of the O line: add_s8, add_s32, mul, lut, rmsnorm, transpose (its output buffer's bytes: the offset's sentinels
+    before it, the transposed matrix, 4 sentinels after)."""
     n, n_in, extreme = rng.range(1, 70), rng.range(2, 3), rng.range(0, 7) == 0
     x = [np.array([rng.value(extreme, -128, 127) for _ in range(n)], np.int64) for _ in range(3)]
     m = np.array([rng.range(0, (1 << 15) - 1) for _ in range(3)], np.int64)
@@ -200,17 +202,24 @@ def ops_case(rng: Prng, i: int):
             shift_r[k] = rng.range(33, 44)
     else:
         mult_r, shift_r = rng.requant(dim, 36 + rng.range(0, 6))
+    model_shape, which = rng.range(0, 7) == 0, rng.range(0, 3)
+    rows, cols = MODEL_TRANSPOSES[which] if model_shape else (rng.range(1, 48), rng.range(1, 48))
+    out_off = rng.range(0, 3)
+    t = np.array([rng.value(extreme, -128, 127) for _ in range(rows * cols)], np.int64).astype(np.int8)
+    sentinels = bytes([0x5A])
+    t_out = sentinels * out_off + spec.transpose_s8(t.reshape(rows, cols)).tobytes() + sentinels * 4
     return [spec.add_s8(x[:n_in], m[:n_in], s).astype(np.int8), spec.add_s32(x[:n_in], m[:n_in]).astype(np.int32),
             spec.mul_s8(x[0], x[1], mult, shift).astype(np.int8), spec.lut_s8(x[0], table),
-            spec.rmsnorm_s32(r.reshape(tokens, dim), eps, mult_r, shift_r).astype(np.int8)]
+            spec.rmsnorm_s32(r.reshape(tokens, dim), eps, mult_r, shift_r).astype(np.int8),
+            np.frombuffer(t_out, np.uint8)]
 
 
-OPS = ("add_s8", "add_s32", "mul_s8", "lut_s8", "rmsnorm_s32")
+OPS = ("add_s8", "add_s32", "mul_s8", "lut_s8", "rmsnorm_s32", "transpose_s8")
 
 
 def check_ops_selftest(output: str, cases: int, seed: int = SEED) -> dict:
-    """The element-wise O lines: the board's hand-written kernel's (dsp, or mve for add/mul/LUT on Helium) and the
-    ref twin's CRC of each op against the spec's."""
+    """The element-wise O lines: the board's hand-written kernel's (dsp, or mve for add/mul/LUT/RMSNorm on Helium;
+    the transpose is dsp on both) and the ref twin's CRC of each op against the spec's."""
     lines = [ln.split() for ln in output.splitlines() if ln.startswith("O ")]
     if len(lines) != cases:
         raise AssertionError(f"expected {cases} op case lines, got {len(lines)}")
@@ -221,11 +230,13 @@ def check_ops_selftest(output: str, cases: int, seed: int = SEED) -> dict:
         saturated += sum(int(np.isin(w, [-128, 127]).sum()) for w in want if w.dtype == np.int8)
         crcs = [zlib.crc32(w.tobytes()) for w in want]
         got = [int(x, 16) for x in fields[1:]]
+        if len(got) != 1 + 2 * len(OPS):
+            raise AssertionError(f"op case {i}: {len(got)} fields, expected {1 + 2 * len(OPS)}")
         if got[0] != i:
             bad.append(f"case {i}: line {got[0]}")
         for k, name in enumerate(OPS):
             for j, variant in enumerate(("hw", "ref")):
-                if got[1 + 5 * j + k] != crcs[k]:
+                if got[1 + len(OPS) * j + k] != crcs[k]:
                     bad.append(f"case {i} {name}_{variant}")
     return {"cases": cases, "mismatches": bad, "saturated_outputs": saturated}
 

@@ -125,21 +125,27 @@ static uint32_t run_s4(linear_s4_fn fn, const int8_t *a, const uint8_t *w, int8_
 #define MAX_DIM 60
 static int8_t x_buf[3][MAX_N + 4], table_buf[256 + 4], o8_buf[3 * MAX_DIM + 4];
 static int32_t o32[MAX_N], r_buf[3 * MAX_DIM], m_add[3], mult_r[MAX_DIM], shift_r[MAX_DIM];
+/* the transpose: up to 48 x 48 (the model's 16/32 x 48 and back), input and output offsets drawn apart */
+#define MAX_T_SIDE 48
+static const int model_transposes[4][2] = {{16, 48}, {48, 16}, {32, 48}, {48, 32}};
+static int8_t t_in_buf[MAX_T_SIDE * MAX_T_SIDE + 4], t_out_buf[MAX_T_SIDE * MAX_T_SIDE + 8];
+static int t_rows, t_cols, t_in_off, t_out_off;
 
 typedef void (*add_s8_fn)(const int8_t *const *, const int32_t *, int, int32_t, int8_t *, int);
 typedef void (*add_s32_fn)(const int8_t *const *, const int32_t *, int, int32_t *, int);
 typedef void (*mul_fn)(const int8_t *, const int8_t *, int32_t, int32_t, int8_t *, int);
 typedef void (*lut_fn)(const int8_t *, const int8_t *, int8_t *, int);
 typedef void (*rms_fn)(const int32_t *, int64_t, const int32_t *, const int32_t *, int8_t *, int, int);
+typedef void (*transpose_fn)(const int8_t *, int8_t *, int, int);
 
 static void clear(int8_t *o, int n) {
   for (int k = 0; k < n; k++) o[k] = 0x5A;
 }
 
-/* one case: CRCs of add_s8, add_s32, mul, lut, rmsnorm of one variant on the same vectors */
-static void run_ops(add_s8_fn add8, add_s32_fn add32, mul_fn mul, lut_fn lut, rms_fn rms, const int8_t *const *x,
-                    int n_in, int n, int32_t s, int32_t mult, int32_t shift, int8_t *o, int off, int tokens, int dim,
-                    int64_t eps) {
+/* one case: CRCs of add_s8, add_s32, mul, lut, rmsnorm, transpose of one variant on the same vectors */
+static void run_ops(add_s8_fn add8, add_s32_fn add32, mul_fn mul, lut_fn lut, rms_fn rms, transpose_fn transpose,
+                    const int8_t *const *x, int n_in, int n, int32_t s, int32_t mult, int32_t shift, int8_t *o, int off,
+                    int tokens, int dim, int64_t eps) {
   clear(o, n);
   add8(x, m_add, n_in, s, o, n);
   put_hex(crc32(o, n));
@@ -155,6 +161,11 @@ static void run_ops(add_s8_fn add8, add_s32_fn add32, mul_fn mul, lut_fn lut, rm
   clear(o, tokens * dim);
   rms(r_buf, eps, mult_r, shift_r, o, tokens, dim);
   put_hex(crc32(o, tokens * dim));
+  /* the CRC spans the output offset's bytes before and 4 bytes after it: a stray write changes it */
+  int t_n = t_rows * t_cols;
+  clear(t_out_buf, t_out_off + t_n + 4);
+  transpose(t_in_buf + t_in_off, t_out_buf + t_out_off, t_rows, t_cols);
+  put_hex(crc32(t_out_buf, t_out_off + t_n + 4));
 }
 
 static void ops_case(int i) {
@@ -181,12 +192,18 @@ static void ops_case(int i) {
     }
   else
     requant(mult_r, shift_r, dim, 36 + range(0, 6));
+  int model_shape = range(0, 7) == 0, which = range(0, 3);
+  t_rows = model_shape ? model_transposes[which][0] : range(1, MAX_T_SIDE);
+  t_cols = model_shape ? model_transposes[which][1] : range(1, MAX_T_SIDE);
+  t_in_off = off, t_out_off = range(0, 3);
+  for (int e = 0; e < t_rows * t_cols; e++) t_in_buf[t_in_off + e] = value(extreme, -128, 127);
   put_str("O");
   put_hex((uint32_t)i);
-  run_ops(HW(trm_add_s8_), HW(trm_add_s32_), HW(trm_mul_s8_), HW(trm_lut_s8_), HW(trm_rmsnorm_s32_), x, n_in, n,
-          s, mult, shift, o8_buf + off, off, tokens, dim, eps); /* the board's variants */
-  run_ops(trm_add_s8_ref, trm_add_s32_ref, trm_mul_s8_ref, trm_lut_s8_ref, trm_rmsnorm_s32_ref, x, n_in, n, s,
-          mult, shift, o8_buf + off, off, tokens, dim, eps);
+  /* the board's variants (the transpose has only a dsp one, on the M55 too) */
+  run_ops(HW(trm_add_s8_), HW(trm_add_s32_), HW(trm_mul_s8_), HW(trm_lut_s8_), HW(trm_rmsnorm_s32_),
+          trm_transpose_s8_dsp, x, n_in, n, s, mult, shift, o8_buf + off, off, tokens, dim, eps);
+  run_ops(trm_add_s8_ref, trm_add_s32_ref, trm_mul_s8_ref, trm_lut_s8_ref, trm_rmsnorm_s32_ref, trm_transpose_s8_ref,
+          x, n_in, n, s, mult, shift, o8_buf + off, off, tokens, dim, eps);
   flush();
 }
 
