@@ -705,7 +705,7 @@ def per_op_table(R: Results, path: str) -> str:
     return (f"TVM / hand-written per op family, one fixed-compute inference each (`{path}`, commit "
             f"{res['provenance']['commit'][:7]}): the profile's functions summed per op (`op_family`: TVM names its "
             "kernels by shape, the hand-written back end by variant; ops the hand-written back end leaves to the "
-            "reference kernels, e.g. transpose and the heads, compare TVM with those). Where TVM needs > 5 % more or "
+            "reference kernels, e.g. the heads and mean pooling, compare TVM with those). Where TVM needs > 5 % more or "
             f"fewer cycles (per board, over its artifacts): {where}.\n\n"
             + table(["board", "artifact", "TVM schedule", "whole: instructions", "whole: cycles"] + fams, rows))
 
