@@ -94,14 +94,12 @@ void trm_lut_s8_dsp(const int8_t *in, const int8_t *table, int8_t *out, int len)
     uint32_t x = trm_read_u32(in + i) ^ 0x80808080u;
     uint32_t y = (uint32_t)t[x & 0xFF] | (uint32_t)t[(x >> 8) & 0xFF] << 8 | (uint32_t)t[(x >> 16) & 0xFF] << 16 |
                  (uint32_t)t[x >> 24] << 24;
-    __builtin_memcpy(out + i, &y, 4);
+    trm_write_u32(out + i, y);
   }
   for (; i < len; i++) out[i] = table[in[i] + 128];
 }
 
 /* ---- transpose: out[c*rows + r] = in[r*cols + c], the token mixing ----------------------------------------- */
-
-TRM_INLINE void trm_write_u32(int8_t *p, uint32_t v) { __builtin_memcpy(p, &v, 4); } /* one STR, any alignment */
 
 /* swap byte 1 of *lo with byte 0 of *hi and byte 3 of *lo with byte 2 of *hi (a 2 x 2 byte transpose in each
  * halfword pair): 4 instructions, the shifts ride on the EORs */

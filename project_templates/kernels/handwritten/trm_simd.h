@@ -12,8 +12,10 @@
 
 #define TRM_INLINE static inline __attribute__((always_inline))
 
-/* A word load that may be unaligned: one LDR on cores that allow it (the builtin, also under -ffreestanding). */
+/* A word load / store that may be unaligned: one LDR / STR on cores that allow it (the builtin, also under
+ * -ffreestanding). */
 TRM_INLINE uint32_t trm_read_u32(const void *p) { uint32_t v; __builtin_memcpy(&v, p, 4); return v; }
+TRM_INLINE void trm_write_u32(void *p, uint32_t v) { __builtin_memcpy(p, &v, 4); }
 
 /* ---- DSP extension (32-bit SIMD on halfwords) ------------------------------------------------------------- */
 #if defined(__ARM_FEATURE_DSP)
