@@ -615,9 +615,9 @@ def issue8_targets(rows: list[dict]) -> list[str]:
     groups = list(dict.fromkeys((r["board"], r.get("multipliers", "")) for r in opt))
     out = []
     for board, target in INT8_TARGET.items():
-        for b, enc in groups:
-            s8 = [r for r in opt if (r["board"], r.get("multipliers", "")) == (b, enc) and "_s8_" in r["kernel"]]
-            if b != board or not s8:
+        for enc in (e for b, e in groups if b == board):
+            s8 = [r for r in opt if (r["board"], r.get("multipliers", "")) == (board, enc) and "_s8_" in r["kernel"]]
+            if not s8:
                 continue
             miss = [f"{_shape(r)} ({r['instructions_per_mac']['value']:.2f}, "
                     f"{r['instructions_per_mac']['provenance']})" for r in s8
